@@ -1,0 +1,400 @@
+// The CPU backend: Backend<T> over host memory, with loops the compiler vectorises, a thread
+// pool, Eigen for GEMM (backend/cpu/gemm.hpp) and im2col convolution (conv_pool.hpp).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <numeric>
+#include <type_traits>
+#include <vector>
+
+#include "ligm/backend/backend.hpp"
+#include "ligm/backend/cpu/conv_pool.hpp"
+#include "ligm/backend/cpu/gemm.hpp"
+#include "ligm/backend/cpu/parallel.hpp"
+#include "ligm/backend/cpu/strided_loop.hpp"
+#include "ligm/core/philox.hpp"
+
+namespace ligm::cpu {
+
+class CpuAllocator final : public Allocator {
+ public:
+  static constexpr std::size_t kAlignment = 64;
+  void* allocate(std::size_t bytes) override {
+    const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+    void* p = std::aligned_alloc(kAlignment, rounded);
+    if (!p) throw Error("ligm::empty: out of host memory allocating " + std::to_string(bytes) +
+                        " bytes on cpu");
+    return p;
+  }
+  void deallocate(void* p, std::size_t) override { std::free(p); }
+  void copy_from_host(void* dst, const void* src, std::size_t n) override { std::memcpy(dst, src, n); }
+  void copy_to_host(void* dst, const void* src, std::size_t n) override { std::memcpy(dst, src, n); }
+  void copy_within(void* dst, const void* src, std::size_t n) override { std::memmove(dst, src, n); }
+};
+
+template <class T>
+class CpuBackend final : public Backend<T> {
+ public:
+  Device device() const override { return Device::cpu(); }
+
+  [[noreturn]] static void unsupported(const char* primitive) {
+    fail(primitive, "not supported for dtype ", dtype_name<T>(), " on cpu");
+  }
+
+  // --- elementwise -------------------------------------------------------------------------
+  void fill(Ref<T> dst, T value) override {
+    if (is_contiguous_strides(dst.shape, dst.strides)) {
+      T* d = dst.data;
+      parallel_for(0, dst.numel(), 65536, [&](std::int64_t lo, std::int64_t hi) {
+        std::fill(d + lo, d + hi, value);
+      });
+      return;
+    }
+    strided_for<1>(dst.shape, {&dst.strides}, [&](std::int64_t, auto o) { dst.data[o[0]] = value; });
+  }
+
+  void copy(Ref<const T> src, Ref<T> dst) override {
+    if (is_contiguous_strides(src.shape, src.strides) &&
+        is_contiguous_strides(dst.shape, dst.strides)) {
+      if (src.numel()) std::memmove(dst.data, src.data, src.numel() * sizeof(T));
+      return;
+    }
+    strided_for<2>(dst.shape, {&dst.strides, &src.strides},
+                   [&](std::int64_t, auto o) { dst.data[o[0]] = src.data[o[1]]; });
+  }
+
+  template <class U>
+  void cast_to(Ref<const T> src, Ref<U> dst) {
+    strided_for<2>(dst.shape, {&dst.strides, &src.strides}, [&](std::int64_t, auto o) {
+      dst.data[o[0]] = static_cast<U>(src.data[o[1]]);
+    });
+  }
+  void cast(Ref<const T> s, Ref<float> d) override { cast_to(s, d); }
+  void cast(Ref<const T> s, Ref<double> d) override { cast_to(s, d); }
+  void cast(Ref<const T> s, Ref<std::int64_t> d) override { cast_to(s, d); }
+  void cast(Ref<const T> s, Ref<bool> d) override { cast_to(s, d); }
+
+  void unary(UnaryOp op, UnaryParams p, Ref<const T> x, Ref<T> y) override {
+    if constexpr (is_floating_v<T> || std::is_same_v<T, std::int64_t>) {
+      if constexpr (!is_floating_v<T>) {
+        if (op != UnaryOp::Neg && op != UnaryOp::Abs && op != UnaryOp::Sign &&
+            op != UnaryOp::Relu && op != UnaryOp::Clamp)
+          unsupported("unary");
+      }
+      if (is_contiguous_strides(x.shape, x.strides) && is_contiguous_strides(y.shape, y.strides)) {
+        const T* xs = x.data;
+        T* ys = y.data;
+        parallel_for(0, x.numel(), 16384, [&](std::int64_t lo, std::int64_t hi) {
+          for (std::int64_t i = lo; i < hi; ++i) ys[i] = math::unary_forward(op, p, xs[i]);
+        });
+        return;
+      }
+      strided_for<2>(y.shape, {&y.strides, &x.strides}, [&](std::int64_t, auto o) {
+        y.data[o[0]] = math::unary_forward(op, p, x.data[o[1]]);
+      });
+    } else {
+      unsupported("unary");
+    }
+  }
+
+  void unary_backward(UnaryOp op, UnaryParams p, const T* x, const T* y, const T* g, T* dx,
+                      std::int64_t n) override {
+    if constexpr (is_floating_v<T>) {
+      parallel_for(0, n, 16384, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i)
+          dx[i] = math::unary_backward(op, p, x[i], y[i], g[i]);
+      });
+    } else {
+      unsupported("unary_backward");
+    }
+  }
+
+  void binary(BinaryOp op, Ref<const T> a, Ref<const T> b, Ref<T> out) override {
+    if constexpr (std::is_same_v<T, bool>) {
+      unsupported("binary");
+    } else {
+      if (is_contiguous_strides(a.shape, a.strides) && is_contiguous_strides(b.shape, b.strides) &&
+          is_contiguous_strides(out.shape, out.strides) && a.shape == out.shape &&
+          b.shape == out.shape) {
+        const T *as = a.data, *bs = b.data;
+        T* os = out.data;
+        parallel_for(0, out.numel(), 16384, [&](std::int64_t lo, std::int64_t hi) {
+          switch (op) {  // the common ops as plain loops the compiler vectorises
+            case BinaryOp::Add: for (auto i = lo; i < hi; ++i) os[i] = as[i] + bs[i]; break;
+            case BinaryOp::Sub: for (auto i = lo; i < hi; ++i) os[i] = as[i] - bs[i]; break;
+            case BinaryOp::Mul: for (auto i = lo; i < hi; ++i) os[i] = as[i] * bs[i]; break;
+            default:
+              for (auto i = lo; i < hi; ++i) os[i] = math::binary_forward(op, as[i], bs[i]);
+          }
+        });
+        return;
+      }
+      strided_for<3>(out.shape, {&out.strides, &a.strides, &b.strides}, [&](std::int64_t, auto o) {
+        out.data[o[0]] = math::binary_forward(op, a.data[o[1]], b.data[o[2]]);
+      });
+    }
+  }
+
+  void compare(CompareOp op, Ref<const T> a, Ref<const T> b, Ref<bool> out) override {
+    strided_for<3>(out.shape, {&out.strides, &a.strides, &b.strides}, [&](std::int64_t, auto o) {
+      out.data[o[0]] = math::compare(op, a.data[o[1]], b.data[o[2]]);
+    });
+  }
+
+  void where(Ref<const bool> cond, Ref<const T> a, Ref<const T> b, Ref<T> out) override {
+    strided_for<4>(out.shape, {&out.strides, &cond.strides, &a.strides, &b.strides},
+                   [&](std::int64_t, auto o) {
+                     out.data[o[0]] = cond.data[o[1]] ? a.data[o[2]] : b.data[o[3]];
+                   });
+  }
+
+  // --- reductions --------------------------------------------------------------------------
+  void reduce(ReduceOp op, Ref<const T> src, Ref<T> out) override {
+    // Split src's dims into kept ones (iterated by output element) and reduced ones.
+    const std::size_t nd = src.shape.size();
+    Shape red_shape, red_strides, keep_src_strides(nd);
+    for (std::size_t d = 0; d < nd; ++d) {
+      const bool reduced = out.shape[d] == 1 && src.shape[d] != 1;
+      keep_src_strides[d] = reduced ? 0 : src.strides[d];
+      if (reduced) {
+        red_shape.push_back(src.shape[d]);
+        red_strides.push_back(src.strides[d]);
+      }
+    }
+    using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+    const std::int64_t n_red = numel_of(red_shape);
+    strided_for<2>(out.shape, {&out.strides, &keep_src_strides},
+                   [&](std::int64_t, auto o) {
+                     const T* base = src.data + o[1];
+                     Acc acc = op == ReduceOp::Sum ? Acc(0) : Acc(base[0]);
+                     strided_range<1>(red_shape, {&red_strides}, 0, n_red,
+                                      [&](std::int64_t, auto r) {
+                                        const Acc v = Acc(base[r[0]]);
+                                        if (op == ReduceOp::Sum) acc += v;
+                                        else if (op == ReduceOp::Max) acc = (v > acc || v != v) ? v : acc;
+                                        else acc = (v < acc || v != v) ? v : acc;
+                                      });
+                     out.data[o[0]] = T(acc);
+                   },
+                   std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(n_red, 1)));
+  }
+
+  void arg_reduce(bool is_max, Ref<const T> src, std::int64_t dim, Ref<T> values,
+                  Ref<std::int64_t> indices) override {
+    Shape keep_strides = src.strides;
+    keep_strides[dim] = 0;
+    const std::int64_t len = src.shape[dim], step = src.strides[dim];
+    strided_for<3>(values.shape, {&values.strides, &indices.strides, &keep_strides},
+                   [&](std::int64_t, auto o) {
+                     const T* base = src.data + o[2];
+                     T best = base[0];
+                     std::int64_t best_i = 0;
+                     for (std::int64_t i = 1; i < len; ++i) {
+                       const T v = base[i * step];
+                       if constexpr (is_floating_v<T>) {
+                         if (best != best) break;  // NaN wins, first one
+                         if (v != v) { best = v; best_i = i; break; }
+                       }
+                       if (is_max ? v > best : v < best) { best = v; best_i = i; }
+                     }
+                     values.data[o[0]] = best;
+                     indices.data[o[1]] = best_i;
+                   },
+                   std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(len, 1)));
+  }
+
+  // --- linear algebra ----------------------------------------------------------------------
+  void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+            const T* a, std::int64_t lda, std::int64_t sa, const T* b, std::int64_t ldb,
+            std::int64_t sb, T beta, T* c, std::int64_t ldc, std::int64_t sc,
+            std::int64_t batch) override {
+    if constexpr (is_floating_v<T>) {
+      gemm_batched(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+    } else {
+      unsupported("gemm");
+    }
+  }
+
+  // --- indexing ----------------------------------------------------------------------------
+  void index_select(const T* src, std::int64_t outer, std::int64_t src_dim, std::int64_t inner,
+                    const std::int64_t* index, std::int64_t n_index, T* dst) override {
+    parallel_for(0, outer * n_index, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(inner, 1)),
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   for (std::int64_t r = lo; r < hi; ++r) {
+                     const std::int64_t o = r / n_index, i = index[r % n_index];
+                     std::copy(src + (o * src_dim + i) * inner, src + (o * src_dim + i + 1) * inner,
+                               dst + r * inner);
+                   }
+                 });
+  }
+
+  void index_add(T* dst, std::int64_t outer, std::int64_t dst_dim, std::int64_t inner,
+                 const std::int64_t* index, std::int64_t n_index, const T* src) override {
+    if constexpr (std::is_same_v<T, bool>) {
+      unsupported("index_add");
+    } else {
+      // Parallel over outer slices only: two indices may name the same row.
+      parallel_for(0, outer, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t o = lo; o < hi; ++o)
+          for (std::int64_t i = 0; i < n_index; ++i) {
+            T* d = dst + (o * dst_dim + index[i]) * inner;
+            const T* s = src + (o * n_index + i) * inner;
+            for (std::int64_t j = 0; j < inner; ++j) d[j] += s[j];
+          }
+      });
+    }
+  }
+
+  void gather(Ref<const T> src, std::int64_t dim, Ref<const std::int64_t> index,
+              Ref<T> out) override {
+    Shape src_strides = src.strides;
+    const std::int64_t step = src_strides[dim];
+    src_strides[dim] = 0;
+    strided_for<3>(out.shape, {&out.strides, &index.strides, &src_strides},
+                   [&](std::int64_t, auto o) {
+                     out.data[o[0]] = src.data[o[2] + index.data[o[1]] * step];
+                   });
+  }
+
+  void scatter_add(Ref<T> dst, std::int64_t dim, Ref<const std::int64_t> index,
+                   Ref<const T> src) override {
+    if constexpr (std::is_same_v<T, bool>) {
+      unsupported("scatter_add");
+    } else {
+      Shape dst_strides = dst.strides;
+      const std::int64_t step = dst_strides[dim];
+      dst_strides[dim] = 0;
+      // Serial: several source elements may land on one destination.
+      strided_range<3>(src.shape, {&src.strides, &index.strides, &dst_strides}, 0, src.numel(),
+                       [&](std::int64_t, auto o) {
+                         dst.data[o[2] + index.data[o[1]] * step] += src.data[o[0]];
+                       });
+    }
+  }
+
+  void sort_rows(const T* src, std::int64_t rows, std::int64_t cols, bool descending, T* values,
+                 std::int64_t* indices) override {
+    parallel_for(0, rows, 1, [&](std::int64_t lo, std::int64_t hi) {
+      std::vector<std::int64_t> order(static_cast<std::size_t>(cols));
+      for (std::int64_t r = lo; r < hi; ++r) {
+        const T* row = src + r * cols;
+        std::iota(order.begin(), order.end(), 0);
+        // NaN sorts as the largest value, as in PyTorch.
+        auto less = [&](std::int64_t i, std::int64_t j) {
+          const T a = row[i], b = row[j];
+          if constexpr (is_floating_v<T>) {
+            if (b != b) return a == a;
+            if (a != a) return false;
+          }
+          return a < b;
+        };
+        if (descending)
+          std::stable_sort(order.begin(), order.end(), [&](auto i, auto j) { return less(j, i); });
+        else
+          std::stable_sort(order.begin(), order.end(), less);
+        for (std::int64_t c = 0; c < cols; ++c) {
+          values[r * cols + c] = row[order[c]];
+          indices[r * cols + c] = order[c];
+        }
+      }
+    });
+  }
+
+  // --- fused NN primitives -----------------------------------------------------------------
+  void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
+                    T* dst) override {
+    if constexpr (is_floating_v<T>) {
+      parallel_for(0, rows, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(cols, 1)),
+                   [&](std::int64_t lo, std::int64_t hi) {
+                     for (std::int64_t r = lo; r < hi; ++r) {
+                       const T* x = src + r * cols;
+                       T* y = dst + r * cols;
+                       T mx = -std::numeric_limits<T>::infinity();
+                       for (std::int64_t c = 0; c < cols; ++c) mx = std::max(mx, x[c]);
+                       if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
+                       T sum = 0;
+                       for (std::int64_t c = 0; c < cols; ++c) sum += std::exp(x[c] - mx);
+                       if (log) {
+                         const T lse = mx + std::log(sum);
+                         for (std::int64_t c = 0; c < cols; ++c) y[c] = x[c] - lse;
+                       } else {
+                         const T inv = T(1) / sum;
+                         for (std::int64_t c = 0; c < cols; ++c) y[c] = std::exp(x[c] - mx) * inv;
+                       }
+                     }
+                   });
+    } else {
+      unsupported("softmax");
+    }
+  }
+
+#define LIGM_CPU_FLOAT_ONLY(name, call) \
+  if constexpr (is_floating_v<T>) { call; } else { unsupported(name); }
+
+  void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) override {
+    LIGM_CPU_FLOAT_ONLY("conv2d", cpu::conv2d_forward(g, x, w, y))
+  }
+  void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) override {
+    LIGM_CPU_FLOAT_ONLY("conv2d_backward_input", cpu::conv2d_backward_input(g, gy, w, gx))
+  }
+  void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) override {
+    LIGM_CPU_FLOAT_ONLY("conv2d_backward_weight", cpu::conv2d_backward_weight(g, x, gy, gw))
+  }
+  void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* am) override {
+    LIGM_CPU_FLOAT_ONLY("max_pool2d", cpu::max_pool2d_forward(g, x, y, am))
+  }
+  void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* am,
+                           T* gx) override {
+    LIGM_CPU_FLOAT_ONLY("max_pool2d_backward", cpu::max_pool2d_backward(g, gy, am, gx))
+  }
+  void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) override {
+    LIGM_CPU_FLOAT_ONLY("avg_pool2d", cpu::avg_pool2d_forward(g, x, y))
+  }
+  void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) override {
+    LIGM_CPU_FLOAT_ONLY("avg_pool2d_backward", cpu::avg_pool2d_backward(g, gy, gx))
+  }
+  void adaptive_avg_pool2d_forward(std::int64_t nc, std::int64_t h, std::int64_t w,
+                                   std::int64_t ho, std::int64_t wo, const T* x, T* y) override {
+    LIGM_CPU_FLOAT_ONLY("adaptive_avg_pool2d", (cpu::adaptive_avg_pool2d<T, false>(nc, h, w, ho, wo, x, y)))
+  }
+  void adaptive_avg_pool2d_backward(std::int64_t nc, std::int64_t h, std::int64_t w,
+                                    std::int64_t ho, std::int64_t wo, const T* gy,
+                                    T* gx) override {
+    LIGM_CPU_FLOAT_ONLY("adaptive_avg_pool2d_backward", (cpu::adaptive_avg_pool2d<T, true>(nc, h, w, ho, wo, gy, gx)))
+  }
+  void interpolate_forward(InterpMode mode, bool ac, std::int64_t nc, std::int64_t h,
+                           std::int64_t w, std::int64_t ho, std::int64_t wo, const T* x,
+                           T* y) override {
+    LIGM_CPU_FLOAT_ONLY("interpolate", (cpu::interpolate<T, false>(mode, ac, nc, h, w, ho, wo, x, y)))
+  }
+  void interpolate_backward(InterpMode mode, bool ac, std::int64_t nc, std::int64_t h,
+                            std::int64_t w, std::int64_t ho, std::int64_t wo, const T* gy,
+                            T* gx) override {
+    LIGM_CPU_FLOAT_ONLY("interpolate_backward", (cpu::interpolate<T, true>(mode, ac, nc, h, w, ho, wo, gy, gx)))
+  }
+
+  // --- random ------------------------------------------------------------------------------
+  void random_uniform(T* dst, std::int64_t n, std::uint64_t seed, std::uint64_t offset,
+                      double lo, double hi) override {
+    LIGM_CPU_FLOAT_ONLY("rand", parallel_for(0, n, 16384, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        T v = T(lo + (hi - lo) * philox::uniform(seed, offset, std::uint64_t(i)));
+        dst[i] = v < T(hi) ? v : std::nextafter(T(hi), T(lo));  // keep [lo, hi) after rounding
+      }
+    }))
+  }
+  void random_normal(T* dst, std::int64_t n, std::uint64_t seed, std::uint64_t offset,
+                     double mean, double std) override {
+    LIGM_CPU_FLOAT_ONLY("randn", parallel_for(0, n, 16384, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i)
+        dst[i] = T(mean + std * philox::normal(seed, offset, std::uint64_t(i)));
+    }))
+  }
+#undef LIGM_CPU_FLOAT_ONLY
+};
+
+}  // namespace ligm::cpu

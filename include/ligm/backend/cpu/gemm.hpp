@@ -1,0 +1,71 @@
+// Row-major batched GEMM on the CPU through Eigen. The only place ligm includes Eigen.
+//
+// Threads: batches are spread over threads when there are enough of them; otherwise the rows
+// of C are split, each thread running Eigen's single-threaded kernel on its block.
+#pragma once
+#include <Eigen/Core>
+#include <cstdint>
+
+#include "ligm/backend/cpu/parallel.hpp"
+
+namespace ligm::cpu {
+
+template <class T>
+void gemm_one(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+              const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+              std::int64_t ldc) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  using MMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
+  MMap C(c, m, n, Eigen::OuterStride<>(ldc));
+  if (k == 0) {
+    if (beta == T(0)) C.setZero(); else C *= beta;
+    return;
+  }
+  const CMap A(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
+  const CMap B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
+  auto run = [&](const auto& opa, const auto& opb) {
+    if (beta == T(0)) {
+      C.noalias() = alpha * (opa * opb);
+    } else {
+      if (beta != T(1)) C *= beta;
+      C.noalias() += alpha * (opa * opb);
+    }
+  };
+  if (!ta && !tb) run(A, B);
+  else if (ta && !tb) run(A.transpose(), B);
+  else if (!ta && tb) run(A, B.transpose());
+  else run(A.transpose(), B.transpose());
+}
+
+template <class T>
+void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                  const T* a, std::int64_t lda, std::int64_t sa, const T* b, std::int64_t ldb,
+                  std::int64_t sb, T beta, T* c, std::int64_t ldc, std::int64_t sc,
+                  std::int64_t batch) {
+  if (m == 0 || n == 0 || batch == 0) return;
+  const std::int64_t flops_per_row = std::max<std::int64_t>(1, n * k);
+  if (batch >= get_num_threads() || m < 2) {
+    parallel_for(0, batch, std::max<std::int64_t>(1, 65536 / (m * flops_per_row)),
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   for (std::int64_t i = lo; i < hi; ++i)
+                     gemm_one(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,
+                              c + i * sc, ldc);
+                 });
+    return;
+  }
+  for (std::int64_t i = 0; i < batch; ++i) {
+    const T* ai = a + i * sa;
+    const T* bi = b + i * sb;
+    T* ci = c + i * sc;
+    // Split the rows of C; rows of op(A) are rows of A (or columns when transposed).
+    parallel_for(0, m, std::max<std::int64_t>(1, 65536 / flops_per_row),
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   const T* a_block = ta ? ai + lo : ai + lo * lda;
+                   gemm_one(ta, tb, hi - lo, n, k, alpha, a_block, lda, bi, ldb, beta,
+                            ci + lo * ldc, ldc);
+                 });
+  }
+}
+
+}  // namespace ligm::cpu

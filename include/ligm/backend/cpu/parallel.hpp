@@ -1,0 +1,159 @@
+// parallel_for over a fixed pool of worker threads (the caller works too).
+//
+// The pool has get_num_threads() - 1 workers and is rebuilt when that setting changes.
+// Nested calls (a parallel loop inside a parallel loop) and calls made while another thread
+// holds the pool run serially, so the pool never deadlocks and never oversubscribes.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "ligm/core/threads.hpp"
+
+namespace ligm::cpu {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int workers) {
+    for (int i = 0; i < workers; ++i) threads_.emplace_back([this] { loop(); });
+  }
+  ~ThreadPool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int workers() const { return static_cast<int>(threads_.size()); }
+
+  // Runs fn(0), ..., fn(tasks - 1) on the workers and the calling thread.
+  void run(int tasks, const std::function<void(int)>& fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &fn;
+      tasks_ = tasks;
+      next_ = 0;
+      pending_ = tasks;
+      error_ = nullptr;
+      open_ = true;
+      ++generation_;
+    }
+    wake_.notify_all();
+    work(fn, tasks);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return pending_ == 0 && active_ == 0; });
+    open_ = false;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(int)>* job;
+      int tasks;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        if (!open_) continue;
+        ++active_;
+        job = job_;
+        tasks = tasks_;
+      }
+      work(*job, tasks);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--active_ == 0) done_.notify_all();
+    }
+  }
+
+  void work(const std::function<void(int)>& fn, int tasks) {
+    for (;;) {
+      const int i = next_.fetch_add(1);
+      if (i >= tasks) return;
+      try {
+        fn(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+      }
+      if (pending_.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.notify_all();
+      }
+    }
+  }
+
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  int tasks_ = 0;
+  std::atomic<int> next_{0}, pending_{0};
+  int active_ = 0;
+  bool open_ = false, stop_ = false;
+  std::uint64_t generation_ = 0;
+  std::exception_ptr error_;
+};
+
+namespace detail {
+inline bool& in_parallel_region() {
+  thread_local bool inside = false;
+  return inside;
+}
+inline std::mutex& pool_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+inline std::unique_ptr<ThreadPool>& pool_slot() {
+  static std::unique_ptr<ThreadPool> pool;
+  return pool;
+}
+}  // namespace detail
+
+// Splits [begin, end) into at most get_num_threads() chunks of at least `grain` items and
+// calls f(lo, hi) on each, in parallel.
+template <class F>
+void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, const F& f) {
+  const std::int64_t n = end - begin;
+  if (n <= 0) return;
+  const std::int64_t max_chunks = std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1));
+  const int threads = static_cast<int>(std::min<std::int64_t>(get_num_threads(), max_chunks));
+  if (threads <= 1 || detail::in_parallel_region()) {
+    f(begin, end);
+    return;
+  }
+  std::unique_lock<std::mutex> lock(detail::pool_mutex(), std::try_to_lock);
+  if (!lock.owns_lock()) {  // another thread is using the pool: run here
+    f(begin, end);
+    return;
+  }
+  auto& pool = detail::pool_slot();
+  if (!pool || pool->workers() != get_num_threads() - 1)
+    pool = std::make_unique<ThreadPool>(get_num_threads() - 1);
+  const std::int64_t chunk = (n + threads - 1) / threads;
+  std::function<void(int)> task = [&](int t) {
+    const std::int64_t lo = begin + t * chunk, hi = std::min(end, lo + chunk);
+    if (lo >= hi) return;
+    detail::in_parallel_region() = true;
+    try {
+      f(lo, hi);
+    } catch (...) {
+      detail::in_parallel_region() = false;
+      throw;
+    }
+    detail::in_parallel_region() = false;
+  };
+  pool->run(threads, task);
+}
+
+}  // namespace ligm::cpu

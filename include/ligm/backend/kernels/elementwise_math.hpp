@@ -1,0 +1,160 @@
+// The math of every elementwise op, forward and backward side by side.
+//
+// This header is shared by the CPU backend and (later) the CUDA kernels: it has no includes
+// beyond <cmath>, and every function is marked LIGM_HD so nvcc can compile it for the device.
+// A unary op's backward receives the input x, the forward output y and the incoming gradient
+// g, and returns dL/dx; each rule sits right under its forward.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define LIGM_HD __host__ __device__ inline
+#else
+#define LIGM_HD inline
+#endif
+
+namespace ligm {
+
+enum class UnaryOp : std::uint8_t {
+  Neg, Abs, Sign, Exp, Log, Log1p, Sqrt, Rsqrt, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf,
+  Relu, LeakyRelu, Elu, Gelu, GeluTanh, Silu, Softplus, PowScalar, Clamp,
+};
+
+// Scalar parameters of the parameterised unary ops (slope, alpha, beta/threshold, exponent,
+// clamp bounds). Unused fields are ignored.
+struct UnaryParams {
+  double a = 0, b = 0;
+};
+
+enum class BinaryOp : std::uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
+enum class CompareOp : std::uint8_t { Eq, Ne, Lt, Le, Gt, Ge };
+enum class ReduceOp : std::uint8_t { Sum, Max, Min };
+
+namespace math {
+
+template <class T> LIGM_HD T sigmoid(T x) {
+  // Stable on both tails.
+  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+  const T e = std::exp(x);
+  return e / (T(1) + e);
+}
+
+template <class T>
+LIGM_HD T unary_forward(UnaryOp op, UnaryParams p, T x) {
+  constexpr T kSqrt1_2 = T(0.70710678118654752440);
+  constexpr T kSqrt2OverPi = T(0.79788456080286535588);
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Abs: return x < T(0) ? -x : x;
+    case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
+    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Log: return std::log(x);
+    case UnaryOp::Log1p: return std::log1p(x);
+    case UnaryOp::Sqrt: return std::sqrt(x);
+    case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
+    case UnaryOp::Reciprocal: return T(1) / x;
+    case UnaryOp::Sin: return std::sin(x);
+    case UnaryOp::Cos: return std::cos(x);
+    case UnaryOp::Tanh: return std::tanh(x);
+    case UnaryOp::Sigmoid: return sigmoid(x);
+    case UnaryOp::Erf: return std::erf(x);
+    case UnaryOp::Relu: return x > T(0) ? x : T(0);
+    case UnaryOp::LeakyRelu: return x > T(0) ? x : T(p.a) * x;
+    case UnaryOp::Elu: return x > T(0) ? x : T(p.a) * std::expm1(x);
+    case UnaryOp::Gelu: return T(0.5) * x * (T(1) + std::erf(x * kSqrt1_2));
+    case UnaryOp::GeluTanh: {
+      const T inner = kSqrt2OverPi * (x + T(0.044715) * x * x * x);
+      return T(0.5) * x * (T(1) + std::tanh(inner));
+    }
+    case UnaryOp::Silu: return x * sigmoid(x);
+    case UnaryOp::Softplus: {  // a = beta, b = threshold
+      const T bx = T(p.a) * x;
+      return bx > T(p.b) ? x : std::log1p(std::exp(bx)) / T(p.a);
+    }
+    case UnaryOp::PowScalar: return std::pow(x, T(p.a));
+    case UnaryOp::Clamp: return x < T(p.a) ? T(p.a) : (x > T(p.b) ? T(p.b) : x);
+  }
+  return x;
+}
+
+template <class T>
+LIGM_HD T unary_backward(UnaryOp op, UnaryParams p, T x, T y, T g) {
+  constexpr T kSqrt1_2 = T(0.70710678118654752440);
+  constexpr T kInvSqrt2Pi = T(0.39894228040143267794);
+  constexpr T kTwoOverSqrtPi = T(1.12837916709551257390);
+  constexpr T kSqrt2OverPi = T(0.79788456080286535588);
+  switch (op) {
+    case UnaryOp::Neg: return -g;
+    case UnaryOp::Abs: return g * T((x > T(0)) - (x < T(0)));
+    case UnaryOp::Sign: return T(0);
+    case UnaryOp::Exp: return g * y;
+    case UnaryOp::Log: return g / x;
+    case UnaryOp::Log1p: return g / (T(1) + x);
+    case UnaryOp::Sqrt: return g / (T(2) * y);
+    case UnaryOp::Rsqrt: return T(-0.5) * g * y * y * y;
+    case UnaryOp::Reciprocal: return -g * y * y;
+    case UnaryOp::Sin: return g * std::cos(x);
+    case UnaryOp::Cos: return -g * std::sin(x);
+    case UnaryOp::Tanh: return g * (T(1) - y * y);
+    case UnaryOp::Sigmoid: return g * y * (T(1) - y);
+    case UnaryOp::Erf: return g * kTwoOverSqrtPi * std::exp(-x * x);
+    case UnaryOp::Relu: return x > T(0) ? g : T(0);
+    case UnaryOp::LeakyRelu: return x > T(0) ? g : g * T(p.a);
+    case UnaryOp::Elu: return x > T(0) ? g : g * (y + T(p.a));
+    case UnaryOp::Gelu: {
+      const T cdf = T(0.5) * (T(1) + std::erf(x * kSqrt1_2));
+      const T pdf = kInvSqrt2Pi * std::exp(T(-0.5) * x * x);
+      return g * (cdf + x * pdf);
+    }
+    case UnaryOp::GeluTanh: {
+      const T x2 = x * x;
+      const T inner = kSqrt2OverPi * (x + T(0.044715) * x2 * x);
+      const T t = std::tanh(inner);
+      const T dinner = kSqrt2OverPi * (T(1) + T(3 * 0.044715) * x2);
+      return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
+    }
+    case UnaryOp::Silu: {
+      const T s = sigmoid(x);
+      return g * s * (T(1) + x * (T(1) - s));
+    }
+    case UnaryOp::Softplus: {
+      const T bx = T(p.a) * x;
+      return bx > T(p.b) ? g : g * sigmoid(bx);
+    }
+    case UnaryOp::PowScalar:
+      return p.a == 0 ? T(0) : g * T(p.a) * std::pow(x, T(p.a - 1));
+    case UnaryOp::Clamp: return (x >= T(p.a) && x <= T(p.b)) ? g : T(0);
+  }
+  return g;
+}
+
+template <class T>
+LIGM_HD T binary_forward(BinaryOp op, T a, T b) {
+  switch (op) {
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
+    case BinaryOp::Pow: return T(std::pow(a, b));
+    case BinaryOp::Maximum: return a < b ? b : a;
+    case BinaryOp::Minimum: return b < a ? b : a;
+  }
+  return a;
+}
+
+template <class T>
+LIGM_HD bool compare(CompareOp op, T a, T b) {
+  switch (op) {
+    case CompareOp::Eq: return a == b;
+    case CompareOp::Ne: return a != b;
+    case CompareOp::Lt: return a < b;
+    case CompareOp::Le: return a <= b;
+    case CompareOp::Gt: return a > b;
+    case CompareOp::Ge: return a >= b;
+  }
+  return false;
+}
+
+}  // namespace math
+}  // namespace ligm

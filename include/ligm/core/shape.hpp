@@ -1,0 +1,61 @@
+// Shapes, strides and broadcasting. Strides are in elements (not bytes), row-major by default.
+#pragma once
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ligm/core/error.hpp"
+
+namespace ligm {
+
+using Shape = std::vector<std::int64_t>;
+
+inline std::int64_t numel_of(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+
+inline Shape contiguous_strides(const Shape& shape) {
+  Shape st(shape.size());
+  std::int64_t acc = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    st[i] = acc;
+    acc *= shape[i] > 0 ? shape[i] : 1;
+  }
+  return st;
+}
+
+inline std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) { return os << shape_str(s); }
+
+// Wraps a possibly negative dim into [0, ndim).
+inline std::int64_t wrap_dim(std::int64_t dim, std::int64_t ndim, std::string_view op) {
+  const std::int64_t n = ndim == 0 ? 1 : ndim;
+  check(dim >= -n && dim < n, op, "dim ", dim, " is out of range for a tensor of ", ndim,
+        " dims");
+  return dim < 0 ? dim + n : dim;
+}
+
+// NumPy/PyTorch broadcasting: align trailing dims; sizes must match or be 1.
+inline Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    check(da == db || da == 1 || db == 1, op, "shapes ", a, " and ", b,
+          " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+}  // namespace ligm

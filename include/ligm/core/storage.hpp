@@ -1,0 +1,34 @@
+// Storage: one allocation on one device, shared by a tensor and all its views.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "ligm/backend/registry.hpp"
+
+namespace ligm {
+
+class Storage {
+ public:
+  Storage(std::size_t bytes, Device device)
+      : bytes_(bytes), device_(device), allocator_(&allocator_for(device)) {
+    data_ = bytes ? allocator_->allocate(bytes) : nullptr;
+  }
+  ~Storage() {
+    if (data_) allocator_->deallocate(data_, bytes_);
+  }
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t bytes_;
+  Device device_;
+  Allocator* allocator_;
+};
+
+}  // namespace ligm

@@ -1,0 +1,237 @@
+// Losses: cross_entropy (class indices or probabilities; label smoothing, ignore_index, class
+// weights), nll_loss, mse, l1, smooth_l1, huber, binary_cross_entropy_with_logits, kl_div,
+// cosine_similarity. Each is composed of differentiable ops, so its backward is theirs.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "ligm/ops/softmax.hpp"
+
+namespace ligm {
+namespace ops_detail {
+template <class T>
+Tensor<T> reduce_loss(const Tensor<T>& loss, std::string_view reduction, const char* op) {
+  if (reduction == "mean") return mean(loss);
+  if (reduction == "sum") return sum(loss);
+  if (reduction == "none") return loss;
+  fail(op, "reduction must be \"mean\", \"sum\" or \"none\", got \"", reduction, "\"");
+}
+}  // namespace ops_detail
+
+template <class T>
+struct NllOptions {
+  Tensor<T> weight = {};  // [C] class weights, optional
+  std::int64_t ignore_index = -100;
+  std::string reduction = "mean";
+};
+
+// log_probs [N, C] or [N, C, d1, ...]; target [N] or [N, d1, ...] class indices.
+template <class T>
+Tensor<T> nll_loss(const Tensor<T>& log_probs, const Tensor<std::int64_t>& target,
+                   const NllOptions<T>& opt = {}) {
+  const char* op = "nll_loss";
+  ops_detail::same_device(log_probs, target, op);
+  check(log_probs.dim() >= 1, op, "input must have at least 1 dim, got ", log_probs.describe());
+  const bool batched = log_probs.dim() >= 2;
+  const std::int64_t C = log_probs.shape()[batched ? 1 : 0];
+  Shape expect_target = log_probs.shape();
+  expect_target.erase(expect_target.begin() + (batched ? 1 : 0));
+  check(target.shape() == expect_target, op, "target of shape ", target.shape(),
+        " does not match input of shape ", log_probs.shape(), " (expected ", expect_target, ")");
+  const auto t_host = target.to_vector();
+  for (auto t : t_host)
+    check(t == opt.ignore_index || (t >= 0 && t < C), op, "target ", t,
+          " is out of bounds for ", C, " classes (input ", log_probs.shape(), ")");
+  if (opt.weight.defined())
+    check(opt.weight.shape() == Shape{C}, op, "weight of shape ", opt.weight.shape(),
+          " does not match ", C, " classes");
+  // Classes to the last dim, rows flattened.
+  Tensor<T> lp = log_probs.unsqueeze(0);
+  if (batched) {  // move the class dim last: [N, C, d1, ...] -> [N, d1, ..., C]
+    Dims order{0};
+    for (std::int64_t d = 2; d < log_probs.dim(); ++d) order.push_back(d);
+    order.push_back(1);
+    lp = log_probs.permute(order);
+  }
+  lp = lp.reshape({target.numel(), C});
+  auto flat_t = target.reshape({-1});
+  auto valid = ne(flat_t, opt.ignore_index);
+  auto safe_t = where(valid, flat_t, std::int64_t(0));
+  auto picked = gather(lp, 1, safe_t.unsqueeze(1)).squeeze(1);
+  auto w = valid.template to<T>();
+  if (opt.weight.defined()) w = mul(w, index_select(opt.weight, 0, safe_t));
+  auto loss = neg(mul(picked, w));
+  if (opt.reduction == "none") return loss.reshape(target.shape());
+  if (opt.reduction == "sum") return sum(loss);
+  check(opt.reduction == "mean", op, "reduction must be \"mean\", \"sum\" or \"none\", got \"",
+        opt.reduction, "\"");
+  return div(sum(loss), sum(w));
+}
+
+template <class T>
+struct CrossEntropyOptions {
+  Tensor<T> weight = {};
+  std::int64_t ignore_index = -100;
+  std::string reduction = "mean";
+  double label_smoothing = 0.0;
+};
+
+// logits [N, C] or [N, C, d1, ...]; target holds class indices.
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<std::int64_t>& target,
+                        const CrossEntropyOptions<T>& opt = {}) {
+  const char* op = "cross_entropy";
+  check(opt.label_smoothing >= 0 && opt.label_smoothing <= 1, op,
+        "label_smoothing must be in [0, 1], got ", opt.label_smoothing);
+  const std::int64_t class_dim = logits.dim() >= 2 ? 1 : 0;
+  auto logp = log_softmax(logits, class_dim);
+  auto nll = nll_loss(logp, target, {opt.weight, opt.ignore_index, opt.reduction});
+  if (opt.label_smoothing == 0) return nll;
+  const std::int64_t C = logits.shape()[class_dim];
+  // Smoothing term: -sum_c w_c log p_c per sample, ignored samples zeroed.
+  Tensor<T> weighted = logp;
+  if (opt.weight.defined()) {
+    Shape ws(static_cast<std::size_t>(logits.dim()), 1);
+    ws[class_dim] = C;
+    weighted = mul(logp, opt.weight.reshape(ws));
+  }
+  auto valid = ne(target, opt.ignore_index);
+  auto smooth = where(valid, neg(sum(weighted, {class_dim})), T(0));
+  Tensor<T> reduced;
+  if (opt.reduction == "none") {
+    reduced = smooth;
+  } else if (opt.reduction == "sum") {
+    reduced = sum(smooth);
+  } else {
+    Tensor<T> denom;
+    if (opt.weight.defined()) {
+      auto safe_t = where(valid, target, std::int64_t(0)).reshape({-1});
+      denom = sum(mul(index_select(opt.weight, 0, safe_t), valid.reshape({-1}).template to<T>()));
+    } else {
+      denom = sum(valid.template to<T>());
+    }
+    reduced = div(sum(smooth), denom);
+  }
+  const T eps = T(opt.label_smoothing);
+  return add(mul(nll, scalar_tensor<T>(T(1) - eps, logits.device())),
+             mul(reduced, scalar_tensor<T>(eps / T(C), logits.device())));
+}
+
+// Soft targets: `target` holds class probabilities with the logits' shape.
+template <class T>
+Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<T>& target,
+                        const CrossEntropyOptions<T>& opt = {}) {
+  const char* op = "cross_entropy";
+  check(logits.shape() == target.shape(), op, "probability target of shape ", target.shape(),
+        " must match the logits' shape ", logits.shape());
+  const std::int64_t class_dim = logits.dim() >= 2 ? 1 : 0;
+  const std::int64_t C = logits.shape()[class_dim];
+  auto logp = log_softmax(logits, class_dim);
+  Tensor<T> t = target;
+  if (opt.label_smoothing > 0)
+    t = add(mul(target, T(1 - opt.label_smoothing)), scalar_tensor<T>(T(opt.label_smoothing / C), target.device()));
+  auto prod = mul(logp, t);
+  if (opt.weight.defined()) {
+    Shape ws(static_cast<std::size_t>(logits.dim()), 1);
+    ws[class_dim] = C;
+    prod = mul(prod, opt.weight.reshape(ws));
+  }
+  auto loss = neg(sum(prod, {class_dim}));
+  if (opt.reduction == "mean") return div(sum(loss), scalar_tensor<T>(T(logits.numel() / std::max<std::int64_t>(C, 1)), logits.device()));
+  return ops_detail::reduce_loss(loss, opt.reduction, op);
+}
+
+template <class T>
+Tensor<T> mse_loss(const Tensor<T>& input, const Tensor<T>& target, std::string_view reduction = "mean") {
+  auto d = sub(input, target);
+  return ops_detail::reduce_loss(mul(d, d), reduction, "mse_loss");
+}
+
+template <class T>
+Tensor<T> l1_loss(const Tensor<T>& input, const Tensor<T>& target, std::string_view reduction = "mean") {
+  return ops_detail::reduce_loss(abs(sub(input, target)), reduction, "l1_loss");
+}
+
+// 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere.
+template <class T>
+Tensor<T> smooth_l1_loss(const Tensor<T>& input, const Tensor<T>& target,
+                         std::string_view reduction = "mean", double beta = 1.0) {
+  check(beta >= 0, "smooth_l1_loss", "beta must be non-negative, got ", beta);
+  auto d = abs(sub(input, target));
+  if (beta == 0) return ops_detail::reduce_loss(d, reduction, "smooth_l1_loss");
+  auto quad = div(mul(d, d), T(2 * beta));
+  auto lin = sub(d, T(0.5 * beta));
+  return ops_detail::reduce_loss(where(lt(d, T(beta)), quad, lin), reduction, "smooth_l1_loss");
+}
+
+// 0.5 d^2 where |d| < delta, delta (|d| - 0.5 delta) elsewhere.
+template <class T>
+Tensor<T> huber_loss(const Tensor<T>& input, const Tensor<T>& target,
+                     std::string_view reduction = "mean", double delta = 1.0) {
+  check(delta > 0, "huber_loss", "delta must be positive, got ", delta);
+  auto d = abs(sub(input, target));
+  auto quad = mul(mul(d, d), T(0.5));
+  auto lin = mul(sub(d, T(0.5 * delta)), T(delta));
+  return ops_detail::reduce_loss(where(lt(d, T(delta)), quad, lin), reduction, "huber_loss");
+}
+
+template <class T>
+struct BceWithLogitsOptions {
+  Tensor<T> weight = {};      // broadcast to the input
+  Tensor<T> pos_weight = {};  // [C], broadcast along the last dim
+  std::string reduction = "mean";
+};
+
+// Stable form: (1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0)).
+template <class T>
+Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& input, const Tensor<T>& target,
+                                           const BceWithLogitsOptions<T>& opt = {}) {
+  check(input.shape() == target.shape(), "binary_cross_entropy_with_logits", "target of shape ",
+        target.shape(), " must match input of shape ", input.shape());
+  auto log_sig_neg = add(log1p(exp(neg(abs(input)))), relu(neg(input)));  // -log sigmoid(x)
+  Tensor<T> loss;
+  if (opt.pos_weight.defined()) {
+    auto log_weight = add(mul(sub(opt.pos_weight, T(1)), target), T(1));
+    loss = add(mul(sub(T(1), target), input), mul(log_weight, log_sig_neg));
+  } else {
+    loss = add(mul(sub(T(1), target), input), log_sig_neg);
+  }
+  if (opt.weight.defined()) loss = mul(loss, opt.weight);
+  return ops_detail::reduce_loss(loss, opt.reduction, "binary_cross_entropy_with_logits");
+}
+
+// input holds log-probabilities; target probabilities (or log-probabilities if log_target).
+// reduction: "mean" (over elements), "batchmean" (over dim 0), "sum", "none".
+template <class T>
+Tensor<T> kl_div(const Tensor<T>& input, const Tensor<T>& target, std::string_view reduction = "mean",
+                 bool log_target = false) {
+  Tensor<T> pointwise;
+  if (log_target) {
+    pointwise = mul(exp(target), sub(target, input));
+  } else {
+    // target * (log target - input), with 0 log 0 = 0.
+    auto pos = gt(target, T(0));
+    auto safe = where(pos, target, ones_like(target));
+    pointwise = where(pos, mul(target, sub(log(safe), input)), mul(target, neg(input)));
+  }
+  if (reduction == "batchmean") {
+    check(input.dim() >= 1, "kl_div", "batchmean needs a batch dim, got shape ", input.shape());
+    return div(sum(pointwise), T(input.shape()[0]));
+  }
+  return ops_detail::reduce_loss(pointwise, reduction, "kl_div");
+}
+
+// sum(x1 * x2) / sqrt(max(|x1|^2 |x2|^2, eps^2)) along dim.
+template <class T>
+Tensor<T> cosine_similarity(const Tensor<T>& x1, const Tensor<T>& x2, std::int64_t dim = 1,
+                            double eps = 1e-8) {
+  const Shape shape = broadcast_shapes(x1.shape(), x2.shape(), "cosine_similarity");
+  auto a = x1.expand(shape), b = x2.expand(shape);
+  auto w12 = sum(mul(a, b), {dim});
+  auto w1 = sum(mul(a, a), {dim});
+  auto w2 = sum(mul(b, b), {dim});
+  auto n12 = sqrt(clamp(mul(w1, w2), eps * eps));
+  return div(w12, n12);
+}
+
+}  // namespace ligm

@@ -1,0 +1,126 @@
+// matmul (NumPy semantics: 1-d operands, broadcast batch dims), bmm, linear.
+//
+// Everything lands on one batched GEMM primitive. Transposed views are passed to it as
+// transposed operands and broadcast batch dims as batch stride 0, so neither is copied.
+#pragma once
+#include <vector>
+
+#include "ligm/ops/reduce.hpp"
+
+namespace ligm {
+namespace ops_detail {
+
+template <class T>
+struct GemmOperand {
+  Tensor<T> keep;  // holds the buffer alive
+  const T* data;
+  std::int64_t ld, batch_stride;
+  bool trans;
+};
+
+// t is [B, r, c]; describe it for a row-major GEMM without copying when possible.
+template <class T>
+GemmOperand<T> gemm_operand(const Tensor<T>& t) {
+  const auto r = t.shape()[1], c = t.shape()[2];
+  const auto sb = t.shape()[0] == 1 ? 0 : t.strides()[0];
+  const auto sr = t.strides()[1], sc = t.strides()[2];
+  if ((sc == 1 || c == 1) && sr >= std::max<std::int64_t>(c, 1)) return {t, t.data_ptr(), sr, sb, false};
+  if ((sr == 1 || r == 1) && sc >= std::max<std::int64_t>(r, 1)) return {t, t.data_ptr(), sc, sb, true};
+  auto cc = t.contiguous();
+  return {cc, cc.data_ptr(), c, r * c, false};
+}
+
+// out[B, m, n] = a[B, m, k] @ b[B, k, n]; a or b may have B = 1 (broadcast).
+template <class T>
+Tensor<T> bmm_raw(const Tensor<T>& a, const Tensor<T>& b) {
+  const auto batch = std::max(a.shape()[0], b.shape()[0]);
+  const auto m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
+  auto out = Tensor<T>::empty({batch, m, n}, a.device());
+  auto A = gemm_operand(a), B = gemm_operand(b);
+  be(a).gemm(A.trans, B.trans, m, n, k, T(1), A.data, A.ld, a.shape()[0] == 1 ? 0 : A.batch_stride,
+             B.data, B.ld, b.shape()[0] == 1 ? 0 : B.batch_stride, T(0), out.data_ptr(), n, m * n, batch);
+  return out;
+}
+
+// a [..., m, k] @ b [..., k, n] with broadcast batch dims; both have >= 2 dims.
+template <class T>
+Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
+  const auto m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1];
+  const auto k2 = b.shape()[b.dim() - 2], n = b.shape()[b.dim() - 1];
+  check(k == k2, "matmul", "shapes ", a.shape(), " and ", b.shape(), " cannot be multiplied (",
+        k, " != ", k2, ") (", dtype_name<T>(), ", ", a.device().str(), ")");
+  Tensor<T> out;
+  {
+    NoGradGuard g;
+    if (b.dim() == 2) {  // fold a's batch into its rows: one big GEMM
+      Shape s(a.shape().begin(), a.shape().end() - 1);
+      const std::int64_t rows = numel_of(s);
+      s.push_back(n);
+      out = bmm_raw(a.reshape({1, rows, k}), b.unsqueeze(0)).view(s);
+    } else {
+      const Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+      Shape batch = broadcast_shapes(ba, bb, "matmul");
+      Shape sa = batch, sb = batch, so = batch;
+      sa.insert(sa.end(), {m, k});
+      sb.insert(sb.end(), {k, n});
+      so.insert(so.end(), {m, n});
+      const std::int64_t nb = numel_of(batch);
+      out = bmm_raw(a.expand(sa).reshape({nb, m, k}), b.expand(sb).reshape({nb, k, n})).view(so);
+    }
+  }
+  out = out.detach();
+  return autograd::record("MatmulBackward", out, {a, b},
+                          [a = a.detach(), b = b.detach()](const Tensor<T>& g, const NeedsGrad& need)
+                              -> std::vector<Tensor<T>> {
+                            Tensor<T> ga, gb;
+                            if (need[0]) ga = sum_to(matmul_nd(g, b.transpose(-1, -2)), a.shape());
+                            if (need[1]) gb = sum_to(matmul_nd(a.transpose(-1, -2), g), b.shape());
+                            return {ga, gb};
+                          });
+}
+
+}  // namespace ops_detail
+
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b) {
+  ops_detail::floating_only<T>("matmul");
+  ops_detail::same_device(a, b, "matmul");
+  check(a.dim() >= 1 && b.dim() >= 1, "matmul", "both arguments need at least 1 dim, got shapes ",
+        a.shape(), " and ", b.shape());
+  const bool a1 = a.dim() == 1, b1 = b.dim() == 1;
+  auto out = ops_detail::matmul_nd(a1 ? a.unsqueeze(0) : a, b1 ? b.unsqueeze(-1) : b);
+  if (b1) out = out.squeeze(-1);
+  if (a1) out = out.squeeze(a1 && b1 ? -1 : -2);
+  return out;
+}
+
+template <class T>
+Tensor<T> mm(const Tensor<T>& a, const Tensor<T>& b) {
+  check(a.dim() == 2 && b.dim() == 2, "mm", "expects 2-d tensors, got shapes ", a.shape(), " and ", b.shape());
+  return matmul(a, b);
+}
+
+template <class T>
+Tensor<T> bmm(const Tensor<T>& a, const Tensor<T>& b) {
+  check(a.dim() == 3 && b.dim() == 3 && a.shape()[0] == b.shape()[0], "bmm",
+        "expects 3-d tensors with equal batch, got shapes ", a.shape(), " and ", b.shape());
+  return matmul(a, b);
+}
+
+// y = x @ weight^T + bias; weight is [out_features, in_features].
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
+  check(weight.dim() == 2, "linear", "weight must be 2-d, got shape ", weight.shape());
+  check(x.dim() >= 1 && x.shape().back() == weight.shape()[1], "linear", "input of shape ",
+        x.shape(), " does not match weight of shape ", weight.shape(), " (", dtype_name<T>(), ", ",
+        x.device().str(), ")");
+  auto y = matmul(x, weight.t());
+  if (bias.defined()) {
+    check(bias.dim() == 1 && bias.shape()[0] == weight.shape()[0], "linear", "bias of shape ",
+          bias.shape(), " does not match weight of shape ", weight.shape());
+    y = add(y, bias);
+  }
+  return y;
+}
+
+}  // namespace ligm

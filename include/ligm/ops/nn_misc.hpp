@@ -1,0 +1,126 @@
+// dropout, embedding, one_hot, sort, topk and scaled_dot_product_attention.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "ligm/ops/softmax.hpp"
+
+namespace ligm {
+
+// Zeroes each element with probability p and scales the rest by 1 / (1 - p). The mask comes
+// from the Philox stream of `gen`, so it is the same on every device for the same seed.
+template <class T>
+Tensor<T> dropout(const Tensor<T>& x, double p = 0.5, bool training = true,
+                  Generator& gen = default_generator()) {
+  check(p >= 0 && p <= 1, "dropout", "probability must be in [0, 1], got ", p);
+  if (!training || p == 0) return x;
+  if (p == 1) return mul(x, zeros_like(x));
+  auto keep = lt(rand<T>(x.shape(), gen, x.device()), T(1 - p)).template to<T>();
+  return mul(x, mul(keep, T(1 / (1 - p))));
+}
+
+// Rows of weight [V, D] for each index; the padding_idx row receives no gradient.
+template <class T>
+Tensor<T> embedding(const Tensor<std::int64_t>& indices, const Tensor<T>& weight,
+                    std::optional<std::int64_t> padding_idx = std::nullopt) {
+  check(weight.dim() == 2, "embedding", "weight must be 2-d [num_embeddings, dim], got ", weight.shape());
+  Shape out_shape = indices.shape();
+  out_shape.push_back(weight.shape()[1]);
+  auto flat = indices.reshape({-1});
+  auto rows = index_select(weight, 0, flat);
+  if (padding_idx) {
+    auto pad = eq(flat, *padding_idx).unsqueeze(1);
+    rows = where(pad, index_select(weight.detach(), 0, flat), rows);
+  }
+  return rows.reshape(out_shape);
+}
+
+// int64 tensor with a trailing dim of num_classes (inferred as max + 1 when -1).
+inline Tensor<std::int64_t> one_hot(const Tensor<std::int64_t>& indices, std::int64_t num_classes = -1) {
+  const auto v = indices.to_vector();
+  if (num_classes < 0) {
+    num_classes = 0;
+    for (auto i : v) num_classes = std::max(num_classes, i + 1);
+  }
+  for (auto i : v)
+    check(i >= 0 && i < num_classes, "one_hot", "class value ", i, " is out of range for ",
+          num_classes, " classes");
+  Shape s = indices.shape();
+  s.push_back(num_classes);
+  auto out = zeros<std::int64_t>(s, indices.device());
+  auto idx = indices.unsqueeze(-1);
+  return scatter_add(out, -1, idx, ones<std::int64_t>(idx.shape(), indices.device()));
+}
+
+// Sorted values (differentiable, as a gather) and their indices (stable).
+template <class T>
+std::pair<Tensor<T>, Tensor<std::int64_t>> sort(const Tensor<T>& x, std::int64_t dim = -1,
+                                                bool descending = false) {
+  ops_detail::defined_or_fail(x, "sort", "the input");
+  if (x.dim() == 0) return {x, zeros<std::int64_t>({}, x.device())};
+  dim = wrap_dim(dim, x.dim(), "sort");
+  Tensor<std::int64_t> idx;
+  {
+    NoGradGuard g;
+    auto moved = x.transpose(dim, -1).contiguous();
+    const auto cols = moved.shape().back();
+    auto values = Tensor<T>::empty(moved.shape(), x.device());
+    auto indices = Tensor<std::int64_t>::empty(moved.shape(), x.device());
+    ops_detail::be(x).sort_rows(moved.data_ptr(), cols ? moved.numel() / cols : 0, cols, descending,
+                                values.data_ptr(), indices.data_ptr());
+    idx = indices.transpose(dim, -1).contiguous();
+  }
+  return {gather(x, dim, idx), idx};
+}
+
+template <class T>
+std::pair<Tensor<T>, Tensor<std::int64_t>> topk(const Tensor<T>& x, std::int64_t k,
+                                                std::int64_t dim = -1, bool largest = true) {
+  dim = wrap_dim(dim, x.dim(), "topk");
+  const std::int64_t size = x.dim() ? x.shape()[dim] : 1;
+  check(k >= 0 && k <= size, "topk", "k (", k, ") is out of range for dim ", dim, " of size ",
+        size, " (shape ", x.shape(), ")");
+  auto [values, idx] = sort(x, dim, largest);
+  auto top_idx = idx.narrow(dim, 0, k).contiguous();
+  return {gather(x, dim, top_idx), top_idx};
+}
+
+template <class T>
+struct AttentionOptions {
+  Tensor<T> attn_mask = {};          // additive float mask, broadcast to [..., L, S]
+  Tensor<bool> attn_mask_bool = {};  // or a boolean mask: true = may attend
+  double dropout_p = 0.0;
+  bool is_causal = false;
+  std::optional<double> scale = std::nullopt;  // default 1 / sqrt(E)
+  Generator* generator = nullptr;
+};
+
+// softmax(q k^T * scale + mask) v for q [..., L, E], k [..., S, E], v [..., S, Ev].
+template <class T>
+Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, const Tensor<T>& v,
+                                       const AttentionOptions<T>& o = {}) {
+  const char* op = "scaled_dot_product_attention";
+  check(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2, op, "q, k, v need at least 2 dims, got ",
+        q.shape(), ", ", k.shape(), ", ", v.shape());
+  check(q.shape().back() == k.shape().back() && k.shape()[k.dim() - 2] == v.shape()[v.dim() - 2],
+        op, "incompatible shapes q ", q.shape(), ", k ", k.shape(), ", v ", v.shape());
+  const std::int64_t L = q.shape()[q.dim() - 2], S = k.shape()[k.dim() - 2];
+  const double scale = o.scale.value_or(1.0 / std::sqrt(double(q.shape().back())));
+  auto scores = mul(matmul(q, k.transpose(-2, -1)), T(scale));
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  if (o.is_causal) {
+    auto rows = arange<std::int64_t>(0, double(L), 1, q.device()).unsqueeze(1);
+    auto cols = arange<std::int64_t>(0, double(S), 1, q.device()).unsqueeze(0);
+    scores = masked_fill(scores, gt(cols, rows), neg_inf);
+  }
+  if (o.attn_mask_bool.defined()) scores = masked_fill(scores, logical_not(o.attn_mask_bool), neg_inf);
+  if (o.attn_mask.defined()) scores = add(scores, o.attn_mask);
+  auto p = softmax(scores, -1);
+  if (o.dropout_p > 0) p = dropout(p, o.dropout_p, true, o.generator ? *o.generator : default_generator());
+  return matmul(p, v);
+}
+
+}  // namespace ligm

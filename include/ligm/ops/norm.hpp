@@ -1,0 +1,124 @@
+// Functional normalizations: batch_norm (training and eval, running statistics), layer_norm,
+// group_norm, rms_norm. Composed of differentiable ops.
+#pragma once
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "ligm/ops/reduce.hpp"
+
+namespace ligm {
+namespace ops_detail {
+// Shape [1, C, 1, ...] that broadcasts a per-channel vector over x.
+inline Shape channel_shape(const Shape& x, std::int64_t c) {
+  Shape s(x.size(), 1);
+  s[1] = c;
+  return s;
+}
+}  // namespace ops_detail
+
+// x [N, C, ...]. In training, normalises with the batch statistics and updates running_mean
+// and running_var in place (unbiased variance, as in PyTorch); in eval, uses them.
+template <class T>
+Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> running_var,
+                     const Tensor<T>& weight = {}, const Tensor<T>& bias = {}, bool training = false,
+                     double momentum = 0.1, double eps = 1e-5) {
+  const char* op = "batch_norm";
+  ops_detail::floating_only<T>(op);
+  check(x.dim() >= 2, op, "expects an input with at least 2 dims [N, C, ...], got ", x.describe());
+  const std::int64_t C = x.shape()[1];
+  for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&running_mean, &running_var, &weight, &bias})
+    if (t->defined())
+      check(t->shape() == Shape{C}, op, "expected per-channel tensors of shape [", C, "], got ",
+            t->shape(), " for input ", x.shape());
+  const Shape cs = ops_detail::channel_shape(x.shape(), C);
+  Dims dims{0};
+  for (std::int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  Tensor<T> mu, var_b;
+  if (training) {
+    const std::int64_t n = x.numel() / std::max<std::int64_t>(C, 1);
+    check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
+    mu = mean(x, dims, true);
+    var_b = var(x, dims, false, true);
+    if (running_mean.defined() || running_var.defined()) {
+      NoGradGuard g;
+      const T m = T(momentum);
+      if (running_mean.defined()) {
+        running_mean.mul_(T(1) - m);
+        running_mean.add_(mu.reshape({C}), m);
+      }
+      if (running_var.defined()) {
+        running_var.mul_(T(1) - m);
+        running_var.add_(var_b.reshape({C}), m * T(n) / T(n - 1));
+      }
+    }
+  } else {
+    check(running_mean.defined() && running_var.defined(), op,
+          "running_mean and running_var are needed in eval mode");
+    mu = running_mean.reshape(cs);
+    var_b = running_var.reshape(cs);
+  }
+  auto y = mul(sub(x, mu), rsqrt(add(var_b, T(eps))));
+  if (weight.defined()) y = mul(y, weight.reshape(cs));
+  if (bias.defined()) y = add(y, bias.reshape(cs));
+  return y;
+}
+
+// Normalises over the trailing dims given by normalized_shape.
+template <class T>
+Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tensor<T>& weight = {},
+                     const Tensor<T>& bias = {}, double eps = 1e-5) {
+  const char* op = "layer_norm";
+  ops_detail::floating_only<T>(op);
+  const auto k = static_cast<std::int64_t>(normalized_shape.size());
+  check(k >= 1 && k <= x.dim() && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
+        op, "normalized_shape ", normalized_shape, " does not match the trailing dims of input ", x.shape());
+  for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&weight, &bias})
+    if (t->defined())
+      check(t->shape() == normalized_shape, op, "weight/bias of shape ", t->shape(),
+            " must equal normalized_shape ", normalized_shape);
+  Dims dims;
+  for (std::int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
+  auto y = mul(sub(x, mean(x, dims, true)), rsqrt(add(var(x, dims, false, true), T(eps))));
+  if (weight.defined()) y = mul(y, weight);
+  if (bias.defined()) y = add(y, bias);
+  return y;
+}
+
+// x [N, C, ...] split into num_groups groups of channels, each normalised.
+template <class T>
+Tensor<T> group_norm(const Tensor<T>& x, std::int64_t num_groups, const Tensor<T>& weight = {},
+                     const Tensor<T>& bias = {}, double eps = 1e-5) {
+  const char* op = "group_norm";
+  ops_detail::floating_only<T>(op);
+  check(x.dim() >= 2, op, "expects an input with at least 2 dims [N, C, ...], got ", x.describe());
+  const std::int64_t N = x.shape()[0], C = x.shape()[1];
+  check(num_groups > 0 && C % num_groups == 0, op, "channels ", C,
+        " are not divisible by num_groups ", num_groups);
+  auto g = x.reshape({N, num_groups, -1});
+  auto y = mul(sub(g, mean(g, {2}, true)), rsqrt(add(var(g, {2}, false, true), T(eps)))).reshape(x.shape());
+  const Shape cs = ops_detail::channel_shape(x.shape(), C);
+  if (weight.defined()) y = mul(y, weight.reshape(cs));
+  if (bias.defined()) y = add(y, bias.reshape(cs));
+  return y;
+}
+
+// x * rsqrt(mean(x^2) + eps) * weight over the trailing normalized_shape dims. eps defaults
+// to the dtype's machine epsilon, as in torch.nn.functional.rms_norm.
+template <class T>
+Tensor<T> rms_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tensor<T>& weight = {},
+                   std::optional<double> eps = std::nullopt) {
+  const char* op = "rms_norm";
+  ops_detail::floating_only<T>(op);
+  const auto k = static_cast<std::int64_t>(normalized_shape.size());
+  check(k >= 1 && k <= x.dim() && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
+        op, "normalized_shape ", normalized_shape, " does not match the trailing dims of input ", x.shape());
+  Dims dims;
+  for (std::int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
+  const double e = eps.value_or(std::numeric_limits<T>::epsilon());
+  auto y = mul(x, rsqrt(add(mean(mul(x, x), dims, true), T(e))));
+  if (weight.defined()) y = mul(y, weight);
+  return y;
+}
+
+}  // namespace ligm

@@ -1,0 +1,144 @@
+// Autograd engine: accumulation, retain_graph, no_grad, detach, hooks, graph shapes.
+#include "helpers.hpp"
+
+using namespace th;
+
+TEST_CASE("micrograd's README expression: value and gradients") {
+  auto a = scalar_tensor<double>(-4.0).requires_grad_();
+  auto b = scalar_tensor<double>(2.0).requires_grad_();
+  auto c = a + b;
+  auto d = a * b + pow(b, 3.0);
+  c = c + (c + 1.0);
+  c = c + (1.0 + c + (-a));
+  d = d + (d * 2.0 + relu(b + a));
+  d = d + (3.0 * d + relu(b - a));
+  auto e = c - d;
+  auto f = pow(e, 2.0);
+  auto g = f / 2.0;
+  g = g + 10.0 / f;
+  CHECK(g.item() == doctest::Approx(24.7041).epsilon(1e-5));
+  g.backward();
+  CHECK(a.grad().item() == doctest::Approx(138.8338).epsilon(1e-5));
+  CHECK(b.grad().item() == doctest::Approx(645.5773).epsilon(1e-5));
+}
+
+TEST_CASE("gradients accumulate across backward calls and over shared inputs") {
+  auto x = leaf({3}, 1);
+  auto y = (x * x).sum();  // dy/dx = 2x
+  y.backward();
+  auto g1 = x.grad().to_vector();
+  auto z = (x * 3.0).sum();
+  z.backward();
+  auto g2 = x.grad().to_vector();
+  auto xv = x.to_vector();
+  for (int i = 0; i < 3; ++i) {
+    CHECK(g1[i] == doctest::Approx(2 * xv[i]));
+    CHECK(g2[i] == doctest::Approx(2 * xv[i] + 3));
+  }
+  // A diamond: x feeds two branches that meet again.
+  auto w = leaf({2}, 2);
+  auto a = w * 2.0, b = w * 5.0;
+  (a + b).sum().backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{7, 7});
+}
+
+TEST_CASE("retain_graph allows a second backward; without it the error is clear") {
+  auto x = leaf({2}, 3);
+  auto y = exp(x).sum();
+  y.backward({}, true);
+  y.backward();
+  auto e = exp(x.detach()).to_vector();
+  CHECK(x.grad().to_vector()[0] == doctest::Approx(2 * e[0]));
+  check_error([&] { y.backward(); }, {"backward", "second time", "retain_graph"});
+}
+
+TEST_CASE("NoGradGuard, detach and requires_grad") {
+  auto x = leaf({2}, 4);
+  {
+    NoGradGuard g;
+    auto y = x * 2.0;
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.grad_fn() == nullptr);
+  }
+  auto y = x * 2.0;
+  CHECK(y.requires_grad());
+  CHECK_FALSE(y.is_leaf());
+  CHECK(y.grad_fn()->name == "MulBackward");
+  auto d = y.detach();
+  CHECK_FALSE(d.requires_grad());
+  CHECK(d.storage() == y.storage());
+  check_error([&] { d.sum().backward(); }, {"backward", "does not require grad"});
+  check_error([] { zeros<std::int64_t>({2}).requires_grad_(); }, {"requires_grad_", "int64"});
+  check_error([&] { y.requires_grad_(false); }, {"requires_grad_", "non-leaf"});
+}
+
+TEST_CASE("hooks can read and rewrite gradients; retain_grad keeps non-leaf grads") {
+  auto x = leaf({3}, 5);
+  auto y = x * 2.0;
+  Tensor<double> seen;
+  y.register_hook([&](const Tensor<double>& g) {
+    seen = g.clone();
+    return g * 10.0;  // rewrite what flows on
+  });
+  y.retain_grad();
+  y.sum().backward();
+  CHECK(seen.to_vector() == std::vector<double>{1, 1, 1});
+  CHECK(x.grad().to_vector() == std::vector<double>{20, 20, 20});
+  CHECK(y.grad().to_vector() == std::vector<double>{10, 10, 10});
+  // A hook on a leaf runs before accumulation.
+  auto w = leaf({2}, 6);
+  w.register_hook([](const Tensor<double>& g) { return g * 0.5; });
+  (w * 4.0).sum().backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{2, 2});
+}
+
+TEST_CASE("backward of a non-scalar needs an explicit gradient") {
+  auto x = leaf({2, 2}, 7);
+  auto y = x * 3.0;
+  check_error([&] { y.backward(); }, {"backward", "one-element", "[2, 2]"});
+  y.backward(ones<double>({2, 2}));
+  CHECK(x.grad().to_vector() == std::vector<double>(4, 3.0));
+  check_error([&] { (x * 1.0).backward(ones<double>({3})); }, {"backward", "[3]", "[2, 2]"});
+}
+
+TEST_CASE("in-place ops on tensors in the graph are refused, allowed under no_grad") {
+  auto x = leaf({2}, 8);
+  check_error([&] { x.add_(ones<double>({2})); }, {"add_", "requires grad", "NoGradGuard"});
+  {
+    NoGradGuard g;
+    x.add_(ones<double>({2}));  // an optimizer step
+  }
+  CHECK(x.requires_grad());
+}
+
+TEST_CASE("a very deep graph runs backward without exhausting the stack") {
+  auto x = leaf({1}, 9);
+  auto y = x;
+  for (int i = 0; i < 20000; ++i) y = y + 1.0;
+  y.sum().backward();
+  CHECK(x.grad().item() == 1.0);
+}
+
+TEST_CASE("gradcheck itself catches a wrong backward rule") {
+  // A deliberately wrong op: forward x^2, backward claims 3x.
+  auto bad = [](const std::vector<Tensor<double>>& in) {
+    auto x = in[0];
+    Tensor<double> out;
+    {
+      NoGradGuard g;
+      out = x * x;
+    }
+    out = out.detach();
+    return autograd::record("BadBackward", out, {x},
+                            [x = x.detach()](const Tensor<double>& g, const NeedsGrad&) -> std::vector<Tensor<double>> {
+                              return {g * x * 3.0};
+                            });
+  };
+  auto r = gradcheck(bad, {leaf({3}, 10)});
+  CHECK_FALSE(r.ok);
+  CHECK(r.message.find("analytic") != std::string::npos);
+  // ... and one that overwrites instead of accumulating.
+  auto good = [](const std::vector<Tensor<double>>& in) { return in[0] * in[0]; };
+  CHECK(gradcheck(good, {leaf({3}, 11)}).ok);
+  CHECK(gradcheck(good, {leaf({40, 40}, 12)}).ok);  // random-projection mode
+}

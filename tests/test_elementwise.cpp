@@ -1,0 +1,129 @@
+// Elementwise ops: float64 gradchecks for every differentiable op, broadcasting edge cases.
+#include <functional>
+#include <limits>
+
+#include "helpers.hpp"
+
+using namespace th;
+using T = Tensor<double>;
+using In = std::vector<T>;
+
+TEST_CASE("gradcheck: unary math and activations") {
+  const std::vector<std::pair<const char*, std::function<T(const T&)>>> ops = {
+      {"neg", [](const T& x) { return neg(x); }},
+      {"abs", [](const T& x) { return abs(x); }},
+      {"exp", [](const T& x) { return exp(x); }},
+      {"sin", [](const T& x) { return sin(x); }},
+      {"cos", [](const T& x) { return cos(x); }},
+      {"tanh", [](const T& x) { return tanh(x); }},
+      {"sigmoid", [](const T& x) { return sigmoid(x); }},
+      {"erf", [](const T& x) { return erf(x); }},
+      {"relu", [](const T& x) { return relu(x); }},
+      {"leaky_relu", [](const T& x) { return leaky_relu(x, 0.1); }},
+      {"elu", [](const T& x) { return elu(x, 0.7); }},
+      {"gelu", [](const T& x) { return gelu(x); }},
+      {"gelu_tanh", [](const T& x) { return gelu(x, "tanh"); }},
+      {"silu", [](const T& x) { return silu(x); }},
+      {"softplus", [](const T& x) { return softplus(x, 1.5, 2.0); }},
+      {"clamp", [](const T& x) { return clamp(x, -0.5, 0.5); }},
+      {"square", [](const T& x) { return square(x); }},
+  };
+  for (const auto& [name, fn] : ops) {
+    CAPTURE(name);
+    check_grad([&](const In& in) { return fn(in[0]); }, {leaf({3, 4}, 42)});
+  }
+  // Ops that need positive inputs.
+  const std::vector<std::pair<const char*, std::function<T(const T&)>>> positive = {
+      {"log", [](const T& x) { return log(x); }},
+      {"log1p", [](const T& x) { return log1p(x); }},
+      {"sqrt", [](const T& x) { return sqrt(x); }},
+      {"rsqrt", [](const T& x) { return rsqrt(x); }},
+      {"reciprocal", [](const T& x) { return reciprocal(x); }},
+      {"pow", [](const T& x) { return pow(x, 2.7); }},
+  };
+  for (const auto& [name, fn] : positive) {
+    CAPTURE(name);
+    check_grad([&](const In& in) { return fn(in[0]); }, {leaf({3, 4}, 43, 0.5, 2.0)});
+  }
+}
+
+TEST_CASE("gradcheck: binary ops with broadcasting") {
+  check_grad([](const In& in) { return add(in[0], in[1]); }, {leaf({2, 3, 4}, 1), leaf({3, 1}, 2)});
+  check_grad([](const In& in) { return sub(in[0], in[1]); }, {leaf({4}, 3), leaf({2, 3, 4}, 4)});
+  check_grad([](const In& in) { return mul(in[0], in[1]); }, {leaf({2, 1, 4}, 5), leaf({3, 1}, 6)});
+  check_grad([](const In& in) { return div(in[0], in[1]); }, {leaf({2, 3}, 7), leaf({3}, 8, 0.5, 2)});
+  check_grad([](const In& in) { return pow(in[0], in[1]); }, {leaf({2, 3}, 9, 0.5, 2), leaf({3}, 10)});
+  check_grad([](const In& in) { return maximum(in[0], in[1]); }, {leaf({3, 4}, 11), leaf({4}, 12)});
+  check_grad([](const In& in) { return minimum(in[0], in[1]); }, {leaf({3, 1}, 13), leaf({1, 4}, 14)});
+  check_grad([](const In& in) { return in[0] * 2.0 - 1.0 / (in[1] + 3.0); }, {leaf({3}, 15), leaf({3}, 16, 0, 1)});
+  // Only one input requires grad.
+  auto c = randn<double>({3});
+  check_grad([&](const In& in) { return mul(in[0], c); }, {leaf({2, 3}, 17)});
+}
+
+TEST_CASE("gradcheck: where and masked_fill") {
+  auto cond = gt(randn<double>({3, 4}), 0.0);
+  check_grad([&](const In& in) { return where(cond, in[0], in[1]); }, {leaf({3, 4}, 1), leaf({4}, 2)});
+  check_grad([&](const In& in) { return masked_fill(in[0], cond, 2.0); }, {leaf({3, 4}, 3)});
+}
+
+TEST_CASE("maximum splits the gradient on ties, as PyTorch does") {
+  auto a = tensor<double>({1, 2, 3}, {3}).requires_grad_();
+  auto b = tensor<double>({1, 5, 0}, {3}).requires_grad_();
+  maximum(a, b).sum().backward();
+  CHECK(a.grad().to_vector() == std::vector<double>{0.5, 0, 1});
+  CHECK(b.grad().to_vector() == std::vector<double>{0.5, 1, 0});
+}
+
+TEST_CASE("broadcasting edge cases") {
+  // Scalar (0-d) with anything.
+  auto s = scalar_tensor<float>(2.f);
+  CHECK((s * ones<float>({2, 3})).shape() == Shape{2, 3});
+  CHECK((s + s).dim() == 0);
+  // Size-1 dims on both sides.
+  auto a = arange<float>(0, 3).reshape({3, 1});
+  auto b = arange<float>(0, 4).reshape({1, 4});
+  auto c = a * 10.f + b;
+  CHECK(c.shape() == Shape{3, 4});
+  CHECK(c.to_vector()[6] == 12.f);
+  // Broadcast against an empty tensor gives an empty result.
+  CHECK((zeros<float>({0, 3}) + ones<float>({3})).shape() == Shape{0, 3});
+  // Leading dims added.
+  CHECK((ones<float>({4}) + ones<float>({2, 3, 4})).shape() == Shape{2, 3, 4});
+  // A non-contiguous operand.
+  auto t = arange<float>(0, 6).reshape({2, 3}).t();  // [3, 2]
+  CHECK((t + zeros<float>({3, 2})).to_vector() == std::vector<float>{0, 3, 1, 4, 2, 5});
+  // Incompatible shapes.
+  check_error([] { ones<float>({2, 3}) + ones<float>({4}); }, {"ligm::add", "[2, 3]", "[4]", "broadcast"});
+}
+
+TEST_CASE("comparisons, integer and bool tensors") {
+  auto x = tensor<std::int64_t>({1, 5, 3}, {3});
+  CHECK(eq(x, std::int64_t(5)).to_vector() == std::vector<bool>{false, true, false});
+  CHECK(le(x, tensor<std::int64_t>({1, 4, 9}, {3})).to_vector() == std::vector<bool>{true, false, true});
+  CHECK((x + x).to_vector() == std::vector<std::int64_t>{2, 10, 6});
+  CHECK(ne(tensor<double>({1, 2}, {2}), 2.0).to_vector() == std::vector<bool>{true, false});
+  CHECK(logical_not(tensor<bool>({true, false}, {2})).to_vector() == std::vector<bool>{false, true});
+  CHECK(abs(tensor<std::int64_t>({-3, 2}, {2})).to_vector() == std::vector<std::int64_t>{3, 2});
+}
+
+TEST_CASE("forward values at the edges: stable sigmoid, softplus threshold, gelu") {
+  auto x = tensor<double>({-1000, 0, 1000}, {3});
+  check_close(sigmoid(x), {0, 0.5, 1});
+  check_close(softplus(tensor<double>({30, -30}, {2})), {30, std::log1p(std::exp(-30.0))});
+  check_close(gelu(tensor<double>({1.0}, {1})), {0.8413447460685429});
+  check_close(clamp(tensor<double>({-2, 0.3, 9}, {3}), -1, 1), {-1, 0.3, 1});
+  CHECK(std::isnan(sqrt(tensor<double>({-1}, {1})).item()));
+}
+
+TEST_CASE("in-place arithmetic") {
+  auto x = ones<float>({2, 2});
+  x.add_(tensor<float>({1, 2}, {2}));
+  CHECK(x.to_vector() == std::vector<float>{2, 3, 2, 3});
+  x.mul_(2.f).sub_(ones<float>({1}));
+  CHECK(x.to_vector() == std::vector<float>{3, 5, 3, 5});
+  x.add_(ones<float>({2, 2}), 0.5f);
+  x.div_(tensor<float>({0.5f}, {1}));
+  CHECK(x.to_vector() == std::vector<float>{7, 11, 7, 11});
+  check_error([&] { x.add_(ones<float>({3, 2, 2})); }, {"add_", "does not fit", "[2, 2]"});
+}

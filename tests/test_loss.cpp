@@ -1,0 +1,59 @@
+// Losses: values where they are easy to state, float64 gradchecks for every loss and option.
+#include "helpers.hpp"
+
+using namespace th;
+using T = Tensor<double>;
+using In = std::vector<T>;
+
+TEST_CASE("cross_entropy values") {
+  // Uniform logits over C classes: loss = log C.
+  auto logits = zeros<double>({4, 5});
+  auto target = tensor<std::int64_t>({0, 1, 2, 3}, {4});
+  check_close(cross_entropy(logits, target), {std::log(5.0)});
+  // All targets ignored: PyTorch returns nan for the mean.
+  auto ignored = full<std::int64_t>({4}, -100);
+  CHECK(std::isnan(cross_entropy(logits, ignored).item()));
+  // Soft one-hot targets equal the index form.
+  auto x = randn<double>({4, 5});
+  auto soft = one_hot(target, 5).to<double>();
+  check_close(cross_entropy(x, soft), cross_entropy(x, target).to_vector());
+}
+
+TEST_CASE("gradcheck: every loss and option") {
+  auto t = tensor<std::int64_t>({0, 4, 2, 2, 1, 3}, {6});
+  auto w = rand<double>({5}) + 0.5;
+  auto t_ign = tensor<std::int64_t>({0, -100, 2, 2, 1, 3}, {6});
+  check_grad([&](const In& in) { return cross_entropy(in[0], t); }, {leaf({6, 5}, 1)});
+  check_grad([&](const In& in) { return cross_entropy(in[0], t, {.label_smoothing = 0.1}); }, {leaf({6, 5}, 2)});
+  check_grad([&](const In& in) { return cross_entropy(in[0], t_ign, {.weight = w}); }, {leaf({6, 5}, 3)});
+  check_grad([&](const In& in) {
+    return cross_entropy(in[0], t, {.weight = w, .ignore_index = 2, .label_smoothing = 0.2});
+  }, {leaf({6, 5}, 4)});
+  check_grad([&](const In& in) { return cross_entropy(in[0], t, {.reduction = "sum"}); }, {leaf({6, 5}, 5)});
+  auto t4 = tensor<std::int64_t>({0, 1, 2, 3, 0, 1, 2, 3}, {2, 2, 2});
+  check_grad([&](const In& in) { return cross_entropy(in[0], t4, {.reduction = "none"}); }, {leaf({2, 4, 2, 2}, 6)});
+  auto p = softmax(randn<double>({4, 5}), 1);
+  check_grad([&](const In& in) { return cross_entropy(in[0], p, {.label_smoothing = 0.3}); }, {leaf({4, 5}, 7)});
+  check_grad([&](const In& in) { return nll_loss(log_softmax(in[0], 1), t); }, {leaf({6, 5}, 8)});
+  check_grad([](const In& in) { return mse_loss(in[0], in[1]); }, {leaf({3, 4}, 9), leaf({3, 4}, 10)});
+  check_grad([](const In& in) { return l1_loss(in[0], in[1], "sum"); }, {leaf({3, 4}, 11), leaf({3, 4}, 12)});
+  check_grad([](const In& in) { return smooth_l1_loss(in[0], in[1], "mean", 0.5); }, {leaf({3, 4}, 13), leaf({3, 4}, 14)});
+  check_grad([](const In& in) { return huber_loss(in[0], in[1], "none", 0.7); }, {leaf({3, 4}, 15), leaf({3, 4}, 16)});
+  auto y = rand<double>({4, 3});
+  auto pw = rand<double>({3}) + 0.5;
+  check_grad([&](const In& in) { return binary_cross_entropy_with_logits(in[0], y, {.pos_weight = pw}); }, {leaf({4, 3}, 17)});
+  check_grad([&](const In& in) { return binary_cross_entropy_with_logits(in[0], in[1]); }, {leaf({4, 3}, 18), leaf({4, 3}, 19, 0, 1)});
+  auto target_p = softmax(randn<double>({3, 4}), 1);
+  check_grad([&](const In& in) { return kl_div(log_softmax(in[0], 1), target_p, "batchmean"); }, {leaf({3, 4}, 20)});
+  check_grad([&](const In& in) { return kl_div(in[0], log_softmax(in[1], 1), "sum", true); }, {leaf({3, 4}, 21), leaf({3, 4}, 22)});
+  check_grad([](const In& in) { return cosine_similarity(in[0], in[1], 1); }, {leaf({3, 5}, 23), leaf({3, 5}, 24)});
+}
+
+TEST_CASE("loss errors") {
+  auto x = zeros<float>({4, 5});
+  check_error([&] { cross_entropy(x, tensor<std::int64_t>({0, 1, 7, 2}, {4})); },
+              {"nll_loss", "target 7", "5 classes"});
+  check_error([&] { cross_entropy(x, tensor<std::int64_t>({0, 1}, {2})); }, {"nll_loss", "[2]", "[4, 5]"});
+  check_error([&] { mse_loss(x, x, "average"); }, {"mse_loss", "reduction", "average"});
+  check_error([&] { cross_entropy(x, zeros<float>({4, 4})); }, {"cross_entropy", "[4, 4]", "[4, 5]"});
+}

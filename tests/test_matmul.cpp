@@ -1,0 +1,59 @@
+// matmul, bmm, linear: values against a naive product, broadcasting, gradchecks.
+#include "helpers.hpp"
+
+using namespace th;
+using T = Tensor<double>;
+using In = std::vector<T>;
+
+namespace {
+std::vector<double> naive(const std::vector<double>& a, const std::vector<double>& b, int m, int k, int n) {
+  std::vector<double> c(m * n, 0.0);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j)
+      for (int p = 0; p < k; ++p) c[i * n + j] += a[i * k + p] * b[p * n + j];
+  return c;
+}
+}  // namespace
+
+TEST_CASE("matmul agrees with a naive product, threaded and with transposed operands") {
+  Generator gen(3);
+  auto a = randn<double>({67, 45}, gen), b = randn<double>({45, 31}, gen);
+  check_close(matmul(a, b), naive(a.to_vector(), b.to_vector(), 67, 45, 31), 1e-10, 1e-10);
+  auto at = a.t().contiguous().t();  // same values, column-major storage
+  check_close(matmul(at, b), naive(a.to_vector(), b.to_vector(), 67, 45, 31), 1e-10, 1e-10);
+  auto big_a = randn<float>({128, 300}, gen), big_b = randn<float>({300, 64}, gen);
+  auto ref = naive(big_a.to<double>().to_vector(), big_b.to<double>().to_vector(), 128, 300, 64);
+  check_close(matmul(big_a, big_b), ref, 1e-3, 1e-4);
+}
+
+TEST_CASE("matmul shapes: 1-d operands and broadcast batch dims") {
+  CHECK(matmul(ones<double>({4}), ones<double>({4})).dim() == 0);
+  CHECK(matmul(ones<double>({4}), ones<double>({4})).item() == 4);
+  CHECK(matmul(ones<double>({4}), ones<double>({4, 3})).shape() == Shape{3});
+  CHECK(matmul(ones<double>({3, 4}), ones<double>({4})).shape() == Shape{3});
+  CHECK(matmul(ones<double>({2, 1, 3, 4}), ones<double>({5, 4, 2})).shape() == Shape{2, 5, 3, 2});
+  CHECK(matmul(ones<double>({2, 3, 4}), ones<double>({4, 5})).shape() == Shape{2, 3, 5});
+  CHECK(bmm(ones<double>({2, 3, 4}), ones<double>({2, 4, 5})).shape() == Shape{2, 3, 5});
+  CHECK(linear(ones<double>({7, 4}), ones<double>({3, 4}), zeros<double>({3})).shape() == Shape{7, 3});
+  CHECK(matmul(zeros<double>({0, 4}), ones<double>({4, 3})).shape() == Shape{0, 3});
+  CHECK(matmul(ones<double>({2, 0}), ones<double>({0, 3})).to_vector() == std::vector<double>(6, 0.0));
+}
+
+TEST_CASE("gradcheck: matmul family") {
+  check_grad([](const In& in) { return matmul(in[0], in[1]); }, {leaf({3, 4}, 1), leaf({4, 5}, 2)});
+  check_grad([](const In& in) { return matmul(in[0], in[1]); }, {leaf({4}, 3), leaf({4}, 4)});
+  check_grad([](const In& in) { return matmul(in[0], in[1]); }, {leaf({4}, 5), leaf({4, 3}, 6)});
+  check_grad([](const In& in) { return matmul(in[0], in[1]); }, {leaf({3, 4}, 7), leaf({4}, 8)});
+  check_grad([](const In& in) { return matmul(in[0], in[1]); }, {leaf({2, 1, 3, 4}, 9), leaf({5, 4, 2}, 10)});
+  check_grad([](const In& in) { return matmul(in[0].t(), in[1].t()); }, {leaf({4, 3}, 11), leaf({5, 4}, 12)});
+  check_grad([](const In& in) { return bmm(in[0], in[1]); }, {leaf({2, 3, 4}, 13), leaf({2, 4, 5}, 14)});
+  check_grad([](const In& in) { return linear(in[0], in[1], in[2]); }, {leaf({2, 3, 4}, 15), leaf({5, 4}, 16), leaf({5}, 17)});
+}
+
+TEST_CASE("matmul errors name the shapes, dtype and device") {
+  check_error([] { matmul(ones<float>({2, 3}), ones<float>({4, 5})); },
+              {"ligm::matmul", "[2, 3]", "[4, 5]", "float32", "cpu"});
+  check_error([] { matmul(ones<std::int64_t>({2, 2}), ones<std::int64_t>({2, 2})); }, {"matmul", "int64"});
+  check_error([] { linear(ones<float>({2, 3}), ones<float>({4, 5})); }, {"linear", "[2, 3]", "[4, 5]"});
+  check_error([] { bmm(ones<float>({2, 3, 4}), ones<float>({3, 4, 5})); }, {"bmm", "[2, 3, 4]"});
+}

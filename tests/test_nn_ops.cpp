@@ -1,0 +1,144 @@
+// NN ops: softmax, convolution, pooling, interpolation, norms, dropout, embedding, attention,
+// sort/topk, one_hot. Values where they are easy to state, float64 gradchecks for all.
+#include "helpers.hpp"
+
+using namespace th;
+using T = Tensor<double>;
+using In = std::vector<T>;
+
+TEST_CASE("softmax and log_softmax") {
+  auto x = tensor<double>({1, 2, 3, 1000, 1000, 1000}, {2, 3});
+  auto s = softmax(x, 1).to_vector();
+  CHECK(s[0] + s[1] + s[2] == doctest::Approx(1.0));
+  CHECK(s[3] == doctest::Approx(1.0 / 3));  // no overflow
+  check_close(log_softmax(x, 1).select(0, 1), {-std::log(3.0), -std::log(3.0), -std::log(3.0)});
+  check_grad([](const In& in) { return softmax(in[0], 1); }, {leaf({3, 5, 2}, 1)});
+  check_grad([](const In& in) { return log_softmax(in[0], -1); }, {leaf({3, 5}, 2)});
+  check_grad([](const In& in) { return softmax(in[0], 0); }, {leaf({4}, 3)});
+}
+
+TEST_CASE("conv2d: a known value and gradchecks over stride, padding, dilation, groups") {
+  // 3x3 box filter over a 3x3 image of ones with padding 1: corner sees 4, edge 6, centre 9.
+  auto y = conv2d(ones<double>({1, 1, 3, 3}), ones<double>({1, 1, 3, 3}), {}, {.padding = 1});
+  CHECK(y.to_vector() == std::vector<double>{4, 6, 4, 6, 9, 6, 4, 6, 4});
+  check_grad([](const In& in) { return conv2d(in[0], in[1], in[2]); },
+             {leaf({2, 3, 5, 4}, 1), leaf({4, 3, 3, 3}, 2), leaf({4}, 3)});
+  check_grad([](const In& in) { return conv2d(in[0], in[1], {}, {.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}}); },
+             {leaf({2, 3, 7, 6}, 4), leaf({4, 3, 3, 2}, 5)});
+  check_grad([](const In& in) { return conv2d(in[0], in[1], in[2], {.padding = 1, .groups = 2}); },
+             {leaf({2, 4, 4, 4}, 6), leaf({6, 2, 3, 3}, 7), leaf({6}, 8)});
+  check_grad([](const In& in) { return conv1d(in[0], in[1], in[2], {.stride = 2, .padding = 1}); },
+             {leaf({2, 3, 9}, 9), leaf({4, 3, 3}, 10), leaf({4}, 11)});
+  check_grad([](const In& in) { return conv_transpose2d(in[0], in[1], in[2], {.stride = 2, .padding = 1, .output_padding = 1}); },
+             {leaf({2, 3, 3, 3}, 12), leaf({3, 2, 3, 3}, 13), leaf({2}, 14)});
+  check_grad([](const In& in) { return conv_transpose2d(in[0], in[1], {}, {.dilation = 2, .groups = 2}); },
+             {leaf({1, 4, 3, 3}, 15), leaf({4, 3, 2, 3}, 16)});
+}
+
+TEST_CASE("pooling and interpolation") {
+  auto x = arange<double>(0, 16).reshape({1, 1, 4, 4});
+  CHECK(max_pool2d(x, {.kernel_size = 2}).to_vector() == std::vector<double>{5, 7, 13, 15});
+  CHECK(avg_pool2d(x, {.kernel_size = 2}).to_vector() == std::vector<double>{2.5, 4.5, 10.5, 12.5});
+  CHECK(adaptive_avg_pool2d(x, 1).item() == 7.5);
+  CHECK(interpolate(tensor<double>({1, 2, 3, 4}, {1, 1, 2, 2}), {.size = Pair2{4, 4}}).to_vector()[1] == 1);
+  auto gx = [](std::uint64_t s) { return leaf({2, 2, 6, 5}, s); };
+  check_grad([](const In& in) { return max_pool2d(in[0], {.kernel_size = 2}); }, {gx(1)});
+  check_grad([](const In& in) { return max_pool2d(in[0], {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}); }, {gx(2)});
+  check_grad([](const In& in) { return avg_pool2d(in[0], {.kernel_size = 3, .stride = 2, .padding = 1}); }, {gx(3)});
+  check_grad([](const In& in) {
+    return avg_pool2d(in[0], {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false});
+  }, {gx(4)});
+  check_grad([](const In& in) { return adaptive_avg_pool2d(in[0], {3, 2}); }, {gx(5)});
+  check_grad([](const In& in) { return interpolate(in[0], {.size = Pair2{5, 7}}); }, {leaf({1, 2, 3, 4}, 6)});
+  check_grad([](const In& in) { return interpolate(in[0], {.size = Pair2{5, 7}, .mode = "bilinear"}); }, {leaf({1, 2, 3, 4}, 7)});
+  check_grad([](const In& in) { return interpolate(in[0], {.scale_factor = 2.0, .mode = "bilinear", .align_corners = true}); },
+             {leaf({1, 2, 3, 4}, 8)});
+}
+
+TEST_CASE("normalizations: statistics and gradchecks") {
+  Generator gen(5);
+  auto x = randn<double>({8, 3, 4, 4}, gen) * 3.0 + 2.0;
+  auto rm = zeros<double>({3}), rv = ones<double>({3});
+  auto y = batch_norm(x, rm, rv, {}, {}, true, 0.1, 1e-5);
+  auto m = mean(y, {0, 2, 3}).to_vector();
+  auto v = var(y, {0, 2, 3}, false).to_vector();
+  for (int c = 0; c < 3; ++c) {
+    CHECK(m[c] == doctest::Approx(0).epsilon(1e-9).scale(1));
+    CHECK(v[c] == doctest::Approx(1).epsilon(1e-3));
+  }
+  auto batch_mean = mean(x, {0, 2, 3}).to_vector();
+  CHECK(rm.to_vector()[0] == doctest::Approx(0.1 * batch_mean[0]));
+  check_grad([](const In& in) { return batch_norm(in[0], T(), T(), in[1], in[2], true); },
+             {leaf({4, 3, 2, 2}, 1), leaf({3}, 2), leaf({3}, 3)});
+  auto erm = randn<double>({3}), erv = rand<double>({3}) + 0.5;
+  check_grad([&](const In& in) { return batch_norm(in[0], erm, erv, in[1], in[2], false); },
+             {leaf({4, 3, 5}, 4), leaf({3}, 5), leaf({3}, 6)});
+  check_grad([](const In& in) { return layer_norm(in[0], {4}, in[1], in[2]); }, {leaf({2, 3, 4}, 7), leaf({4}, 8), leaf({4}, 9)});
+  check_grad([](const In& in) { return layer_norm(in[0], {3, 4}); }, {leaf({2, 3, 4}, 10)});
+  check_grad([](const In& in) { return group_norm(in[0], 2, in[1], in[2]); }, {leaf({2, 4, 3, 2}, 11), leaf({4}, 12), leaf({4}, 13)});
+  check_grad([](const In& in) { return rms_norm(in[0], {4}, in[1], 1e-6); }, {leaf({2, 3, 4}, 14), leaf({4}, 15)});
+  auto ln = layer_norm(x, {4}).to_vector();
+  double s = 0;
+  for (int i = 0; i < 4; ++i) s += ln[i];
+  CHECK(s == doctest::Approx(0).scale(1));
+}
+
+TEST_CASE("dropout: scaling, eval identity, gradient through the mask") {
+  Generator gen(11);
+  auto x = ones<double>({10000});
+  auto y = dropout(x, 0.3, true, gen);
+  auto v = y.to_vector();
+  int zeros_seen = 0;
+  for (double e : v) {
+    CHECK((e == 0 || std::fabs(e - 1 / 0.7) < 1e-12));
+    zeros_seen += e == 0;
+  }
+  CHECK(zeros_seen == doctest::Approx(3000).epsilon(0.1));
+  CHECK(dropout(x, 0.3, false).is_same(x));
+  Generator g1(5), g2(5);
+  CHECK(dropout(x, 0.5, true, g1).to_vector() == dropout(x, 0.5, true, g2).to_vector());
+  check_grad([](const In& in) {
+    Generator g(3);  // the same mask on every evaluation
+    return dropout(in[0], 0.4, true, g);
+  }, {leaf({4, 5}, 12)});
+}
+
+TEST_CASE("embedding, one_hot, sort, topk") {
+  auto w = arange<double>(0, 12).reshape({4, 3});
+  auto idx = tensor<std::int64_t>({3, 0, 3}, {3});
+  CHECK(embedding(idx, w).to_vector() == std::vector<double>{9, 10, 11, 0, 1, 2, 9, 10, 11});
+  check_grad([&](const In& in) { return embedding(idx.reshape({1, 3}), in[0]); }, {leaf({4, 3}, 1)});
+  auto wp = leaf({4, 3}, 2);
+  embedding(tensor<std::int64_t>({1, 2, 1}, {3}), wp, 1).sum().backward();
+  CHECK(wp.grad().select(0, 1).to_vector() == std::vector<double>{0, 0, 0});
+  CHECK(wp.grad().select(0, 2).to_vector() == std::vector<double>{1, 1, 1});
+  CHECK(one_hot(tensor<std::int64_t>({2, 0}, {2}), 3).to_vector() == std::vector<std::int64_t>{0, 0, 1, 1, 0, 0});
+  auto [sv, si] = sort(tensor<double>({3, 1, 2, 1}, {4}));
+  CHECK(sv.to_vector() == std::vector<double>{1, 1, 2, 3});
+  CHECK(si.to_vector() == std::vector<std::int64_t>{1, 3, 2, 0});  // stable
+  auto [tv, ti] = topk(tensor<double>({3, 9, 2, 7}, {4}), 2);
+  CHECK(tv.to_vector() == std::vector<double>{9, 7});
+  CHECK(ti.to_vector() == std::vector<std::int64_t>{1, 3});
+  check_grad([](const In& in) { return sort(in[0], 1, true).first; }, {leaf({3, 6}, 3)});
+  check_grad([](const In& in) { return topk(in[0], 3, 0).first; }, {leaf({5, 4}, 4)});
+  check_error([] { one_hot(tensor<std::int64_t>({3}, {1}), 3); }, {"one_hot", "3", "out of range"});
+  check_error([] { topk(zeros<float>({4}), 5); }, {"topk", "k (5)", "size 4"});
+}
+
+TEST_CASE("scaled_dot_product_attention: masks, causal, gradients") {
+  // With a causal mask the first query sees only the first key.
+  auto q = leaf({1, 3, 4}, 1), k = leaf({1, 3, 4}, 2), v = leaf({1, 3, 2}, 3);
+  auto out = scaled_dot_product_attention(q, k, v, {.is_causal = true});
+  check_close(out.select(1, 0), v.detach().select(1, 0).reshape({1, 2}).to_vector());
+  check_grad([](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2]); },
+             {leaf({2, 3, 4, 8}, 4), leaf({2, 3, 5, 8}, 5), leaf({2, 3, 5, 6}, 6)});
+  check_grad([](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.is_causal = true}); },
+             {leaf({2, 4, 8}, 7), leaf({2, 4, 8}, 8), leaf({2, 4, 8}, 9)});
+  auto mask = randn<double>({3, 5});
+  check_grad([&](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.attn_mask = mask}); },
+             {leaf({2, 3, 4}, 10), leaf({2, 5, 4}, 11), leaf({2, 5, 4}, 12)});
+  auto allow = gt(randn<double>({3, 5}), -0.5);
+  allow = where(eq(arange<std::int64_t>(0, 5).unsqueeze(0), std::int64_t(0)), tensor<bool>({true}, {1}), allow);
+  check_grad([&](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.attn_mask_bool = allow}); },
+             {leaf({2, 3, 4}, 13), leaf({2, 5, 4}, 14), leaf({2, 5, 4}, 15)});
+}
