@@ -7,6 +7,7 @@ using In = std::vector<T>;
 
 TEST_CASE("gradcheck: views") {
   check_grad([](const In& in) { return in[0].reshape({4, 6}); }, {leaf({2, 3, 4}, 1)});
+  check_grad([](const In& in) { return in[0].view({3, 8}) * 3.0; }, {leaf({2, 3, 4}, 11)});
   check_grad([](const In& in) { return in[0].permute({2, 0, 1}) * 2.0; }, {leaf({2, 3, 4}, 2)});
   check_grad([](const In& in) { return in[0].transpose(0, 1).reshape({-1}); }, {leaf({3, 4}, 3)});
   check_grad([](const In& in) { return in[0].expand({2, 3, 4}); }, {leaf({3, 1}, 4)});

@@ -122,3 +122,23 @@ TEST_CASE("thread count setting") {
   set_num_threads(before);
   for (std::size_t i = 0; i < one.size(); ++i) CHECK(one[i] == doctest::Approx(four[i]).epsilon(1e-5));
 }
+
+TEST_CASE("member forms of the ops, as in PyTorch") {
+  auto x = tensor<double>({1, 4, 2, 8, 5, 7}, {2, 3});
+  CHECK(x.sum({1}).to_vector() == std::vector<double>{7, 20});
+  CHECK(x.mean().item() == doctest::Approx(4.5));
+  CHECK(x.var({1}).to_vector()[0] == doctest::Approx(7.0 / 3.0));
+  CHECK(x.std().item() == doctest::Approx(stddev(x).item()));
+  CHECK(x.max().item() == 8);
+  CHECK(x.min(1).second.to_vector() == std::vector<std::int64_t>{0, 1});
+  CHECK(x.argmax().item() == 3);
+  CHECK(x.argmax(1).to_vector() == std::vector<std::int64_t>{1, 0});
+  CHECK(x.amax({0}).to_vector() == std::vector<double>{8, 5, 7});
+  CHECK(x.softmax(1).sum({1}).to_vector()[1] == doctest::Approx(1.0));
+  CHECK(x.matmul(x.t()).shape() == Shape{2, 2});
+  CHECK(x.clamp(2, 5).to_vector() == std::vector<double>{2, 4, 2, 5, 5, 5});
+  CHECK(x.gather(1, tensor<std::int64_t>({2, 0}, {2, 1})).to_vector() == std::vector<double>{2, 8});
+  CHECK(x.split(2, 1).size() == 2);
+  CHECK(max(x, full_like(x, 4.0)).to_vector() == std::vector<double>{4, 4, 4, 8, 5, 7});
+  CHECK(x.norm().item() == doctest::Approx(std::sqrt(159.0)));
+}

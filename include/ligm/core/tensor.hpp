@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ligm/autograd/grad_mode.hpp"
@@ -124,16 +125,50 @@ class Tensor {
   Tensor mean() const;
   Tensor mean(const Dims& dims, bool keepdim = false) const;
 
-  // --- unary math (ops/elementwise.hpp) ----------------------------------------------------
+  Tensor var(const Dims& dims = {}, bool unbiased = true, bool keepdim = false) const;
+  Tensor std(const Dims& dims = {}, bool unbiased = true, bool keepdim = false) const;
+  Tensor amax(const Dims& dims = {}, bool keepdim = false) const;
+  Tensor amin(const Dims& dims = {}, bool keepdim = false) const;
+  Tensor max() const;
+  Tensor min() const;
+  std::pair<Tensor, Tensor<std::int64_t>> max(std::int64_t dim, bool keepdim = false) const;
+  std::pair<Tensor, Tensor<std::int64_t>> min(std::int64_t dim, bool keepdim = false) const;
+  Tensor<std::int64_t> argmax() const;
+  Tensor<std::int64_t> argmax(std::int64_t dim, bool keepdim = false) const;
+  Tensor<std::int64_t> argmin() const;
+  Tensor<std::int64_t> argmin(std::int64_t dim, bool keepdim = false) const;
+  Tensor logsumexp(const Dims& dims, bool keepdim = false) const;
+  Tensor norm(double p = 2, const Dims& dims = {}, bool keepdim = false) const;
+
+  // --- elementwise (ops/elementwise.hpp) ---------------------------------------------------
   Tensor exp() const;
   Tensor log() const;
+  Tensor log1p() const;
   Tensor sqrt() const;
+  Tensor rsqrt() const;
   Tensor abs() const;
   Tensor neg() const;
+  Tensor sin() const;
+  Tensor cos() const;
+  Tensor square() const;
   Tensor pow(double exponent) const;
+  Tensor clamp(double min, double max) const;
   Tensor relu() const;
   Tensor sigmoid() const;
   Tensor tanh() const;
+  Tensor masked_fill(const Tensor<bool>& mask, T value) const;
+
+  // --- indexing, matmul, softmax -----------------------------------------------------------
+  Tensor index_select(std::int64_t dim, const Tensor<std::int64_t>& index) const;
+  Tensor gather(std::int64_t dim, const Tensor<std::int64_t>& index) const;
+  Tensor scatter_add(std::int64_t dim, const Tensor<std::int64_t>& index, const Tensor& src) const;
+  Tensor flip(const Dims& dims) const;
+  std::vector<Tensor> split(std::int64_t split_size, std::int64_t dim = 0) const;
+  std::vector<Tensor> chunk(std::int64_t chunks, std::int64_t dim = 0) const;
+  Tensor matmul(const Tensor& other) const;
+  Tensor mm(const Tensor& other) const;
+  Tensor softmax(std::int64_t dim) const;
+  Tensor log_softmax(std::int64_t dim) const;
 
  private:
   std::shared_ptr<TensorImpl<T>> impl_;
