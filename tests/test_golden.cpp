@@ -161,6 +161,10 @@ std::map<std::string, Fn> ops() {
   m["adaptive_avg_pool2d"] = [](const Inputs& x) { return adaptive_avg_pool2d(x[0], {3, 2}); };
   m["interpolate_nearest"] = [](const Inputs& x) { return interpolate(x[0], {.size = Pair2{5, 7}}); };
   m["interpolate_bilinear"] = [](const Inputs& x) { return interpolate(x[0], {.size = Pair2{5, 7}, .mode = "bilinear"}); };
+  m["interpolate_nearest_scale"] = [](const Inputs& x) { return interpolate(x[0], {.scale_factor = 1.5}); };
+  m["interpolate_bilinear_scale"] = [](const Inputs& x) {
+    return interpolate(x[0], {.scale_factor = 1.5, .mode = "bilinear"});
+  };
   m["interpolate_bilinear_ac"] = [](const Inputs& x) {
     return interpolate(x[0], {.size = Pair2{6, 3}, .mode = "bilinear", .align_corners = true});
   };

@@ -193,6 +193,8 @@ case("avg_pool2d_exclude_pad_ceil", lambda x: F.avg_pool2d(x, 3, stride=2, paddi
 case("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (3, 2)), rn(2, 3, 7, 5))
 case("interpolate_nearest", lambda x: F.interpolate(x, size=(5, 7), mode="nearest"), rn(1, 2, 3, 4))
 case("interpolate_bilinear", lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=False), rn(1, 2, 3, 4))
+case("interpolate_nearest_scale", lambda x: F.interpolate(x, scale_factor=1.5, mode="nearest"), rn(1, 2, 3, 5))
+case("interpolate_bilinear_scale", lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear"), rn(1, 2, 3, 5))
 case("interpolate_bilinear_ac", lambda x: F.interpolate(x, size=(6, 3), mode="bilinear", align_corners=True), rn(1, 2, 3, 4))
 
 # --- embedding, norms, attention, sort ----------------------------------------------------

@@ -132,12 +132,16 @@ class Backend {
   virtual void adaptive_avg_pool2d_backward(std::int64_t nc, std::int64_t h, std::int64_t w,
                                             std::int64_t ho, std::int64_t wo, const T* gy,
                                             T* gx) = 0;
+  // ratio_h/ratio_w: source pixels per output pixel when the caller gave a scale factor
+  // (1 / scale, as PyTorch uses it); 0 means in / out.
   virtual void interpolate_forward(InterpMode mode, bool align_corners, std::int64_t nc,
                                    std::int64_t h, std::int64_t w, std::int64_t ho,
-                                   std::int64_t wo, const T* x, T* y) = 0;
+                                   std::int64_t wo, double ratio_h, double ratio_w, const T* x,
+                                   T* y) = 0;
   virtual void interpolate_backward(InterpMode mode, bool align_corners, std::int64_t nc,
                                     std::int64_t h, std::int64_t w, std::int64_t ho,
-                                    std::int64_t wo, const T* gy, T* gx) = 0;
+                                    std::int64_t wo, double ratio_h, double ratio_w,
+                                    const T* gy, T* gx) = 0;
 
   // --- random numbers (Philox4x32-10, counter-based) ---------------------------------------
   // Element i uses counter (offset + i / 4, 0), lane i % 4, key = seed. Same stream on every

@@ -62,6 +62,7 @@ T Tensor<T>::item() const {
 
 template <class T>
 std::vector<T> Tensor<T>::to_vector() const {
+  NoGradGuard no_grad;  // reading values records nothing
   auto c = contiguous().to(Device::cpu());
   const T* p = c.data_ptr();
   return std::vector<T>(p, p + c.numel());

@@ -133,6 +133,7 @@ Tensor<T> interpolate(const Tensor<T>& x, const InterpolateOptions& o) {
   ops_detail::floating_only<T>(op);
   check(x.dim() == 4, op, "expects a 4-d input [N, C, H, W], got ", x.describe());
   check(o.size.has_value() != o.scale_factor.has_value(), op, "give exactly one of size and scale_factor");
+  check(!o.scale_factor || *o.scale_factor > 0, op, "scale_factor must be positive");
   check(o.mode == "nearest" || o.mode == "bilinear", op, "mode must be \"nearest\" or \"bilinear\", got \"", o.mode, "\"");
   check(!(o.align_corners && o.mode == "nearest"), op, "align_corners only applies to bilinear");
   const auto h = x.shape()[2], w = x.shape()[3];
@@ -142,14 +143,15 @@ Tensor<T> interpolate(const Tensor<T>& x, const InterpolateOptions& o) {
   const InterpMode mode = o.mode == "nearest" ? InterpMode::Nearest : InterpMode::Bilinear;
   const bool ac = o.align_corners;
   const auto nc = x.shape()[0] * x.shape()[1];
+  const double ratio = o.scale_factor ? 1.0 / *o.scale_factor : 0.0;  // PyTorch maps with 1/scale
   auto xc = x.contiguous();
   auto y = Tensor<T>::empty({x.shape()[0], x.shape()[1], ho, wo}, x.device());
-  ops_detail::be(x).interpolate_forward(mode, ac, nc, h, w, ho, wo, xc.data_ptr(), y.data_ptr());
+  ops_detail::be(x).interpolate_forward(mode, ac, nc, h, w, ho, wo, ratio, ratio, xc.data_ptr(), y.data_ptr());
   return autograd::record("InterpolateBackward", y, {x},
-                          [mode, ac, nc, h, w, ho, wo, in = x.shape()](const Tensor<T>& gy, const NeedsGrad&) -> std::vector<Tensor<T>> {
+                          [mode, ac, nc, h, w, ho, wo, ratio, in = x.shape()](const Tensor<T>& gy, const NeedsGrad&) -> std::vector<Tensor<T>> {
                             auto gyc = gy.contiguous();
                             auto gx = Tensor<T>::empty(in, gy.device());
-                            ops_detail::be(gy).interpolate_backward(mode, ac, nc, h, w, ho, wo, gyc.data_ptr(), gx.data_ptr());
+                            ops_detail::be(gy).interpolate_backward(mode, ac, nc, h, w, ho, wo, ratio, ratio, gyc.data_ptr(), gx.data_ptr());
                             return {gx};
                           });
 }

@@ -237,28 +237,30 @@ void adaptive_avg_pool2d(std::int64_t nc, std::int64_t h, std::int64_t w, std::i
   });
 }
 
-// Source coordinate of output pixel `o` along an axis of size in -> out (PyTorch's rules).
+// Source coordinate of output pixel `o` along an axis of size in -> out (PyTorch's rules);
+// ratio > 0 is the caller's 1 / scale_factor, else in / out.
 inline double interp_source(InterpMode mode, bool align_corners, std::int64_t o, std::int64_t in,
-                            std::int64_t out) {
-  if (mode == InterpMode::Nearest)
-    return std::min<double>(std::floor(o * (double(in) / out)), double(in - 1));
+                            std::int64_t out, double ratio) {
+  const double r = ratio > 0 ? ratio : double(in) / out;
+  if (mode == InterpMode::Nearest) return std::min<double>(std::floor(o * r), double(in - 1));
   if (align_corners) return out > 1 ? o * (double(in - 1) / (out - 1)) : 0.0;
-  return std::max(0.0, (o + 0.5) * (double(in) / out) - 0.5);
+  return std::max(0.0, (o + 0.5) * r - 0.5);
 }
 
 template <class T, bool Backward>
 void interpolate(InterpMode mode, bool align_corners, std::int64_t nc, std::int64_t h,
-                 std::int64_t w, std::int64_t ho, std::int64_t wo, const T* src, T* dst) {
+                 std::int64_t w, std::int64_t ho, std::int64_t wo, double ratio_h, double ratio_w,
+                 const T* src, T* dst) {
   if constexpr (Backward) std::fill(dst, dst + nc * h * w, T(0));
   parallel_for(0, nc, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t p = lo; p < hi; ++p)
       for (std::int64_t oh = 0; oh < ho; ++oh) {
-        const double sh = interp_source(mode, align_corners, oh, h, ho);
+        const double sh = interp_source(mode, align_corners, oh, h, ho, ratio_h);
         const std::int64_t h0 = static_cast<std::int64_t>(sh);
         const std::int64_t h1 = std::min(h0 + 1, h - 1);
         const T lh = mode == InterpMode::Nearest ? T(0) : T(sh - h0);
         for (std::int64_t ow = 0; ow < wo; ++ow) {
-          const double sw = interp_source(mode, align_corners, ow, w, wo);
+          const double sw = interp_source(mode, align_corners, ow, w, wo, ratio_w);
           const std::int64_t w0 = static_cast<std::int64_t>(sw);
           const std::int64_t w1 = std::min(w0 + 1, w - 1);
           const T lw = mode == InterpMode::Nearest ? T(0) : T(sw - w0);

@@ -367,14 +367,14 @@ class CpuBackend final : public Backend<T> {
     LIGM_CPU_FLOAT_ONLY("adaptive_avg_pool2d_backward", (cpu::adaptive_avg_pool2d<T, true>(nc, h, w, ho, wo, gy, gx)))
   }
   void interpolate_forward(InterpMode mode, bool ac, std::int64_t nc, std::int64_t h,
-                           std::int64_t w, std::int64_t ho, std::int64_t wo, const T* x,
-                           T* y) override {
-    LIGM_CPU_FLOAT_ONLY("interpolate", (cpu::interpolate<T, false>(mode, ac, nc, h, w, ho, wo, x, y)))
+                           std::int64_t w, std::int64_t ho, std::int64_t wo, double rh, double rw,
+                           const T* x, T* y) override {
+    LIGM_CPU_FLOAT_ONLY("interpolate", (cpu::interpolate<T, false>(mode, ac, nc, h, w, ho, wo, rh, rw, x, y)))
   }
   void interpolate_backward(InterpMode mode, bool ac, std::int64_t nc, std::int64_t h,
-                            std::int64_t w, std::int64_t ho, std::int64_t wo, const T* gy,
-                            T* gx) override {
-    LIGM_CPU_FLOAT_ONLY("interpolate_backward", (cpu::interpolate<T, true>(mode, ac, nc, h, w, ho, wo, gy, gx)))
+                            std::int64_t w, std::int64_t ho, std::int64_t wo, double rh,
+                            double rw, const T* gy, T* gx) override {
+    LIGM_CPU_FLOAT_ONLY("interpolate_backward", (cpu::interpolate<T, true>(mode, ac, nc, h, w, ho, wo, rh, rw, gy, gx)))
   }
 
   // --- random ------------------------------------------------------------------------------
