@@ -142,3 +142,15 @@ TEST_CASE("member forms of the ops, as in PyTorch") {
   CHECK(max(x, full_like(x, 4.0)).to_vector() == std::vector<double>{4, 4, 4, 8, 5, 7});
   CHECK(x.norm().item() == doctest::Approx(std::sqrt(159.0)));
 }
+
+TEST_CASE("free-function forms of the views") {
+  auto x = arange<float>(0, 6);
+  CHECK(reshape(x, {2, 3}).shape() == Shape{2, 3});
+  CHECK(transpose(reshape(x, {2, 3}), 0, 1).shape() == Shape{3, 2});
+  CHECK(t(view(x, {3, 2})).shape() == Shape{2, 3});
+  CHECK(unsqueeze(x, 0).shape() == Shape{1, 6});
+  CHECK(squeeze(unsqueeze(x, 1), 1).shape() == Shape{6});
+  CHECK(narrow(x, 0, 1, 2).to_vector() == std::vector<float>{1, 2});
+  CHECK(clamp_max(clamp_min(x, 1.0), 4.0).to_vector() == std::vector<float>{1, 1, 2, 3, 4, 4});
+  CHECK(flatten(permute(reshape(x, {1, 2, 3}), {2, 1, 0})).shape() == Shape{6});
+}

@@ -28,6 +28,17 @@ inline Shape contiguous_strides(const Shape& shape) {
   return st;
 }
 
+// True when (shape, strides) is row-major contiguous (size-1 dims may have any stride).
+inline bool is_contiguous_strides(const Shape& shape, const Shape& strides) {
+  std::int64_t expected = 1;
+  for (std::size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (strides[i] != expected) return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
 inline std::string shape_str(const Shape& s) {
   std::string out = "[";
   for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);

@@ -226,15 +226,7 @@ std::int64_t Tensor<T>::stride(std::int64_t d) const {
 
 template <class T>
 bool Tensor<T>::is_contiguous() const {
-  const auto& sh = shape();
-  const auto& st = strides();
-  std::int64_t expected = 1;
-  for (std::size_t i = sh.size(); i-- > 0;) {
-    if (sh[i] == 1) continue;
-    if (st[i] != expected) return false;
-    expected *= sh[i];
-  }
-  return true;
+  return is_contiguous_strides(shape(), strides());
 }
 
 template <class T>

@@ -57,6 +57,24 @@ template <class T> Tensor<T> Tensor<T>::mm(const Tensor& o) const { return ligm:
 template <class T> Tensor<T> Tensor<T>::softmax(std::int64_t d) const { return ligm::softmax(*this, d); }
 template <class T> Tensor<T> Tensor<T>::log_softmax(std::int64_t d) const { return ligm::log_softmax(*this, d); }
 
+// Free-function forms of the views and copies, as torch.reshape(x, ...) etc.
+template <class T> Tensor<T> reshape(const Tensor<T>& x, const Shape& s) { return x.reshape(s); }
+template <class T> Tensor<T> view(const Tensor<T>& x, const Shape& s) { return x.view(s); }
+template <class T> Tensor<T> flatten(const Tensor<T>& x, std::int64_t a = 0, std::int64_t b = -1) { return x.flatten(a, b); }
+template <class T> Tensor<T> permute(const Tensor<T>& x, const Dims& d) { return x.permute(d); }
+template <class T> Tensor<T> transpose(const Tensor<T>& x, std::int64_t a, std::int64_t b) { return x.transpose(a, b); }
+template <class T> Tensor<T> t(const Tensor<T>& x) { return x.t(); }
+template <class T> Tensor<T> expand(const Tensor<T>& x, const Shape& s) { return x.expand(s); }
+template <class T> Tensor<T> squeeze(const Tensor<T>& x) { return x.squeeze(); }
+template <class T> Tensor<T> squeeze(const Tensor<T>& x, std::int64_t d) { return x.squeeze(d); }
+template <class T> Tensor<T> unsqueeze(const Tensor<T>& x, std::int64_t d) { return x.unsqueeze(d); }
+template <class T> Tensor<T> narrow(const Tensor<T>& x, std::int64_t d, std::int64_t s, std::int64_t n) { return x.narrow(d, s, n); }
+template <class T> Tensor<T> select(const Tensor<T>& x, std::int64_t d, std::int64_t i) { return x.select(d, i); }
+template <class T> Tensor<T> clone(const Tensor<T>& x) { return x.clone(); }
+template <class T> Tensor<T> clamp_min(const Tensor<T>& x, double lo) { return clamp(x, lo); }
+template <class T>
+Tensor<T> clamp_max(const Tensor<T>& x, double hi) { return clamp(x, -std::numeric_limits<double>::infinity(), hi); }
+
 // torch.max(a, b) / torch.min(a, b): the elementwise forms.
 template <class T> Tensor<T> max(const Tensor<T>& a, const Tensor<T>& b) { return maximum(a, b); }
 template <class T> Tensor<T> min(const Tensor<T>& a, const Tensor<T>& b) { return minimum(a, b); }

@@ -65,14 +65,4 @@ void strided_for(const Shape& shape, const std::array<const Shape*, K>& strides,
   });
 }
 
-inline bool is_contiguous_strides(const Shape& shape, const Shape& strides) {
-  std::int64_t expected = 1;
-  for (std::size_t i = shape.size(); i-- > 0;) {
-    if (shape[i] == 1) continue;
-    if (strides[i] != expected) return false;
-    expected *= shape[i];
-  }
-  return true;
-}
-
 }  // namespace ligm::cpu
