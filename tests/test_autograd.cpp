@@ -142,3 +142,25 @@ TEST_CASE("gradcheck itself catches a wrong backward rule") {
   CHECK(gradcheck(good, {leaf({3}, 11)}).ok);
   CHECK(gradcheck(good, {leaf({40, 40}, 12)}).ok);  // random-projection mode
 }
+
+TEST_CASE("modifying a saved tensor in place before backward is caught") {
+  auto w = leaf({3}, 13);
+  auto x = ones<double>({3});
+  auto y = (w * x).sum();  // MulBackward saves x
+  x.add_(ones<double>({3}));
+  check_error([&] { y.backward(); }, {"backward", "MulBackward", "modified in place", "clone()"});
+  // Ops that save nothing do not mind: AddBackward needs no input values.
+  auto z = ones<double>({3});
+  auto s = (w + z).sum();
+  z.mul_(2.0);
+  s.backward();
+  // An optimizer-style update after backward is fine.
+  auto v = leaf({3}, 14);
+  auto loss = (v * v).sum();
+  loss.backward();
+  {
+    NoGradGuard g;
+    v.sub_(v.grad() * 0.1);
+  }
+  CHECK(v.grad().defined());
+}

@@ -40,21 +40,35 @@ struct NeedsGrad {
 };
 
 // A node whose backward rule is a closure, written next to the forward in ops/.
+// A tensor a backward rule keeps, and the version of its storage when it was kept.
+struct SavedVersion {
+  std::shared_ptr<Storage> storage;
+  std::uint64_t version;
+};
+
 template <class T>
 struct FunctionNode final : Node<T> {
   using Rule = std::function<std::vector<Tensor<T>>(const Tensor<T>&, const NeedsGrad&)>;
   Rule rule;
+  std::vector<SavedVersion> saved;
 
   std::vector<Tensor<T>> apply(const Tensor<T>& grad) override {
     if (!rule)
       fail("backward", this->name,
            ": trying to backward through the graph a second time (its saved tensors were "
            "freed); pass retain_graph = true to the first backward()");
+    for (const auto& s : saved)
+      check(s.storage->version() == s.version, "backward", "a tensor that ", this->name,
+            " saved for its gradient was modified in place afterwards (version ", s.version,
+            ", now ", s.storage->version(), "); modify a clone() instead");
     NeedsGrad needs;
     for (std::size_t i = 0; i < this->next.size(); ++i) needs.flags.push_back(this->needs_grad(i));
     return rule(grad, needs);
   }
-  void release() override { rule = nullptr; }
+  void release() override {
+    rule = nullptr;
+    saved.clear();
+  }
 };
 
 // The node of a leaf tensor: adds incoming gradients into leaf.grad().
@@ -65,6 +79,22 @@ struct AccumulateGrad final : Node<T> {
 };
 
 namespace autograd {
+namespace detail {
+// Versions recorded by save() since the last record(); record() hands them to its node.
+inline std::vector<SavedVersion>& pending_saves() {
+  thread_local std::vector<SavedVersion> saves;
+  return saves;
+}
+}  // namespace detail
+
+// What a backward rule captures instead of a tensor: the same data without history, with its
+// storage version noted so backward() can refuse if it was modified in place since.
+// Use it in the rule's capture list: [x = autograd::save(x)](...) { ... }.
+template <class T>
+Tensor<T> save(const Tensor<T>& t) {
+  if (t.defined() && is_grad_enabled()) detail::pending_saves().push_back({t.storage(), t.storage()->version()});
+  return t.defined() ? t.detach() : t;
+}
 
 // The node that gradients of `t` flow into: its grad_fn, or the accumulator of a leaf that
 // requires grad; null otherwise.
@@ -91,12 +121,15 @@ std::shared_ptr<Node<T>> gradient_edge(const Tensor<T>& t) {
 template <class T, class Rule>
 Tensor<T>& record_list(const char* name, Tensor<T>& out, const std::vector<Tensor<T>>& inputs,
                        Rule&& rule) {
+  std::vector<SavedVersion> saved;
+  saved.swap(detail::pending_saves());  // the rule's save()s, taken whether recorded or not
   if (!is_grad_enabled()) return out;
   bool any = false;
   for (const auto& in : inputs) any = any || in.requires_grad();
   if (!any) return out;
   auto node = std::make_shared<FunctionNode<T>>();
   node->name = name;
+  node->saved = std::move(saved);
   for (const auto& in : inputs) {
     node->next.push_back(gradient_edge(in));
     node->input_shapes.push_back(in.defined() ? in.shape() : Shape{});
@@ -110,7 +143,10 @@ Tensor<T>& record_list(const char* name, Tensor<T>& out, const std::vector<Tenso
 template <class T, class Rule>
 Tensor<T>& record(const char* name, Tensor<T>& out, std::initializer_list<Tensor<T>> inputs,
                   Rule&& rule) {
-  if (!is_grad_enabled()) return out;
+  if (!is_grad_enabled()) {
+    detail::pending_saves().clear();
+    return out;
+  }
   return record_list(name, out, std::vector<Tensor<T>>(inputs), std::forward<Rule>(rule));
 }
 

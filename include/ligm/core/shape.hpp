@@ -55,15 +55,17 @@ inline std::int64_t wrap_dim(std::int64_t dim, std::int64_t ndim, std::string_vi
   return dim < 0 ? dim + n : dim;
 }
 
-// NumPy/PyTorch broadcasting: align trailing dims; sizes must match or be 1.
-inline Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op) {
+// NumPy/PyTorch broadcasting: align trailing dims; sizes must match or be 1. `context`
+// (e.g. "; float32, cpu") is appended to the error message.
+inline Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op,
+                              std::string_view context = {}) {
   const std::size_t n = std::max(a.size(), b.size());
   Shape out(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
     const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
     check(da == db || da == 1 || db == 1, op, "shapes ", a, " and ", b,
-          " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, ")");
+          " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, context, ")");
     out[i] = da == 1 ? db : da;
   }
   return out;

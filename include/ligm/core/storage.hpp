@@ -21,6 +21,10 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
 
   void* data() const { return data_; }
+  // Bumped by every in-place write through any tensor on this storage; autograd compares it
+  // with the version a backward rule saved.
+  std::uint64_t version() const { return version_; }
+  void bump_version() { ++version_; }
   std::size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
 
@@ -29,6 +33,7 @@ class Storage {
   std::size_t bytes_;
   Device device_;
   Allocator* allocator_;
+  std::uint64_t version_ = 0;
 };
 
 }  // namespace ligm

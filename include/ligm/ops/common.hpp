@@ -42,6 +42,14 @@ void check_inplace(const Tensor<T>& t, std::string_view op) {
   check(!(is_grad_enabled() && t.requires_grad()), op,
         "in-place operation on a tensor that requires grad (", t.describe(),
         "); use the out-of-place op or wrap the update in a NoGradGuard");
+  t.storage()->bump_version();
+}
+
+// Broadcast shape of two operands; the error names their dtype and device too.
+template <class A, class B>
+Shape broadcast_operands(const Tensor<A>& a, const Tensor<B>& b, std::string_view op) {
+  return broadcast_shapes(a.shape(), b.shape(), op,
+                          std::string("; ") + dtype_name<A>() + ", " + a.device().str());
 }
 
 // A view of t broadcast to `shape` (stride 0 along expanded dims); no copy.

@@ -76,7 +76,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   auto y = Tensor<T>::empty({g.n, g.c_out, g.h_out, g.w_out}, x.device());
   ops_detail::be(x).conv2d_forward(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
   autograd::record("Conv2dBackward", y, {x, weight},
-                   [g, xc = xc.detach(), wc = wc.detach()](const Tensor<T>& gy, const NeedsGrad& n)
+                   [g, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
                        -> std::vector<Tensor<T>> {
                      auto gyc = gy.contiguous();
                      Tensor<T> gx, gw;
@@ -131,7 +131,7 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   auto y = Tensor<T>::empty({g.n, c_out, h_out, w_out}, x.device());
   ops_detail::be(x).conv2d_backward_input(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
   autograd::record("ConvTranspose2dBackward", y, {x, weight},
-                   [g, xc = xc.detach(), wc = wc.detach()](const Tensor<T>& gy, const NeedsGrad& n)
+                   [g, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
                        -> std::vector<Tensor<T>> {
                      auto gyc = gy.contiguous();
                      Tensor<T> gx, gw;

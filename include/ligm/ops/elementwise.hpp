@@ -17,7 +17,7 @@ Tensor<T> unary_op(const char* name, UnaryOp op, const Tensor<T>& x, UnaryParams
   auto y = Tensor<T>::empty(x.shape(), x.device());
   be(x).unary(op, p, x.cref(), y.ref());
   return autograd::record(name, y, {x},
-                          [x = x.detach(), y = y.detach(), op, p](const Tensor<T>& g, const NeedsGrad&)
+                          [x = autograd::save(x), y = autograd::save(y), op, p](const Tensor<T>& g, const NeedsGrad&)
                               -> std::vector<Tensor<T>> {
                             auto xc = x.contiguous(), gc = g.contiguous();
                             auto dx = Tensor<T>::empty(x.shape(), x.device());
@@ -31,7 +31,7 @@ Tensor<T> unary_op(const char* name, UnaryOp op, const Tensor<T>& x, UnaryParams
 template <class T>
 Tensor<T> binary_raw(BinaryOp op, const Tensor<T>& a, const Tensor<T>& b, const char* name) {
   same_device(a, b, name);
-  const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  const Shape shape = broadcast_operands(a, b, name);
   auto out = Tensor<T>::empty(shape, a.device());
   be(a).binary(op, broadcast_ref(a, shape), broadcast_ref(b, shape), out.ref());
   return out;
@@ -40,7 +40,7 @@ Tensor<T> binary_raw(BinaryOp op, const Tensor<T>& a, const Tensor<T>& b, const 
 template <class T>
 Tensor<bool> compare_op(CompareOp op, const Tensor<T>& a, const Tensor<T>& b, const char* name) {
   same_device(a, b, name);
-  const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
+  const Shape shape = broadcast_operands(a, b, name);
   auto out = Tensor<bool>::empty(shape, a.device());
   be(a).compare(op, broadcast_ref(a, shape), broadcast_ref(b, shape), out.ref());
   return out;
@@ -128,7 +128,7 @@ template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
   auto out = ops_detail::binary_raw(BinaryOp::Mul, a, b, "mul");
   return autograd::record("MulBackward", out, {a, b},
-                          [a = a.detach(), b = b.detach()](const Tensor<T>& g, const NeedsGrad& n)
+                          [a = autograd::save(a), b = autograd::save(b)](const Tensor<T>& g, const NeedsGrad& n)
                               -> std::vector<Tensor<T>> {
                             return {n[0] ? sum_to(mul(g, b), a.shape()) : Tensor<T>(),
                                     n[1] ? sum_to(mul(g, a), b.shape()) : Tensor<T>()};
@@ -139,7 +139,7 @@ template <class T>
 Tensor<T> div(const Tensor<T>& a, const Tensor<T>& b) {
   auto out = ops_detail::binary_raw(BinaryOp::Div, a, b, "div");
   return autograd::record("DivBackward", out, {a, b},
-                          [a = a.detach(), b = b.detach()](const Tensor<T>& g, const NeedsGrad& n)
+                          [a = autograd::save(a), b = autograd::save(b)](const Tensor<T>& g, const NeedsGrad& n)
                               -> std::vector<Tensor<T>> {
                             Tensor<T> ga, gb;
                             if (n[0]) ga = sum_to(div(g, b), a.shape());
@@ -155,7 +155,7 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
   auto out = ops_detail::binary_raw(BinaryOp::Pow, a, b, "pow");
   return autograd::record(
       "PowBackward", out, {a, b},
-      [a = a.detach(), b = b.detach(), out = out.detach()](const Tensor<T>& g, const NeedsGrad& n)
+      [a = autograd::save(a), b = autograd::save(b), out = autograd::save(out)](const Tensor<T>& g, const NeedsGrad& n)
           -> std::vector<Tensor<T>> {
         Tensor<T> ga, gb;
         // d/da a^b = b a^(b-1); d/db a^b = a^b log a (taken as 0 where a == 0 and b >= 0).
@@ -183,7 +183,7 @@ Tensor<T> min_max(bool is_max, const Tensor<T>& a, const Tensor<T>& b) {
   const char* name = is_max ? "maximum" : "minimum";
   auto out = binary_raw(is_max ? BinaryOp::Maximum : BinaryOp::Minimum, a, b, name);
   return autograd::record(is_max ? "MaximumBackward" : "MinimumBackward", out, {a, b},
-                          [a = a.detach(), b = b.detach(), is_max](const Tensor<T>& g, const NeedsGrad&)
+                          [a = autograd::save(a), b = autograd::save(b), is_max](const Tensor<T>& g, const NeedsGrad&)
                               -> std::vector<Tensor<T>> {
                             auto wins_a = compare_op(is_max ? CompareOp::Gt : CompareOp::Lt, a, b, "maximum");
                             auto tie = compare_op(CompareOp::Eq, a, b, "maximum");
@@ -224,8 +224,8 @@ template <class T>
 Tensor<T> where(const Tensor<bool>& cond, const Tensor<T>& a, const Tensor<T>& b) {
   ops_detail::same_device(cond, a, "where");
   ops_detail::same_device(a, b, "where");
-  const Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"),
-                                       b.shape(), "where");
+  const Shape shape = broadcast_shapes(ops_detail::broadcast_operands(cond, a, "where"), b.shape(),
+                                       "where", std::string("; ") + dtype_name<T>() + ", " + a.device().str());
   auto out = Tensor<T>::empty(shape, a.device());
   ops_detail::be(a).where(ops_detail::broadcast_ref(cond, shape), ops_detail::broadcast_ref(a, shape),
                           ops_detail::broadcast_ref(b, shape), out.ref());

@@ -70,7 +70,7 @@ Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
   }
   out = out.detach();
   return autograd::record("MatmulBackward", out, {a, b},
-                          [a = a.detach(), b = b.detach()](const Tensor<T>& g, const NeedsGrad& need)
+                          [a = autograd::save(a), b = autograd::save(b)](const Tensor<T>& g, const NeedsGrad& need)
                               -> std::vector<Tensor<T>> {
                             Tensor<T> ga, gb;
                             if (need[0]) ga = sum_to(matmul_nd(g, b.transpose(-1, -2)), a.shape());

@@ -84,7 +84,7 @@ Tensor<T> extremum(bool is_max, const Tensor<T>& x, const Dims& dims, bool keepd
   check(x.numel() > 0 && p.count > 0, name, "cannot reduce an empty tensor of shape ", x.shape());
   auto out = reduce_raw(is_max ? ReduceOp::Max : ReduceOp::Min, x, p);
   return autograd::record(is_max ? "AmaxBackward" : "AminBackward", out, {x},
-                          [p, x = x.detach(), y = out.detach()](const Tensor<T>& g, const NeedsGrad&)
+                          [p, x = autograd::save(x), y = autograd::save(out)](const Tensor<T>& g, const NeedsGrad&)
                               -> std::vector<Tensor<T>> {
                             auto hit = eq(x, y.reshape(p.keep)).template to<T>();
                             auto ties = reduce_raw(ReduceOp::Sum, hit, ReducePlan{p.keep, p.keep, p.count});
@@ -206,7 +206,7 @@ Tensor<T> norm(const Tensor<T>& x, double p = 2, const Dims& dims = {}, bool kee
   }
   out = out.detach();
   return autograd::record("NormBackward", out, {x},
-                          [plan, x = x.detach(), y = out.detach()](const Tensor<T>& g, const NeedsGrad&)
+                          [plan, x = autograd::save(x), y = autograd::save(out)](const Tensor<T>& g, const NeedsGrad&)
                               -> std::vector<Tensor<T>> {
                             auto yk = y.reshape(plan.keep);
                             auto safe = where(eq(yk, T(0)), ones_like(yk), yk);

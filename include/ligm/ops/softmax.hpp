@@ -25,7 +25,7 @@ template <class T>
 Tensor<T> softmax(const Tensor<T>& x, std::int64_t dim) {
   auto y = ops_detail::softmax_forward(x, dim, false);
   return autograd::record("SoftmaxBackward", y, {x},
-                          [y = y.detach(), dim](const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> {
+                          [y = autograd::save(y), dim](const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> {
                             // dx = y * (g - sum(g * y))
                             const Dims d = y.dim() ? Dims{dim} : Dims{};
                             return {mul(y, sub(g, sum(mul(g, y), d, true)))};
@@ -36,7 +36,7 @@ template <class T>
 Tensor<T> log_softmax(const Tensor<T>& x, std::int64_t dim) {
   auto y = ops_detail::softmax_forward(x, dim, true);
   return autograd::record("LogSoftmaxBackward", y, {x},
-                          [y = y.detach(), dim](const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> {
+                          [y = autograd::save(y), dim](const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> {
                             // dx = g - exp(y) * sum(g)
                             const Dims d = y.dim() ? Dims{dim} : Dims{};
                             return {sub(g, mul(exp(y), sum(g, d, true)))};
