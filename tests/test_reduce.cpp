@@ -61,3 +61,17 @@ TEST_CASE("reductions reject bad dims and empty extrema") {
   check_error([] { amax(zeros<float>({0})); }, {"amax", "empty", "[0]"});
   check_error([] { max(zeros<float>({2, 0}), 1); }, {"max", "size 0"});
 }
+
+TEST_CASE("reduction fast paths: leading, trailing and full reductions agree with the general path") {
+  Generator gen(21);
+  auto x = randn<double>({37, 5, 11}, gen);
+  auto strided = x.permute({2, 0, 1}).contiguous().permute({1, 2, 0});  // same values, other strides
+  for (const Dims& dims : std::vector<Dims>{{0}, {0, 1}, {2}, {1, 2}, {}, {1}, {0, 2}}) {
+    CAPTURE(dims.size());
+    check_close(sum(x, dims), sum(strided, dims), 1e-12, 1e-12);
+    check_close(amax(x, dims), amax(strided, dims), 0, 0);
+    check_close(amin(x, dims, true), amin(strided, dims, true), 0, 0);
+  }
+  CHECK(sum(ones<float>({1 << 20})).item() == float(1 << 20));  // no float drift on a full sum
+  CHECK(sum(full<std::int64_t>({1000, 3}, 2), {0}).to_vector() == std::vector<std::int64_t>{2000, 2000, 2000});
+}

@@ -52,7 +52,9 @@ Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
   Tensor<T> out;
   {
     NoGradGuard g;
-    if (b.dim() == 2) {  // fold a's batch into its rows: one big GEMM
+    if (b.dim() == 2 && a.dim() == 2) {
+      out = bmm_raw(a.unsqueeze(0), b.unsqueeze(0)).squeeze(0);  // transposed views stay views
+    } else if (b.dim() == 2) {  // fold a's batch into its rows: one big GEMM
       Shape s(a.shape().begin(), a.shape().end() - 1);
       const std::int64_t rows = numel_of(s);
       s.push_back(n);
@@ -107,20 +109,47 @@ Tensor<T> bmm(const Tensor<T>& a, const Tensor<T>& b) {
   return matmul(a, b);
 }
 
-// y = x @ weight^T + bias; weight is [out_features, in_features].
+// y = x @ weight^T + bias; weight is [out_features, in_features], x is [..., in_features].
+// One GEMM with the bias pre-loaded as C (beta = 1); the backward computes dW = g^T x directly
+// in W's layout, so neither direction transposes or copies the weight.
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
+  ops_detail::floating_only<T>("linear");
+  ops_detail::same_device(x, weight, "linear");
   check(weight.dim() == 2, "linear", "weight must be 2-d, got shape ", weight.shape());
   check(x.dim() >= 1 && x.shape().back() == weight.shape()[1], "linear", "input of shape ",
         x.shape(), " does not match weight of shape ", weight.shape(), " (", dtype_name<T>(), ", ",
         x.device().str(), ")");
-  auto y = matmul(x, weight.t());
-  if (bias.defined()) {
+  if (bias.defined())
     check(bias.dim() == 1 && bias.shape()[0] == weight.shape()[0], "linear", "bias of shape ",
           bias.shape(), " does not match weight of shape ", weight.shape());
-    y = add(y, bias);
+  const std::int64_t k = weight.shape()[1], n = weight.shape()[0];
+  const std::int64_t m = k ? x.numel() / k : 0;
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  Tensor<T> x2, y;
+  {
+    NoGradGuard g;
+    x2 = x.reshape({m, k});
+    y = Tensor<T>::empty({m, n}, x.device());
+    if (bias.defined()) ops_detail::be(x).copy(ops_detail::broadcast_ref(bias, {m, n}), y.ref());
+    auto X = ops_detail::gemm_operand(x2.unsqueeze(0)), W = ops_detail::gemm_operand(weight.unsqueeze(0));
+    ops_detail::be(x).gemm(X.trans, !W.trans, m, n, k, T(1), X.data, X.ld, 0, W.data, W.ld, 0,
+                           bias.defined() ? T(1) : T(0), y.data_ptr(), n, 0, 1);
+    y = y.view(out_shape).detach();
+    x2 = x2.detach();
   }
-  return y;
+  return autograd::record(
+      "LinearBackward", y, {x, weight, bias},
+      [x2 = autograd::save(x2), w = autograd::save(weight), m, n, xs = x.shape()](
+          const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
+        auto g2 = g.reshape({m, n});
+        Tensor<T> gx, gw, gb;
+        if (need[0]) gx = matmul(g2, w).view(xs);   // [m, n] @ [n, k]
+        if (need[1]) gw = matmul(g2.t(), x2);       // [n, m] @ [m, k]
+        if (need[2]) gb = sum(g2, {0});
+        return {gx, gw, gb};
+      });
 }
 
 }  // namespace ligm

@@ -63,8 +63,16 @@ class CpuBackend final : public Backend<T> {
       if (src.numel()) std::memmove(dst.data, src.data, src.numel() * sizeof(T));
       return;
     }
-    strided_for<2>(dst.shape, {&dst.strides, &src.strides},
-                   [&](std::int64_t, auto o) { dst.data[o[0]] = src.data[o[1]]; });
+    strided_rows<2>(dst.shape, {&dst.strides, &src.strides},
+                    [&](std::int64_t, const Offsets<2>& o, std::int64_t n, const Offsets<2>& s) {
+                      T* d = dst.data + o[0];
+                      const T* x = src.data + o[1];
+                      if (s[0] == 1 && s[1] == 1) {
+                        std::copy(x, x + n, d);
+                      } else {
+                        for (std::int64_t j = 0; j < n; ++j) d[j * s[0]] = x[j * s[1]];
+                      }
+                    });
   }
 
   template <class U>
@@ -85,16 +93,20 @@ class CpuBackend final : public Backend<T> {
             op != UnaryOp::Relu && op != UnaryOp::Clamp)
           unsupported("unary");
       }
-      if (is_contiguous_strides(x.shape, x.strides) && is_contiguous_strides(y.shape, y.strides)) {
-        const T* xs = x.data;
-        T* ys = y.data;
-        parallel_for(0, x.numel(), 16384, [&](std::int64_t lo, std::int64_t hi) {
-          for (std::int64_t i = lo; i < hi; ++i) ys[i] = math::unary_forward(op, p, xs[i]);
-        });
-        return;
-      }
-      strided_for<2>(y.shape, {&y.strides, &x.strides}, [&](std::int64_t, auto o) {
-        y.data[o[0]] = math::unary_forward(op, p, x.data[o[1]]);
+      dispatch_unary(op, [&](auto op_c) {
+        constexpr UnaryOp O = decltype(op_c)::value;
+        strided_rows<2>(y.shape, {&y.strides, &x.strides},
+                        [&](std::int64_t, const Offsets<2>& o, std::int64_t n, const Offsets<2>& s) {
+                          T* yd = y.data + o[0];
+                          const T* xd = x.data + o[1];
+                          if (s[0] == 1 && s[1] == 1) {
+                            for (std::int64_t j = 0; j < n; ++j) yd[j] = math::unary_forward(O, p, xd[j]);
+                          } else {
+                            for (std::int64_t j = 0; j < n; ++j)
+                              yd[j * s[0]] = math::unary_forward(O, p, xd[j * s[1]]);
+                          }
+                        },
+                        16384);
       });
     } else {
       unsupported("unary");
@@ -104,9 +116,11 @@ class CpuBackend final : public Backend<T> {
   void unary_backward(UnaryOp op, UnaryParams p, const T* x, const T* y, const T* g, T* dx,
                       std::int64_t n) override {
     if constexpr (is_floating_v<T>) {
-      parallel_for(0, n, 16384, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t i = lo; i < hi; ++i)
-          dx[i] = math::unary_backward(op, p, x[i], y[i], g[i]);
+      dispatch_unary(op, [&](auto op_c) {
+        constexpr UnaryOp O = decltype(op_c)::value;
+        parallel_for(0, n, 16384, [&](std::int64_t lo, std::int64_t hi) {
+          for (std::int64_t i = lo; i < hi; ++i) dx[i] = math::unary_backward(O, p, x[i], y[i], g[i]);
+        });
       });
     } else {
       unsupported("unary_backward");
@@ -117,24 +131,38 @@ class CpuBackend final : public Backend<T> {
     if constexpr (std::is_same_v<T, bool>) {
       unsupported("binary");
     } else {
-      if (is_contiguous_strides(a.shape, a.strides) && is_contiguous_strides(b.shape, b.strides) &&
-          is_contiguous_strides(out.shape, out.strides) && a.shape == out.shape &&
-          b.shape == out.shape) {
-        const T *as = a.data, *bs = b.data;
-        T* os = out.data;
-        parallel_for(0, out.numel(), 16384, [&](std::int64_t lo, std::int64_t hi) {
-          switch (op) {  // the common ops as plain loops the compiler vectorises
-            case BinaryOp::Add: for (auto i = lo; i < hi; ++i) os[i] = as[i] + bs[i]; break;
-            case BinaryOp::Sub: for (auto i = lo; i < hi; ++i) os[i] = as[i] - bs[i]; break;
-            case BinaryOp::Mul: for (auto i = lo; i < hi; ++i) os[i] = as[i] * bs[i]; break;
-            default:
-              for (auto i = lo; i < hi; ++i) os[i] = math::binary_forward(op, as[i], bs[i]);
-          }
-        });
-        return;
-      }
-      strided_for<3>(out.shape, {&out.strides, &a.strides, &b.strides}, [&](std::int64_t, auto o) {
-        out.data[o[0]] = math::binary_forward(op, a.data[o[1]], b.data[o[2]]);
+      dispatch_binary(op, [&](auto op_c) {
+        constexpr BinaryOp O = decltype(op_c)::value;
+        auto f = [](T u, T v) { return math::binary_forward(O, u, v); };
+        if (is_contiguous_strides(a.shape, a.strides) && is_contiguous_strides(b.shape, b.strides) &&
+            is_contiguous_strides(out.shape, out.strides) && a.shape == out.shape &&
+            b.shape == out.shape) {  // one flat loop
+          const T *as = a.data, *bs = b.data;
+          T* os = out.data;
+          parallel_for(0, out.numel(), 16384, [&](std::int64_t lo, std::int64_t hi) {
+            for (std::int64_t i = lo; i < hi; ++i) os[i] = f(as[i], bs[i]);
+          });
+          return;
+        }
+        strided_rows<3>(out.shape, {&out.strides, &a.strides, &b.strides},
+                        [&](std::int64_t, const Offsets<3>& o, std::int64_t n, const Offsets<3>& s) {
+                          T* od = out.data + o[0];
+                          const T* ad = a.data + o[1];
+                          const T* bd = b.data + o[2];
+                          if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
+                            for (std::int64_t j = 0; j < n; ++j) od[j] = f(ad[j], bd[j]);
+                          } else if (s[0] == 1 && s[1] == 1 && s[2] == 0) {  // row op scalar
+                            const T bv = bd[0];
+                            for (std::int64_t j = 0; j < n; ++j) od[j] = f(ad[j], bv);
+                          } else if (s[0] == 1 && s[1] == 0 && s[2] == 1) {  // scalar op row
+                            const T av = ad[0];
+                            for (std::int64_t j = 0; j < n; ++j) od[j] = f(av, bd[j]);
+                          } else {
+                            for (std::int64_t j = 0; j < n; ++j)
+                              od[j * s[0]] = f(ad[j * s[1]], bd[j * s[2]]);
+                          }
+                        },
+                        16384);
       });
     }
   }
@@ -154,6 +182,7 @@ class CpuBackend final : public Backend<T> {
 
   // --- reductions --------------------------------------------------------------------------
   void reduce(ReduceOp op, Ref<const T> src, Ref<T> out) override {
+    if (reduce_contiguous(op, src, out)) return;
     // Split src's dims into kept ones (iterated by output element) and reduced ones.
     const std::size_t nd = src.shape.size();
     Shape red_shape, red_strides, keep_src_strides(nd);
@@ -181,6 +210,74 @@ class CpuBackend final : public Backend<T> {
                      out.data[o[0]] = T(acc);
                    },
                    std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(n_red, 1)));
+  }
+
+  // Fast paths for a contiguous source whose reduced dims are a prefix ([R, C] -> [C]: rows
+  // folded into one vectorised accumulator row) or a suffix ([C, R] -> [C]: each output a
+  // contiguous run). Returns false when neither applies.
+  bool reduce_contiguous(ReduceOp op, const Ref<const T>& src, const Ref<T>& out) {
+    if constexpr (std::is_same_v<T, bool>) {
+      return false;
+    } else {
+      if (!is_contiguous_strides(src.shape, src.strides) || src.numel() == 0) return false;
+      const std::size_t nd = src.shape.size();
+      std::size_t first_kept = nd, last_kept = 0;
+      bool any_kept = false;
+      for (std::size_t d = 0; d < nd; ++d)
+        if (!(out.shape[d] == 1 && src.shape[d] != 1)) {
+          if (src.shape[d] == 1) continue;
+          first_kept = any_kept ? first_kept : d;
+          last_kept = d;
+          any_kept = true;
+        }
+      bool prefix = any_kept, suffix = true;  // a full reduction takes the suffix path  // reduced dims all before / all after the kept ones
+      for (std::size_t d = 0; d < nd; ++d) {
+        const bool reduced = out.shape[d] == 1 && src.shape[d] != 1;
+        if (reduced && any_kept && d > first_kept) prefix = false;
+        if (reduced && any_kept && d < last_kept) suffix = false;
+      }
+      const std::int64_t kept = out.numel(), red = src.numel() / std::max<std::int64_t>(kept, 1);
+      auto combine = [op](T acc, T v) {
+        if (op == ReduceOp::Sum) return T(acc + v);
+        if (op == ReduceOp::Max) return (v > acc || v != v) ? v : acc;
+        return (v < acc || v != v) ? v : acc;
+      };
+      if (prefix && is_floating_v<T>) {  // [red, kept]
+        parallel_for(0, kept, 4096, [&](std::int64_t lo, std::int64_t hi) {
+          T* o = out.data;
+          for (std::int64_t j = lo; j < hi; ++j) o[j] = src.data[j];
+          for (std::int64_t r = 1; r < red; ++r) {
+            const T* row = src.data + r * kept;
+            if (op == ReduceOp::Sum) {
+              for (std::int64_t j = lo; j < hi; ++j) o[j] += row[j];
+            } else {
+              for (std::int64_t j = lo; j < hi; ++j) o[j] = combine(o[j], row[j]);
+            }
+          }
+        });
+        return true;
+      }
+      if (suffix) {  // [kept, red]
+        using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+        parallel_for(0, kept, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(red, 1)),
+                     [&](std::int64_t lo, std::int64_t hi) {
+                       for (std::int64_t j = lo; j < hi; ++j) {
+                         const T* seg = src.data + j * red;
+                         if (op == ReduceOp::Sum) {
+                           Acc acc = 0;
+                           for (std::int64_t r = 0; r < red; ++r) acc += seg[r];
+                           out.data[j] = T(acc);
+                         } else {
+                           T acc = seg[0];
+                           for (std::int64_t r = 1; r < red; ++r) acc = combine(acc, seg[r]);
+                           out.data[j] = acc;
+                         }
+                       }
+                     });
+        return true;
+      }
+      return false;
+    }
   }
 
   void arg_reduce(bool is_max, Ref<const T> src, std::int64_t dim, Ref<T> values,

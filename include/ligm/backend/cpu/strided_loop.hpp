@@ -1,8 +1,11 @@
 // Row-major iteration over an n-d index space with K strided operands.
 //
-// strided_for(shape, {&strides0, &strides1}, fn) calls fn(i, {off0, off1}) for every linear
-// index i in [0, numel), where off_k is the element offset of index i in operand k. The
-// range is split across threads; the innermost dim runs as a plain loop.
+// strided_rows(shape, {&strides0, &strides1}, row) splits [0, numel) across threads and calls
+// row(i, {off0, off1}, n, {step0, step1}) for each run of n consecutive elements along the
+// innermost dim: element i + j sits at off_k + j * step_k in operand k. Kernels write a
+// tight loop over j, with a unit-stride fast path the compiler vectorises.
+//
+// strided_for(shape, strides, fn) is the per-element form: fn(i, {off0, off1}).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -12,12 +15,16 @@
 
 namespace ligm::cpu {
 
-template <std::size_t K, class F>
-void strided_range(const Shape& shape, const std::array<const Shape*, K>& strides,
-                   std::int64_t begin, std::int64_t end, const F& fn) {
+template <std::size_t K>
+using Offsets = std::array<std::int64_t, K>;
+
+template <std::size_t K, class Row>
+void strided_rows_range(const Shape& shape, const std::array<const Shape*, K>& strides,
+                        std::int64_t begin, std::int64_t end, const Row& row) {
   const std::size_t nd = shape.size();
+  if (begin >= end) return;
   if (nd == 0) {
-    if (begin < end) fn(std::int64_t(0), std::array<std::int64_t, K>{});
+    row(std::int64_t(0), Offsets<K>{}, std::int64_t(1), Offsets<K>{});
     return;
   }
   // Unravel `begin` into a multi-index and starting offsets.
@@ -27,7 +34,8 @@ void strided_range(const Shape& shape, const std::array<const Shape*, K>& stride
     idx[d] = shape[d] ? rem % shape[d] : 0;
     rem = shape[d] ? rem / shape[d] : 0;
   }
-  std::array<std::int64_t, K> off{};
+  Offsets<K> off{}, step{};
+  for (std::size_t k = 0; k < K; ++k) step[k] = (*strides[k])[nd - 1];
   auto recompute = [&] {
     for (std::size_t k = 0; k < K; ++k) {
       std::int64_t o = 0;
@@ -37,16 +45,9 @@ void strided_range(const Shape& shape, const std::array<const Shape*, K>& stride
   };
   recompute();
   const std::int64_t last = shape[nd - 1];
-  std::array<std::int64_t, K> inner_stride;
-  for (std::size_t k = 0; k < K; ++k) inner_stride[k] = (*strides[k])[nd - 1];
-  std::int64_t i = begin;
-  while (i < end) {
+  for (std::int64_t i = begin; i < end;) {
     const std::int64_t run = std::min(last - idx[nd - 1], end - i);
-    std::array<std::int64_t, K> o = off;
-    for (std::int64_t j = 0; j < run; ++j) {
-      fn(i + j, o);
-      for (std::size_t k = 0; k < K; ++k) o[k] += inner_stride[k];
-    }
+    row(i, off, run, step);
     i += run;
     idx[nd - 1] += run;
     for (std::size_t d = nd - 1; d > 0 && idx[d] == shape[d]; --d) {
@@ -57,6 +58,28 @@ void strided_range(const Shape& shape, const std::array<const Shape*, K>& stride
   }
 }
 
+template <std::size_t K, class Row>
+void strided_rows(const Shape& shape, const std::array<const Shape*, K>& strides, const Row& row,
+                  std::int64_t grain = 32768) {
+  parallel_for(0, numel_of(shape), grain, [&](std::int64_t lo, std::int64_t hi) {
+    strided_rows_range<K>(shape, strides, lo, hi, row);
+  });
+}
+
+// Per element, serial over [begin, end).
+template <std::size_t K, class F>
+void strided_range(const Shape& shape, const std::array<const Shape*, K>& strides,
+                   std::int64_t begin, std::int64_t end, const F& fn) {
+  strided_rows_range<K>(shape, strides, begin, end,
+                        [&](std::int64_t i, Offsets<K> o, std::int64_t n, const Offsets<K>& step) {
+                          for (std::int64_t j = 0; j < n; ++j) {
+                            fn(i + j, o);
+                            for (std::size_t k = 0; k < K; ++k) o[k] += step[k];
+                          }
+                        });
+}
+
+// Per element, in parallel.
 template <std::size_t K, class F>
 void strided_for(const Shape& shape, const std::array<const Shape*, K>& strides, const F& fn,
                  std::int64_t grain = 32768) {

@@ -7,6 +7,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #define LIGM_HD __host__ __device__ inline
@@ -157,4 +158,34 @@ LIGM_HD bool compare(CompareOp op, T a, T b) {
 }
 
 }  // namespace math
+
+// Calls f(std::integral_constant<UnaryOp, op>{}): kernels written against a compile-time op
+// compile to one tight loop per op instead of a switch per element.
+template <class F>
+decltype(auto) dispatch_unary(UnaryOp op, const F& f) {
+  switch (op) {
+#define LIGM_CASE(Name) \
+  case UnaryOp::Name: return f(std::integral_constant<UnaryOp, UnaryOp::Name>{});
+    LIGM_CASE(Neg) LIGM_CASE(Abs) LIGM_CASE(Sign) LIGM_CASE(Exp) LIGM_CASE(Log) LIGM_CASE(Log1p)
+    LIGM_CASE(Sqrt) LIGM_CASE(Rsqrt) LIGM_CASE(Reciprocal) LIGM_CASE(Sin) LIGM_CASE(Cos)
+    LIGM_CASE(Tanh) LIGM_CASE(Sigmoid) LIGM_CASE(Erf) LIGM_CASE(Relu) LIGM_CASE(LeakyRelu)
+    LIGM_CASE(Elu) LIGM_CASE(Gelu) LIGM_CASE(GeluTanh) LIGM_CASE(Silu) LIGM_CASE(Softplus)
+    LIGM_CASE(PowScalar) LIGM_CASE(Clamp)
+#undef LIGM_CASE
+  }
+  return f(std::integral_constant<UnaryOp, UnaryOp::Neg>{});
+}
+
+template <class F>
+decltype(auto) dispatch_binary(BinaryOp op, const F& f) {
+  switch (op) {
+#define LIGM_CASE(Name) \
+  case BinaryOp::Name: return f(std::integral_constant<BinaryOp, BinaryOp::Name>{});
+    LIGM_CASE(Add) LIGM_CASE(Sub) LIGM_CASE(Mul) LIGM_CASE(Div) LIGM_CASE(Pow) LIGM_CASE(Maximum)
+    LIGM_CASE(Minimum)
+#undef LIGM_CASE
+  }
+  return f(std::integral_constant<BinaryOp, BinaryOp::Add>{});
+}
+
 }  // namespace ligm
