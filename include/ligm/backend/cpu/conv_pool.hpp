@@ -119,26 +119,40 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
     for (std::int64_t i = 0; i < wsize; ++i) gw[i] += part[i];
 }
 
+// Window rows [i0, i1) of kernel index i whose input row oh*s - p + i*d lies inside [0, size).
+inline void window_range(std::int64_t o, std::int64_t k, std::int64_t s, std::int64_t p,
+                         std::int64_t d, std::int64_t size, std::int64_t& i0, std::int64_t& i1) {
+  const std::int64_t start = o * s - p;
+  i0 = start >= 0 ? 0 : (-start + d - 1) / d;
+  i1 = std::min(k, start < size ? (size - start + d - 1) / d : 0);
+}
+
 template <class T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
   parallel_for(0, g.n * g.c, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t p = lo; p < hi; ++p) {
       const T* plane = x + p * g.h_in * g.w_in;
-      for (std::int64_t oh = 0; oh < g.h_out; ++oh)
+      for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
+        std::int64_t i0, i1;
+        window_range(oh, g.kh, g.stride_h, g.pad_h, g.dil_h, g.h_in, i0, i1);
         for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
+          std::int64_t j0, j1;
+          window_range(ow, g.kw, g.stride_w, g.pad_w, g.dil_w, g.w_in, j0, j1);
           T best = -std::numeric_limits<T>::infinity();
           std::int64_t best_i = -1;
-          for (std::int64_t i = 0; i < g.kh; ++i) {
-            const std::int64_t ih = oh * g.stride_h - g.pad_h + i * g.dil_h;
-            if (ih < 0 || ih >= g.h_in) continue;
-            for (std::int64_t j = 0; j < g.kw; ++j) {
-              const std::int64_t iw = ow * g.stride_w - g.pad_w + j * g.dil_w;
-              if (iw < 0 || iw >= g.w_in) continue;
-              const T v = plane[ih * g.w_in + iw];
-              if (best_i < 0 || v > best || std::isnan(v)) {
+          bool nan = false;
+          for (std::int64_t i = i0; i < i1 && !nan; ++i) {
+            const std::int64_t row = (oh * g.stride_h - g.pad_h + i * g.dil_h) * g.w_in;
+            for (std::int64_t j = j0; j < j1; ++j) {
+              const std::int64_t at = row + ow * g.stride_w - g.pad_w + j * g.dil_w;
+              const T v = plane[at];
+              if (v > best || best_i < 0 || v != v) {  // the first NaN wins, as in PyTorch
                 best = v;
-                best_i = ih * g.w_in + iw;
-                if (std::isnan(v)) break;
+                best_i = at;
+                if (v != v) {
+                  nan = true;
+                  break;
+                }
               }
             }
           }
@@ -146,6 +160,7 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
           y[o] = best;
           argmax[o] = best_i;
         }
+      }
     }
   });
 }

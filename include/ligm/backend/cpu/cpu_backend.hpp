@@ -181,6 +181,24 @@ class CpuBackend final : public Backend<T> {
   }
 
   // --- reductions --------------------------------------------------------------------------
+  // Sum of n values p[0], p[step], ... in Acc, with eight independent partial sums so the
+  // additions overlap (a single accumulator would wait on each add's latency).
+  template <class Acc>
+  static Acc sum_run(const T* p, std::int64_t n, std::int64_t step) {
+    Acc part[8] = {};
+    std::int64_t j = 0;
+    if (step == 1) {
+      for (; j + 8 <= n; j += 8)
+        for (int u = 0; u < 8; ++u) part[u] += Acc(p[j + u]);
+    } else {
+      for (; j + 8 <= n; j += 8)
+        for (int u = 0; u < 8; ++u) part[u] += Acc(p[(j + u) * step]);
+    }
+    Acc total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; j < n; ++j) total += Acc(p[j * step]);
+    return total;
+  }
+
   void reduce(ReduceOp op, Ref<const T> src, Ref<T> out) override {
     if (reduce_contiguous(op, src, out)) return;
     // Split src's dims into kept ones (iterated by output element) and reduced ones.
@@ -200,13 +218,21 @@ class CpuBackend final : public Backend<T> {
                    [&](std::int64_t, auto o) {
                      const T* base = src.data + o[1];
                      Acc acc = op == ReduceOp::Sum ? Acc(0) : Acc(base[0]);
-                     strided_range<1>(red_shape, {&red_strides}, 0, n_red,
-                                      [&](std::int64_t, auto r) {
-                                        const Acc v = Acc(base[r[0]]);
-                                        if (op == ReduceOp::Sum) acc += v;
-                                        else if (op == ReduceOp::Max) acc = (v > acc || v != v) ? v : acc;
-                                        else acc = (v < acc || v != v) ? v : acc;
-                                      });
+                     strided_rows_range<1>(
+                         red_shape, {&red_strides}, 0, n_red,
+                         [&](std::int64_t, const Offsets<1>& r, std::int64_t n, const Offsets<1>& st) {
+                           const T* p = base + r[0];
+                           const std::int64_t step = st[0];
+                           if (op == ReduceOp::Sum) {
+                             acc += sum_run<Acc>(p, n, step);
+                           } else {
+                             for (std::int64_t j = 0; j < n; ++j) {
+                               const Acc v = Acc(p[j * step]);
+                               if (op == ReduceOp::Max) acc = (v > acc || v != v) ? v : acc;
+                               else acc = (v < acc || v != v) ? v : acc;
+                             }
+                           }
+                         });
                      out.data[o[0]] = T(acc);
                    },
                    std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(n_red, 1)));
@@ -264,9 +290,7 @@ class CpuBackend final : public Backend<T> {
                        for (std::int64_t j = lo; j < hi; ++j) {
                          const T* seg = src.data + j * red;
                          if (op == ReduceOp::Sum) {
-                           Acc acc = 0;
-                           for (std::int64_t r = 0; r < red; ++r) acc += seg[r];
-                           out.data[j] = T(acc);
+                           out.data[j] = T(sum_run<Acc>(seg, red, 1));
                          } else {
                            T acc = seg[0];
                            for (std::int64_t r = 1; r < red; ++r) acc = combine(acc, seg[r]);
