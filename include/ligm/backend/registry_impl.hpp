@@ -22,6 +22,9 @@ Backend<T>& backend_for(Device device) {
   detail::cuda_not_available(device);
 }
 
+// The non-template definitions: in the header-only mode inline here; in the compiled backend
+// once, in the translation unit that defines LIGM_BACKEND_SHARED_TU.
+#if !defined(LIGM_BUILDING_BACKEND) || defined(LIGM_BACKEND_SHARED_TU)
 LIGM_BACKEND_API Allocator& allocator_for(Device device) {
   if (device.is_cpu()) {
     static cpu::CpuAllocator alloc;
@@ -35,5 +38,6 @@ LIGM_BACKEND_API bool is_compiled() { return false; }
 LIGM_BACKEND_API int device_count() { return 0; }
 LIGM_BACKEND_API bool is_available() { return device_count() > 0; }
 }  // namespace cuda
+#endif
 
 }  // namespace ligm

@@ -1,0 +1,8 @@
+// The ligm_backend library, one dtype per translation unit so they compile in parallel:
+// the CPU backend for std::int64_t, for code built with LIGM_SEPARATE_BACKEND.
+#define LIGM_BUILDING_BACKEND
+#include "ligm/backend/registry_impl.hpp"
+
+namespace ligm {
+template Backend<std::int64_t>& backend_for<std::int64_t>(Device);
+}  // namespace ligm
