@@ -159,13 +159,10 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
           -> std::vector<Tensor<T>> {
         Tensor<T> ga, gb;
         // d/da a^b = b a^(b-1); d/db a^b = a^b log a (taken as 0 where a == 0 and b >= 0).
-        if (n[0]) ga = sum_to(mul(g, mul(b, pow(a, sub(b, scalar_tensor<T>(1, b.device()))))), a.shape());
+        if (n[0]) ga = sum_to(mul(g, mul(b, pow(a, sub(b, T(1))))), a.shape());
         if (n[1]) {
-          auto zero = scalar_tensor<T>(0, a.device());
-          auto a_zero = ops_detail::compare_op(CompareOp::Eq, a, zero, "pow");
-          auto safe = where(a_zero, ones_like(a), a);
-          auto term = mul(out, log(safe));
-          gb = sum_to(mul(g, term), b.shape());
+          auto safe = where(eq(a, T(0)), ones_like(a), a);
+          gb = sum_to(mul(g, mul(out, log(safe))), b.shape());
         }
         return {ga, gb};
       });

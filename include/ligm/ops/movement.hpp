@@ -62,9 +62,6 @@ inline std::optional<Shape> view_strides(const Shape& old_shape, const Shape& ol
   return out;
 }
 
-template <class T>
-Tensor<T> reshape_grad(const Tensor<T>& g, const Shape& shape) { return g.reshape(shape); }
-
 }  // namespace ops_detail
 
 template <class T>
