@@ -37,6 +37,8 @@ std::map<std::string, Fn> ops() {
   m["log1p"] = [](const Inputs& x) { return log1p(x[0]); };
   m["sqrt"] = [](const Inputs& x) { return sqrt(x[0]); };
   m["rsqrt"] = [](const Inputs& x) { return rsqrt(x[0]); };
+  m["reciprocal"] = [](const Inputs& x) { return reciprocal(x[0]); };
+  m["square"] = [](const Inputs& x) { return square(x[0]); };
   m["pow_scalar"] = [](const Inputs& x) { return pow(x[0], 2.5); };
   m["clamp"] = [](const Inputs& x) { return clamp(x[0], -0.5, 0.7); };
   m["sin"] = [](const Inputs& x) { return sin(x[0]); };
@@ -87,6 +89,7 @@ std::map<std::string, Fn> ops() {
   m["index_select"] = [](const Inputs& x) { return index_select(x[0], 1, x.i[1]); };
   m["gather"] = [](const Inputs& x) { return gather(x[0], 1, x.i[1]); };
   m["scatter_add"] = [](const Inputs& x) { return scatter_add(x[0], 1, x.i[1], x[2]); };
+  m["index_add"] = [](const Inputs& x) { return index_add(x[0], 0, tensor<std::int64_t>({1, 1, 0}, {3}), x[1]); };
   m["masked_fill"] = [](const Inputs& x) { return masked_fill(x[0], gt(x[1], 0.0), 2.5); };
   m["cat"] = [](const Inputs& x) { return cat(std::vector<T>{x[0], x[1], x[2]}, 1); };
   m["stack"] = [](const Inputs& x) { return stack(std::vector<T>{x[0], x[1]}, 1); };
