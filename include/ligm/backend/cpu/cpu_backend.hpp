@@ -228,8 +228,8 @@ class CpuBackend final : public Backend<T> {
                            } else {
                              for (std::int64_t j = 0; j < n; ++j) {
                                const Acc v = Acc(p[j * step]);
-                               if (op == ReduceOp::Max) acc = (v > acc || v != v) ? v : acc;
-                               else acc = (v < acc || v != v) ? v : acc;
+                               if (op == ReduceOp::Max) acc = (v > acc || math::is_nan(v)) ? v : acc;
+                               else acc = (v < acc || math::is_nan(v)) ? v : acc;
                              }
                            }
                          });
@@ -265,8 +265,8 @@ class CpuBackend final : public Backend<T> {
       const std::int64_t kept = out.numel(), red = src.numel() / std::max<std::int64_t>(kept, 1);
       auto combine = [op](T acc, T v) {
         if (op == ReduceOp::Sum) return T(acc + v);
-        if (op == ReduceOp::Max) return (v > acc || v != v) ? v : acc;
-        return (v < acc || v != v) ? v : acc;
+        if (op == ReduceOp::Max) return (v > acc || math::is_nan(v)) ? v : acc;
+        return (v < acc || math::is_nan(v)) ? v : acc;
       };
       if (prefix && is_floating_v<T>) {  // [red, kept]
         parallel_for(0, kept, 4096, [&](std::int64_t lo, std::int64_t hi) {
@@ -318,7 +318,7 @@ class CpuBackend final : public Backend<T> {
                        const T v = base[i * step];
                        if constexpr (is_floating_v<T>) {
                          if (best != best) break;  // NaN wins, first one
-                         if (v != v) { best = v; best_i = i; break; }
+                         if (math::is_nan(v)) { best = v; best_i = i; break; }
                        }
                        if (is_max ? v > best : v < best) { best = v; best_i = i; }
                      }

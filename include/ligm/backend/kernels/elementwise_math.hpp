@@ -34,6 +34,12 @@ enum class ReduceOp : std::uint8_t { Sum, Max, Min };
 
 namespace math {
 
+// NaN test that is simply false for integer types (no self-comparison warnings).
+template <class T> LIGM_HD bool is_nan(T x) {
+  if constexpr (std::is_floating_point_v<T>) return x != x;
+  else return false;
+}
+
 template <class T> LIGM_HD T sigmoid(T x) {
   // Stable on both tails.
   if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
