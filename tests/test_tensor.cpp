@@ -105,6 +105,12 @@ TEST_CASE("printing looks like PyTorch") {
   os2 << x * 2.0;
   CHECK(os2.str().find("grad_fn=<MulBackward>") != std::string::npos);
   CHECK(os2.str().find("dtype=float64") != std::string::npos);
+  std::ostringstream big;
+  big << arange<float>(0, 2000).reshape({2, 1000});
+  CHECK(big.str().find("...,  997.0000,  998.0000,  999.0000]") != std::string::npos);
+  std::ostringstream empty;
+  empty << zeros<float>({0, 3});
+  CHECK(empty.str() == "tensor([], size=(0, 3))");
   std::ostringstream os3;
   os3 << tensor<std::int64_t>({1, 2, 3}, {3});
   CHECK(os3.str() == "tensor([1, 2, 3], dtype=int64)");

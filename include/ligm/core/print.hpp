@@ -65,7 +65,11 @@ std::ostream& operator<<(std::ostream& os, const Tensor<T>& t) {
     width = std::max(width, cells.back().size());
   }
   os << "tensor(";
-  if (t.dim() == 0) {
+  if (t.numel() == 0) {
+    os << "[], size=(";
+    for (std::int64_t d = 0; d < t.dim(); ++d) os << (d ? ", " : "") << t.shape()[d];
+    os << (t.dim() == 1 ? ",)" : ")");
+  } else if (t.dim() == 0) {
     os << cells[0];
   } else {
     std::size_t at = 0;
