@@ -246,22 +246,21 @@ class CpuBackend final : public Backend<T> {
       return false;
     } else {
       if (!is_contiguous_strides(src.shape, src.strides) || src.numel() == 0) return false;
-      const std::size_t nd = src.shape.size();
-      std::size_t first_kept = nd, last_kept = 0;
-      bool any_kept = false;
-      for (std::size_t d = 0; d < nd; ++d)
-        if (!(out.shape[d] == 1 && src.shape[d] != 1)) {
-          if (src.shape[d] == 1) continue;
-          first_kept = any_kept ? first_kept : d;
-          last_kept = d;
-          any_kept = true;
+      // Over the dims of size > 1, reduced (R) and kept (K) must form R..RK..K (a leading
+      // reduction, which needs some kept dim) or K..KR..R (a trailing or full reduction).
+      bool seen_kept = false, seen_reduced = false;
+      bool reduced_after_kept = false, kept_after_reduced = false;
+      for (std::size_t d = 0; d < src.shape.size(); ++d) {
+        if (src.shape[d] == 1) continue;
+        if (out.shape[d] == 1) {
+          reduced_after_kept = reduced_after_kept || seen_kept;
+          seen_reduced = true;
+        } else {
+          kept_after_reduced = kept_after_reduced || seen_reduced;
+          seen_kept = true;
         }
-      bool prefix = any_kept, suffix = true;  // a full reduction takes the suffix path  // reduced dims all before / all after the kept ones
-      for (std::size_t d = 0; d < nd; ++d) {
-        const bool reduced = out.shape[d] == 1 && src.shape[d] != 1;
-        if (reduced && any_kept && d > first_kept) prefix = false;
-        if (reduced && any_kept && d < last_kept) suffix = false;
       }
+      const bool prefix = seen_kept && !reduced_after_kept, suffix = !kept_after_reduced;
       const std::int64_t kept = out.numel(), red = src.numel() / std::max<std::int64_t>(kept, 1);
       auto combine = [op](T acc, T v) {
         if (op == ReduceOp::Sum) return T(acc + v);
