@@ -36,6 +36,8 @@ TEST_CASE("matmul shapes: 1-d operands and broadcast batch dims") {
   CHECK(bmm(ones<double>({2, 3, 4}), ones<double>({2, 4, 5})).shape() == Shape{2, 3, 5});
   CHECK(linear(ones<double>({7, 4}), ones<double>({3, 4}), zeros<double>({3})).shape() == Shape{7, 3});
   CHECK(matmul(zeros<double>({0, 4}), ones<double>({4, 3})).shape() == Shape{0, 3});
+  CHECK(linear(ones<double>({5, 0}), ones<double>({3, 0}), full<double>({3}, 2.0)).to_vector() ==
+        std::vector<double>(15, 2.0));
   CHECK(matmul(ones<double>({2, 0}), ones<double>({0, 3})).to_vector() == std::vector<double>(6, 0.0));
 }
 

@@ -39,13 +39,13 @@ struct NeedsGrad {
   bool operator[](std::size_t i) const { return i < flags.size() && flags[i]; }
 };
 
-// A node whose backward rule is a closure, written next to the forward in ops/.
 // A tensor a backward rule keeps, and the version of its storage when it was kept.
 struct SavedVersion {
   std::shared_ptr<Storage> storage;
   std::uint64_t version;
 };
 
+// A node whose backward rule is a closure, written next to the forward in ops/.
 template <class T>
 struct FunctionNode final : Node<T> {
   using Rule = std::function<std::vector<Tensor<T>>(const Tensor<T>&, const NeedsGrad&)>;

@@ -124,7 +124,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     check(bias.dim() == 1 && bias.shape()[0] == weight.shape()[0], "linear", "bias of shape ",
           bias.shape(), " does not match weight of shape ", weight.shape());
   const std::int64_t k = weight.shape()[1], n = weight.shape()[0];
-  const std::int64_t m = k ? x.numel() / k : 0;
+  const std::int64_t m = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));  // rows, even if k == 0
   Shape out_shape = x.shape();
   out_shape.back() = n;
   Tensor<T> x2, y;
