@@ -60,3 +60,8 @@ TEST_CASE("CUDA without the CUDA backend: a clear error, and is_available() is f
   check_error([] { zeros<float>({2}, Device::cuda()); }, {"CUDA", "cuda:0"});
   check_error([] { ones<float>({2}).to(Device::cuda(1)); }, {"cuda:1"});
 }
+
+TEST_CASE("where names the condition's shape when it does not broadcast") {
+  check_error([] { where(tensor<bool>({true, false, true}, {3}), ones<float>({2, 2}), zeros<float>({2})); },
+              {"where", "[3]", "[2, 2]", "bool condition"});
+}

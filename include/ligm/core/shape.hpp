@@ -55,6 +55,19 @@ inline std::int64_t wrap_dim(std::int64_t dim, std::int64_t ndim, std::string_vi
   return dim < 0 ? dim + n : dim;
 }
 
+// Broadcast shape of a and b into out; false (out unspecified) when they are incompatible.
+inline bool try_broadcast(const Shape& a, const Shape& b, Shape& out) {
+  const std::size_t n = std::max(a.size(), b.size());
+  out.assign(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const std::int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1) return false;
+    out[i] = da == 1 ? db : da;
+  }
+  return true;
+}
+
 // NumPy/PyTorch broadcasting: align trailing dims; sizes must match or be 1. `context`
 // (e.g. "; float32, cpu") is appended to the error message.
 inline Shape broadcast_shapes(const Shape& a, const Shape& b, std::string_view op,

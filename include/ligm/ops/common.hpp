@@ -45,9 +45,12 @@ void check_inplace(const Tensor<T>& t, std::string_view op) {
   t.storage()->bump_version();
 }
 
-// Broadcast shape of two operands; the error names their dtype and device too.
+// Broadcast shape of two operands; the error names their dtype and device too (the message
+// is only built when it is needed: this runs on every binary op).
 template <class A, class B>
 Shape broadcast_operands(const Tensor<A>& a, const Tensor<B>& b, std::string_view op) {
+  Shape out;
+  if (try_broadcast(a.shape(), b.shape(), out)) return out;
   return broadcast_shapes(a.shape(), b.shape(), op,
                           std::string("; ") + dtype_name<A>() + ", " + a.device().str());
 }

@@ -221,8 +221,10 @@ template <class T>
 Tensor<T> where(const Tensor<bool>& cond, const Tensor<T>& a, const Tensor<T>& b) {
   ops_detail::same_device(cond, a, "where");
   ops_detail::same_device(a, b, "where");
-  const Shape shape = broadcast_shapes(ops_detail::broadcast_operands(cond, a, "where"), b.shape(),
-                                       "where", std::string("; ") + dtype_name<T>() + ", " + a.device().str());
+  const Shape ab = ops_detail::broadcast_operands(a, b, "where");
+  Shape shape;
+  if (!try_broadcast(cond.shape(), ab, shape))
+    broadcast_shapes(cond.shape(), ab, "where", "; bool condition, " + cond.device().str());
   auto out = Tensor<T>::empty(shape, a.device());
   ops_detail::be(a).where(ops_detail::broadcast_ref(cond, shape), ops_detail::broadcast_ref(a, shape),
                           ops_detail::broadcast_ref(b, shape), out.ref());
