@@ -9,6 +9,7 @@
 #include "ligm/backend/backend.hpp"
 #include "ligm/backend/cpu/gemm.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
+#include "ligm/backend/kernels/pool.hpp"
 
 namespace ligm::cpu {
 
@@ -119,14 +120,6 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
     for (std::int64_t i = 0; i < wsize; ++i) gw[i] += part[i];
 }
 
-// Window rows [i0, i1) of kernel index i whose input row oh*s - p + i*d lies inside [0, size).
-inline void window_range(std::int64_t o, std::int64_t k, std::int64_t s, std::int64_t p,
-                         std::int64_t d, std::int64_t size, std::int64_t& i0, std::int64_t& i1) {
-  const std::int64_t start = o * s - p;
-  i0 = start >= 0 ? 0 : (-start + d - 1) / d;
-  i1 = std::min(k, start < size ? (size - start + d - 1) / d : 0);
-}
-
 template <class T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
   parallel_for(0, g.n * g.c, 1, [&](std::int64_t lo, std::int64_t hi) {
@@ -134,10 +127,10 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
       const T* plane = x + p * g.h_in * g.w_in;
       for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
         std::int64_t i0, i1;
-        window_range(oh, g.kh, g.stride_h, g.pad_h, g.dil_h, g.h_in, i0, i1);
+        kernels::window_range(oh, g.kh, g.stride_h, g.pad_h, g.dil_h, g.h_in, i0, i1);
         for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
           std::int64_t j0, j1;
-          window_range(ow, g.kw, g.stride_w, g.pad_w, g.dil_w, g.w_in, j0, j1);
+          kernels::window_range(ow, g.kw, g.stride_w, g.pad_w, g.dil_w, g.w_in, j0, j1);
           T best = -std::numeric_limits<T>::infinity();
           std::int64_t best_i = -1;
           bool nan = false;
@@ -178,27 +171,16 @@ void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_
   });
 }
 
-// PyTorch's window rule: the window is clipped to the padded input for the divisor when
-// count_include_pad, and to the input itself otherwise.
+// Visits every output window; the window rule is kernels::avg_pool_window, shared with CUDA.
 template <class T, class F>
 void avg_pool2d_windows(const Pool2dGeometry& g, const F& visit) {
   parallel_for(0, g.n * g.c, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t p = lo; p < hi; ++p)
       for (std::int64_t oh = 0; oh < g.h_out; ++oh)
         for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
-          std::int64_t h0 = oh * g.stride_h - g.pad_h, w0 = ow * g.stride_w - g.pad_w;
-          std::int64_t h1 = std::min(h0 + g.kh, g.h_in + g.pad_h);
-          std::int64_t w1 = std::min(w0 + g.kw, g.w_in + g.pad_w);
-          const std::int64_t padded = (h1 - h0) * (w1 - w0);
-          h0 = std::max<std::int64_t>(h0, 0);
-          w0 = std::max<std::int64_t>(w0, 0);
-          h1 = std::min(h1, g.h_in);
-          w1 = std::min(w1, g.w_in);
-          std::int64_t divisor = g.divisor_override ? g.divisor_override
-                                 : g.count_include_pad ? padded
-                                                       : (h1 - h0) * (w1 - w0);
-          visit(p, (p * g.h_out + oh) * g.w_out + ow, h0, h1, w0, w1,
-                T(1) / T(std::max<std::int64_t>(divisor, 1)));
+          const kernels::AvgWindow win = kernels::avg_pool_window(g, oh, ow);
+          visit(p, (p * g.h_out + oh) * g.w_out + ow, win.h0, win.h1, win.w0, win.w1,
+                T(1) / T(win.divisor));
         }
   });
 }
@@ -233,9 +215,11 @@ void adaptive_avg_pool2d(std::int64_t nc, std::int64_t h, std::int64_t w, std::i
   parallel_for(0, nc, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t p = lo; p < hi; ++p)
       for (std::int64_t oh = 0; oh < ho; ++oh) {
-        const std::int64_t h0 = (oh * h) / ho, h1 = ((oh + 1) * h + ho - 1) / ho;
+        std::int64_t h0, h1;
+        kernels::adaptive_range(oh, h, ho, h0, h1);
         for (std::int64_t ow = 0; ow < wo; ++ow) {
-          const std::int64_t w0 = (ow * w) / wo, w1 = ((ow + 1) * w + wo - 1) / wo;
+          std::int64_t w0, w1;
+          kernels::adaptive_range(ow, w, wo, w0, w1);
           const T scale = T(1) / T((h1 - h0) * (w1 - w0));
           const std::int64_t o = (p * ho + oh) * wo + ow;
           if constexpr (Backward) {
@@ -252,16 +236,6 @@ void adaptive_avg_pool2d(std::int64_t nc, std::int64_t h, std::int64_t w, std::i
   });
 }
 
-// Source coordinate of output pixel `o` along an axis of size in -> out (PyTorch's rules);
-// ratio > 0 is the caller's 1 / scale_factor, else in / out.
-inline double interp_source(InterpMode mode, bool align_corners, std::int64_t o, std::int64_t in,
-                            std::int64_t out, double ratio) {
-  const double r = ratio > 0 ? ratio : double(in) / out;
-  if (mode == InterpMode::Nearest) return std::min<double>(std::floor(o * r), double(in - 1));
-  if (align_corners) return out > 1 ? o * (double(in - 1) / (out - 1)) : 0.0;
-  return std::max(0.0, (o + 0.5) * r - 0.5);
-}
-
 template <class T, bool Backward>
 void interpolate(InterpMode mode, bool align_corners, std::int64_t nc, std::int64_t h,
                  std::int64_t w, std::int64_t ho, std::int64_t wo, double ratio_h, double ratio_w,
@@ -270,12 +244,12 @@ void interpolate(InterpMode mode, bool align_corners, std::int64_t nc, std::int6
   parallel_for(0, nc, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t p = lo; p < hi; ++p)
       for (std::int64_t oh = 0; oh < ho; ++oh) {
-        const double sh = interp_source(mode, align_corners, oh, h, ho, ratio_h);
+        const double sh = kernels::interp_source(mode, align_corners, oh, h, ho, ratio_h);
         const std::int64_t h0 = static_cast<std::int64_t>(sh);
         const std::int64_t h1 = std::min(h0 + 1, h - 1);
         const T lh = mode == InterpMode::Nearest ? T(0) : T(sh - h0);
         for (std::int64_t ow = 0; ow < wo; ++ow) {
-          const double sw = interp_source(mode, align_corners, ow, w, wo, ratio_w);
+          const double sw = kernels::interp_source(mode, align_corners, ow, w, wo, ratio_w);
           const std::int64_t w0 = static_cast<std::int64_t>(sw);
           const std::int64_t w1 = std::min(w0 + 1, w - 1);
           const T lw = mode == InterpMode::Nearest ? T(0) : T(sw - w0);

@@ -16,7 +16,7 @@
 #include "ligm/backend/cpu/gemm.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
 #include "ligm/backend/cpu/strided_loop.hpp"
-#include "ligm/core/philox.hpp"
+#include "ligm/backend/kernels/random.hpp"
 
 namespace ligm::cpu {
 
@@ -89,9 +89,7 @@ class CpuBackend final : public Backend<T> {
   void unary(UnaryOp op, UnaryParams p, Ref<const T> x, Ref<T> y) override {
     if constexpr (is_floating_v<T> || std::is_same_v<T, std::int64_t>) {
       if constexpr (!is_floating_v<T>) {
-        if (op != UnaryOp::Neg && op != UnaryOp::Abs && op != UnaryOp::Sign &&
-            op != UnaryOp::Relu && op != UnaryOp::Clamp)
-          unsupported("unary");
+        if (!math::unary_supports_integers(op)) unsupported("unary");
       }
       dispatch_unary(op, [&](auto op_c) {
         constexpr UnaryOp O = decltype(op_c)::value;
@@ -503,7 +501,7 @@ class CpuBackend final : public Backend<T> {
     LIGM_CPU_FLOAT_ONLY("rand", parallel_for(0, n, 16384, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) {
         T v = T(lo + (hi - lo) * philox::uniform(seed, offset, std::uint64_t(i)));
-        dst[i] = v < T(hi) ? v : std::nextafter(T(hi), T(lo));  // keep [lo, hi) after rounding
+        dst[i] = v < T(hi) ? v : kernels::next_below(T(hi), T(lo));  // keep [lo, hi) after rounding
       }
     }))
   }

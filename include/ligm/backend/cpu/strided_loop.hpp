@@ -18,34 +18,6 @@ namespace ligm::cpu {
 template <std::size_t K>
 using Offsets = std::array<std::int64_t, K>;
 
-// Merges neighbouring dims that every operand walks as one (stride[d] == stride[d+1] *
-// shape[d+1]) and drops size-1 dims, so rows are as long as possible. Linear indices are
-// unchanged (row-major order is preserved).
-template <std::size_t K>
-struct Collapsed {
-  Shape shape;
-  std::array<Shape, K> strides;
-};
-
-template <std::size_t K>
-Collapsed<K> collapse_dims(const Shape& shape, const std::array<const Shape*, K>& strides) {
-  Collapsed<K> c;
-  for (std::size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    bool merge = !c.shape.empty();
-    for (std::size_t k = 0; merge && k < K; ++k)
-      merge = c.strides[k].back() == (*strides[k])[d] * shape[d];
-    if (merge) {
-      c.shape.back() *= shape[d];
-      for (std::size_t k = 0; k < K; ++k) c.strides[k].back() = (*strides[k])[d];
-    } else {
-      c.shape.push_back(shape[d]);
-      for (std::size_t k = 0; k < K; ++k) c.strides[k].push_back((*strides[k])[d]);
-    }
-  }
-  return c;
-}
-
 template <std::size_t K, class Row>
 void strided_rows_range(const Shape& full_shape, const std::array<const Shape*, K>& full_strides,
                         std::int64_t begin, std::int64_t end, const Row& row) {

@@ -1,6 +1,6 @@
 // The math of every elementwise op, forward and backward side by side.
 //
-// This header is shared by the CPU backend and (later) the CUDA kernels: it has no includes
+// This header is shared by the CPU backend and the CUDA kernels: it has no includes
 // beyond <cmath>, and every function is marked LIGM_HD so nvcc can compile it for the device.
 // A unary op's backward receives the input x, the forward output y and the incoming gradient
 // g, and returns dL/dx; each rule sits right under its forward.
@@ -47,8 +47,21 @@ template <class T> LIGM_HD T sigmoid(T x) {
   return e / (T(1) + e);
 }
 
+// a^b for integers by repeated squaring (what pow(double(a), double(b)) truncates to).
 template <class T>
-LIGM_HD T unary_forward(UnaryOp op, UnaryParams p, T x) {
+LIGM_HD T integer_pow(T a, T b) {
+  if (b < T(0)) return a == T(1) ? T(1) : a == T(-1) ? (b % T(2) ? T(-1) : T(1)) : T(0);
+  T result = 1;
+  while (b > T(0)) {
+    if (b & T(1)) result *= a;
+    a *= a;
+    b >>= 1;
+  }
+  return result;
+}
+
+template <class T>
+LIGM_HD T unary_forward_float(UnaryOp op, UnaryParams p, T x) {
   constexpr T kSqrt1_2 = T(0.70710678118654752440);
   constexpr T kSqrt2OverPi = T(0.79788456080286535588);
   switch (op) {
@@ -83,6 +96,28 @@ LIGM_HD T unary_forward(UnaryOp op, UnaryParams p, T x) {
     case UnaryOp::Clamp: return x < T(p.a) ? T(p.a) : (x > T(p.b) ? T(p.b) : x);
   }
   return x;
+}
+
+// Integer tensors support the unary ops that need no floating-point math.
+LIGM_HD bool unary_supports_integers(UnaryOp op) {
+  return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign ||
+         op == UnaryOp::Relu || op == UnaryOp::Clamp;
+}
+
+template <class T>
+LIGM_HD T unary_forward(UnaryOp op, UnaryParams p, T x) {
+  if constexpr (!std::is_floating_point_v<T>) {
+    switch (op) {
+      case UnaryOp::Neg: return -x;
+      case UnaryOp::Abs: return x < T(0) ? -x : x;
+      case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
+      case UnaryOp::Relu: return x > T(0) ? x : T(0);
+      case UnaryOp::Clamp: return x < T(p.a) ? T(p.a) : (x > T(p.b) ? T(p.b) : x);
+      default: return x;  // not reached: callers refuse the other ops on integers
+    }
+  } else {
+    return unary_forward_float(op, p, x);
+  }
 }
 
 template <class T>
@@ -143,7 +178,9 @@ LIGM_HD T binary_forward(BinaryOp op, T a, T b) {
     case BinaryOp::Sub: return a - b;
     case BinaryOp::Mul: return a * b;
     case BinaryOp::Div: return a / b;
-    case BinaryOp::Pow: return T(std::pow(a, b));
+    case BinaryOp::Pow:
+      if constexpr (std::is_integral_v<T>) return integer_pow(a, b);
+      else return T(std::pow(a, b));
     case BinaryOp::Maximum: return a < b ? b : a;
     case BinaryOp::Minimum: return b < a ? b : a;
   }
