@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks docs/ops.md against the tests: every row's gradcheck file calls check_grad on the
-op, and every golden case named exists in tests/goldens/ops.safetensors and test_golden.cpp.
+op, and every golden case named exists in tests/goldens/ops.safetensors and golden_cases.hpp.
 
 Usage: tools/check_ops_table.py <source root>
 Prints a doctest-style summary line, exits 1 on any mismatch.
@@ -16,7 +16,7 @@ with open(os.path.join(root, "tests", "goldens", "ops.safetensors"), "rb") as f:
     n = struct.unpack("<Q", f.read(8))[0]
     header = json.loads(f.read(n))
 golden_cases = {k[:-4] for k in header if k.endswith(".out")}
-golden_cpp = open(os.path.join(root, "tests", "test_golden.cpp")).read()
+golden_cpp = open(os.path.join(root, "tests", "golden_cases.hpp")).read()
 cpp_cases = set(re.findall(r'm\["([a-z0-9_]+)"\]', golden_cpp))
 cpp_cases |= set(re.findall(r'"(matmul_[a-z0-9_]+)"', golden_cpp))
 
@@ -44,7 +44,7 @@ for line in open(os.path.join(root, "docs", "ops.md")):
         if case not in golden_cases:
             errors.append(f"{op}: golden case {case} missing from ops.safetensors")
         if case not in cpp_cases:
-            errors.append(f"{op}: golden case {case} missing from test_golden.cpp")
+            errors.append(f"{op}: golden case {case} missing from golden_cases.hpp")
 for case in sorted(golden_cases - named):
     errors.append(f"golden case {case} is not listed in docs/ops.md")
 

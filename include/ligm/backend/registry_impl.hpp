@@ -5,11 +5,9 @@
 
 namespace ligm {
 namespace detail {
-[[noreturn]] inline void cuda_not_available(Device device) {
-  if (!cuda::is_compiled())
-    fail("device", "CUDA is not compiled in: cannot use device ", device.str(),
-         " (configure with -Dcuda=enabled on a machine with the CUDA toolkit)");
-  fail("device", "no CUDA GPU is available for device ", device.str());
+[[noreturn]] inline void cuda_not_compiled(Device device) {
+  fail("device", "CUDA is not compiled in: cannot use device ", device.str(),
+       " (configure with -Dcuda=enabled on a machine with the CUDA toolkit)");
 }
 }  // namespace detail
 
@@ -19,7 +17,11 @@ Backend<T>& backend_for(Device device) {
     static cpu::CpuBackend<T> backend;
     return backend;
   }
-  detail::cuda_not_available(device);
+#if defined(LIGM_WITH_CUDA)
+  return cuda_detail::backend<T>(device.index);
+#else
+  detail::cuda_not_compiled(device);
+#endif
 }
 
 // The non-template definitions: in the header-only mode inline here; in the compiled backend
@@ -30,14 +32,21 @@ LIGM_BACKEND_API Allocator& allocator_for(Device device) {
     static cpu::CpuAllocator alloc;
     return alloc;
   }
-  detail::cuda_not_available(device);
+#if defined(LIGM_WITH_CUDA)
+  return cuda_detail::allocator(device.index);
+#else
+  detail::cuda_not_compiled(device);
+#endif
 }
 
+#if !defined(LIGM_WITH_CUDA)
 namespace cuda {
-LIGM_BACKEND_API bool is_compiled() { return false; }
-LIGM_BACKEND_API int device_count() { return 0; }
-LIGM_BACKEND_API bool is_available() { return device_count() > 0; }
+LIGM_CUDA_API bool is_compiled() { return false; }
+LIGM_CUDA_API int device_count() { return 0; }
+LIGM_CUDA_API bool is_available() { return false; }
+LIGM_CUDA_API void synchronize() {}
 }  // namespace cuda
+#endif
 #endif
 
 }  // namespace ligm

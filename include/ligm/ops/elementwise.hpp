@@ -240,13 +240,13 @@ Tensor<T> where(const Tensor<bool>& cond, const Tensor<T>& a, const Tensor<T>& b
 }
 
 template <class T>
-Tensor<T> where(const Tensor<bool>& cond, const Tensor<T>& a, T b) {
+Tensor<T> where(const Tensor<bool>& cond, const Tensor<T>& a, std::type_identity_t<T> b) {
   return where(cond, a, scalar_tensor<T>(b, a.device()));
 }
 
 // Entries where mask is true become `value`.
 template <class T>
-Tensor<T> masked_fill(const Tensor<T>& x, const Tensor<bool>& mask, T value) {
+Tensor<T> masked_fill(const Tensor<T>& x, const Tensor<bool>& mask, std::type_identity_t<T> value) {
   return where(mask, scalar_tensor<T>(value, x.device()), x);
 }
 

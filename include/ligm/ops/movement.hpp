@@ -314,7 +314,7 @@ Tensor<T> flip(const Tensor<T>& x, const Dims& dims) {
 // Constant padding. pads = {left, right} for the last dim, then {top, bottom} for the one
 // before, ... as in torch.nn.functional.pad.
 template <class T>
-Tensor<T> pad(const Tensor<T>& x, const std::vector<std::int64_t>& pads, T value = T(0)) {
+Tensor<T> pad(const Tensor<T>& x, const std::vector<std::int64_t>& pads, std::type_identity_t<T> value = T(0)) {
   check(pads.size() % 2 == 0 && static_cast<std::int64_t>(pads.size() / 2) <= x.dim(), "pad",
         "padding of length ", pads.size(), " is invalid for a tensor of shape ", x.shape());
   Shape s = x.shape();

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "ligm/backend/backend.hpp"  // Ref
 #include "ligm/backend/kernels/atomic.hpp"
 #include "ligm/backend/kernels/indexer.hpp"
 
@@ -64,5 +65,25 @@ struct ScatterAdd {
     atomic_add(dst + o[2] + index[o[1]] * step, src[o[0]]);
   }
 };
+
+template <class T>
+Gather<T> make_gather(const Ref<const T>& src, std::int64_t dim, const Ref<const std::int64_t>& index,
+                      const Ref<T>& out) {
+  Shape src_strides = src.strides;
+  const std::int64_t step = src_strides[dim];
+  src_strides[dim] = 0;
+  return {make_indexer<3>(out.shape, {&out.strides, &index.strides, &src_strides}, "gather"), step,
+          src.data, index.data, out.data};
+}
+
+template <class T>
+ScatterAdd<T> make_scatter_add(const Ref<T>& dst, std::int64_t dim,
+                               const Ref<const std::int64_t>& index, const Ref<const T>& src) {
+  Shape dst_strides = dst.strides;
+  const std::int64_t step = dst_strides[dim];
+  dst_strides[dim] = 0;
+  return {make_indexer<3>(src.shape, {&src.strides, &index.strides, &dst_strides}, "scatter_add"),
+          step, src.data, index.data, dst.data};
+}
 
 }  // namespace ligm::kernels

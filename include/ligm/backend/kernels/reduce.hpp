@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "ligm/backend/backend.hpp"  // Ref
 #include "ligm/backend/kernels/elementwise_math.hpp"
 #include "ligm/backend/kernels/indexer.hpp"
 
@@ -77,5 +78,33 @@ struct ArgReduce {
     indices[o[1]] = best_i;
   }
 };
+
+// The reduction of src into out (out has src's rank, size 1 in the reduced dims).
+template <class T>
+ReducePerThread<T> make_reduction(ReduceOp op, const Ref<const T>& src, const Ref<T>& out) {
+  const std::size_t nd = src.shape.size();
+  Shape red_shape, red_strides, keep_src_strides(nd);
+  for (std::size_t d = 0; d < nd; ++d) {
+    const bool reduced = out.shape[d] == 1 && src.shape[d] != 1;
+    keep_src_strides[d] = reduced ? 0 : src.strides[d];
+    if (reduced) {
+      red_shape.push_back(src.shape[d]);
+      red_strides.push_back(src.strides[d]);
+    }
+  }
+  return {make_indexer<2>(out.shape, {&out.strides, &keep_src_strides}, "reduce"),
+          make_indexer<1>(red_shape, {&red_strides}, "reduce"), numel_of(red_shape), src.data,
+          out.data, op};
+}
+
+template <class T>
+ArgReduce<T> make_arg_reduction(bool is_max, const Ref<const T>& src, std::int64_t dim,
+                                const Ref<T>& values, const Ref<std::int64_t>& indices) {
+  Shape keep_strides = src.strides;
+  keep_strides[dim] = 0;
+  return {make_indexer<3>(values.shape, {&values.strides, &indices.strides, &keep_strides},
+                          is_max ? "max" : "min"),
+          src.shape[dim], src.strides[dim], src.data, values.data, indices.data, is_max};
+}
 
 }  // namespace ligm::kernels

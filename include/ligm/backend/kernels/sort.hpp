@@ -75,4 +75,25 @@ struct SortWrite {
   }
 };
 
+// The whole sort of a contiguous [rows, cols] buffer: launch(n, body) runs body(i) for every
+// i < n (a kernel on the GPU, a loop in the host tests); keys/idx are [rows, P] scratch with
+// P = sort_padded_cols(cols).
+inline std::int64_t sort_padded_cols(std::int64_t cols) {
+  std::int64_t p = 1;
+  while (p < cols) p *= 2;
+  return p;
+}
+
+template <class T, class Launch>
+void bitonic_sort_rows(const T* src, std::int64_t rows, std::int64_t cols, bool descending,
+                       T* values, std::int64_t* indices, T* keys, std::int64_t* idx,
+                       const Launch& launch) {
+  const std::int64_t p = sort_padded_cols(cols);
+  launch(rows * p, SortInit<T>{src, cols, p, keys, idx});
+  for (std::int64_t k = 2; k <= p; k *= 2)
+    for (std::int64_t j = k / 2; j > 0; j /= 2)
+      launch(rows * p, BitonicStep<T>{keys, idx, cols, p, k, j, descending});
+  launch(rows * cols, SortWrite<T>{keys, idx, cols, p, values, indices});
+}
+
 }  // namespace ligm::kernels

@@ -1,0 +1,253 @@
+// The CUDA kernels' thread bodies (backend/kernels/*.hpp), run on the host: a kernel launch
+// is body(i) for every i, so a loop over i emulates it exactly (one thread at a time, which
+// also makes atomic_add a plain +=). Each body is checked against the CPU backend on the same
+// inputs, including strided and broadcast views. This runs everywhere, GPU or not; the
+// cross-device suite (test_cuda.cpp) then checks the real launches on a GPU.
+#include <ligm/backend/kernels/elementwise.hpp>
+#include <ligm/backend/kernels/index.hpp>
+#include <ligm/backend/kernels/pool.hpp>
+#include <ligm/backend/kernels/random.hpp>
+#include <ligm/backend/kernels/reduce.hpp>
+#include <ligm/backend/kernels/sort.hpp>
+
+#include "helpers.hpp"
+
+using namespace th;
+namespace k = ligm::kernels;
+
+namespace {
+
+template <class Body>
+void emulate(std::int64_t n, const Body& body) {
+  for (std::int64_t i = 0; i < n; ++i) body(i);
+}
+
+using D = Tensor<double>;
+
+D randn_cpu(const Shape& s, std::uint64_t seed) {
+  Generator g(seed);
+  return randn<double>(s, g);
+}
+
+// A non-contiguous view of a fresh [a, b, c] tensor: permuted and sliced.
+D strided_view(std::uint64_t seed) {
+  return randn_cpu({5, 4, 6}, seed).permute({2, 0, 1}).slice(0, 1, 6, 2);  // [3, 5, 4]
+}
+
+}  // namespace
+
+TEST_CASE("kernels: Indexer offsets equal the row-major walk of every stride vector") {
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    Generator g(seed);
+    const auto r = randint(1, 5, {8}, g).to_vector();
+    const std::size_t nd = 1 + std::size_t(r[0]) % 5;
+    Shape shape(r.begin() + 1, r.begin() + 1 + nd);
+    Shape a = contiguous_strides(shape), b(nd);
+    for (std::size_t d = 0; d < nd; ++d) b[d] = (d % 2) ? 0 : std::int64_t(7 * d + 3);  // broadcast and gaps
+    const auto ix = k::make_indexer<2>(shape, {&a, &b}, "test");
+    Shape pos(nd, 0);
+    for (std::int64_t i = 0; i < numel_of(shape); ++i) {
+      std::int64_t off[2], ea = 0, eb = 0;
+      ix.offsets(i, off);
+      for (std::size_t d = 0; d < nd; ++d) {
+        ea += pos[d] * a[d];
+        eb += pos[d] * b[d];
+      }
+      REQUIRE(off[0] == ea);
+      REQUIRE(off[1] == eb);
+      for (std::size_t d = nd; d-- > 0;) {  // next row-major position
+        if (++pos[d] < shape[d]) break;
+        pos[d] = 0;
+      }
+    }
+  }
+  // Contiguous operands merge into one dim; too many separate dims is a clear error.
+  Shape s{2, 3, 4}, st = contiguous_strides(s);
+  CHECK(k::make_indexer<1>(s, {&st}, "test").ndim == 1);
+  Shape big(11, 2), gaps(11);
+  for (std::size_t d = 0; d < 11; ++d) gaps[d] = std::int64_t(1) << (2 * (11 - d));
+  check_error([&] { k::make_indexer<1>(big, {&gaps}, "unary"); }, {"unary", "11 separate dims"});
+}
+
+TEST_CASE("kernels: elementwise bodies on strided views match the CPU backend") {
+  const D x = strided_view(1), y = strided_view(2);
+  const Shape shape = x.shape();
+  auto out = D::empty(shape);
+  auto ix2 = k::make_indexer<2>(shape, {&out.strides(), &x.strides()}, "t");
+  for (UnaryOp op : {UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Gelu, UnaryOp::Softplus, UnaryOp::Clamp}) {
+    const UnaryParams p{op == UnaryOp::Softplus ? 1.5 : -0.3, op == UnaryOp::Softplus ? 2.0 : 0.4};
+    emulate(out.numel(), k::Unary<double>{ix2, x.data_ptr(), out.data_ptr(), op, p});
+    auto ref = D::empty(shape);
+    backend_for<double>(Device::cpu()).unary(op, p, x.cref(), ref.ref());
+    check_close(out, ref, 0, 0, "unary");
+  }
+  // Binary with broadcasting: y's first column against every column.
+  const D col = y.narrow(2, 0, 1).expand(shape);
+  auto ix3 = k::make_indexer<3>(shape, {&out.strides(), &x.strides(), &col.strides()}, "t");
+  for (BinaryOp op : {BinaryOp::Sub, BinaryOp::Div, BinaryOp::Maximum}) {
+    emulate(out.numel(), k::Binary<double>{ix3, x.data_ptr(), col.data_ptr(), out.data_ptr(), op});
+    auto ref = D::empty(shape);
+    backend_for<double>(Device::cpu()).binary(op, x.cref(), col.cref(), ref.ref());
+    check_close(out, ref, 0, 0, "binary");
+  }
+  auto mask = Tensor<bool>::empty(shape);
+  emulate(mask.numel(), k::Compare<double>{ix3, x.data_ptr(), col.data_ptr(), mask.data_ptr(), CompareOp::Gt});
+  CHECK(mask.to_vector() == gt(x, col).to_vector());
+  auto ix4 = k::make_indexer<4>(shape, {&out.strides(), &mask.strides(), &x.strides(), &y.strides()}, "t");
+  emulate(out.numel(), k::Where<double>{ix4, mask.data_ptr(), x.data_ptr(), y.data_ptr(), out.data_ptr()});
+  check_close(out, where(mask, x, y), 0, 0, "where");
+  // Cast into a strided destination, and fill.
+  auto ints = Tensor<std::int64_t>::empty({5, 4, 3}).permute({2, 0, 1});  // [3, 5, 4], strided
+  const D scaled = mul(x, 10.0);
+  auto ixc = k::make_indexer<2>(shape, {&ints.strides(), &scaled.strides()}, "t");
+  emulate(ints.numel(), k::Convert<double, std::int64_t>{ixc, scaled.data_ptr(), ints.data_ptr()});
+  CHECK(ints.to_vector() == scaled.to<std::int64_t>().to_vector());
+  auto ixf = k::make_indexer<1>(shape, {&ints.strides()}, "t");
+  emulate(ints.numel(), k::Fill<std::int64_t>{ixf, ints.data_ptr(), 7});
+  CHECK(ints.to_vector() == std::vector<std::int64_t>(std::size_t(ints.numel()), 7));
+  // Unary backward.
+  const D xc = x.contiguous(), g = randn_cpu(shape, 3);
+  auto yv = D::empty(shape), dx = D::empty(shape), ref = D::empty(shape);
+  backend_for<double>(Device::cpu()).unary(UnaryOp::Silu, {}, xc.cref(), yv.ref());
+  emulate(dx.numel(), k::UnaryBackward<double>{xc.data_ptr(), yv.data_ptr(), g.data_ptr(), dx.data_ptr(),
+                                               UnaryOp::Silu, {}});
+  backend_for<double>(Device::cpu()).unary_backward(UnaryOp::Silu, {}, xc.data_ptr(), yv.data_ptr(),
+                                                     g.data_ptr(), ref.data_ptr(), ref.numel());
+  check_close(dx, ref, 1e-15, 1e-14, "unary_backward");  // the library is built with FMA
+}
+
+TEST_CASE("kernels: integer pow and the integer unary ops") {
+  CHECK(math::integer_pow<std::int64_t>(3, 4) == 81);
+  CHECK(math::integer_pow<std::int64_t>(-2, 3) == -8);
+  CHECK(math::integer_pow<std::int64_t>(5, 0) == 1);
+  CHECK(math::integer_pow<std::int64_t>(2, -1) == 0);
+  CHECK(math::integer_pow<std::int64_t>(-1, -3) == -1);
+  CHECK(math::unary_forward<std::int64_t>(UnaryOp::Clamp, {-2, 3}, 9) == 3);
+  CHECK(math::unary_supports_integers(UnaryOp::Abs));
+  CHECK_FALSE(math::unary_supports_integers(UnaryOp::Exp));
+}
+
+TEST_CASE("kernels: reduction bodies match the CPU backend, NaN and ties included") {
+  D x = strided_view(4);
+  x.select(1, 2).fill_(std::nan(""));  // one NaN row
+  for (const Dims& dims : std::vector<Dims>{{0}, {1}, {2}, {0, 2}, {0, 1, 2}}) {
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min}) {
+      Shape os = x.shape();
+      for (auto d : dims) os[std::size_t(d)] = 1;
+      auto out = D::empty(os), ref = D::empty(os);
+      emulate(out.numel(), k::make_reduction(op, x.cref(), out.ref()));
+      backend_for<double>(Device::cpu()).reduce(op, x.cref(), ref.ref());
+      CAPTURE(dims.size());
+      check_close(out, ref, 1e-12, 1e-12, "reduce");
+    }
+  }
+  // argmax/argmin: first index on ties, first NaN wins.
+  auto t = tensor<double>({1, 3, 3, 0, std::nan(""), 2, 5, 5, 5}, {3, 3});
+  for (bool is_max : {true, false}) {
+    auto v = D::empty({3, 1}), rv = D::empty({3, 1});
+    auto ix = Tensor<std::int64_t>::empty({3, 1}), rix = Tensor<std::int64_t>::empty({3, 1});
+    emulate(3, k::make_arg_reduction(is_max, t.cref(), 1, v.ref(), ix.ref()));
+    backend_for<double>(Device::cpu()).arg_reduce(is_max, t.cref(), 1, rv.ref(), rix.ref());
+    CHECK(ix.to_vector() == rix.to_vector());
+    check_close(v, rv, 0, 0, "arg_reduce");
+  }
+}
+
+TEST_CASE("kernels: index bodies, duplicates accumulate") {
+  const D src = randn_cpu({2, 5, 3}, 5);
+  auto index = tensor<std::int64_t>({4, 0, 4, 2}, {4});
+  auto sel = D::empty({2, 4, 3});
+  emulate(sel.numel(), k::IndexSelect<double>{src.data_ptr(), 5, 3, 4, index.data_ptr(), sel.data_ptr()});
+  check_close(sel, index_select(src, 1, index), 0, 0, "index_select");
+  auto acc = zeros<double>({2, 5, 3});
+  emulate(sel.numel(), k::IndexAdd<double>{acc.data_ptr(), 5, 3, 4, index.data_ptr(), sel.data_ptr()});
+  check_close(acc, index_add(zeros<double>({2, 5, 3}), 1, index, sel), 1e-15, 0, "index_add");
+  auto gidx = tensor<std::int64_t>({0, 4, 4, 1, 2, 2}, {2, 1, 3}).expand({2, 2, 3});
+  auto gout = D::empty({2, 2, 3});
+  emulate(gout.numel(), k::make_gather(src.cref(), 1, gidx.cref(), gout.ref()));
+  check_close(gout, gather(src, 1, gidx), 0, 0, "gather");
+  auto dst = zeros<double>({2, 5, 3});
+  emulate(gout.numel(), k::make_scatter_add(dst.ref(), 1, gidx.cref(), gout.cref()));
+  check_close(dst, scatter_add(zeros<double>({2, 5, 3}), 1, gidx.contiguous(), gout), 1e-15, 0, "scatter_add");
+}
+
+TEST_CASE("kernels: the bitonic sort is the CPU's stable sort, padding, ties and NaN included") {
+  for (std::int64_t cols : {1, 2, 5, 8, 13, 64, 100}) {
+    Generator gen{std::uint64_t(cols)};
+    auto x = randint(0, 6, {3, cols}, gen).to<double>();  // many ties
+    if (cols > 3) x.select(1, 2).fill_(std::nan(""));
+    for (bool desc : {false, true}) {
+      const std::int64_t p = k::sort_padded_cols(cols);
+      std::vector<double> keys(std::size_t(3 * p));
+      std::vector<std::int64_t> idx(std::size_t(3 * p));
+      auto v = D::empty({3, cols}), rv = D::empty({3, cols});
+      auto ix = Tensor<std::int64_t>::empty({3, cols}), rix = Tensor<std::int64_t>::empty({3, cols});
+      k::bitonic_sort_rows(x.data_ptr(), 3, cols, desc, v.data_ptr(), ix.data_ptr(), keys.data(), idx.data(),
+                           [](std::int64_t n, const auto& body) { emulate(n, body); });
+      backend_for<double>(Device::cpu()).sort_rows(x.data_ptr(), 3, cols, desc, rv.data_ptr(), rix.data_ptr());
+      CAPTURE(cols);
+      CAPTURE(desc);
+      CHECK(ix.to_vector() == rix.to_vector());
+      check_close(v, rv, 0, 0, "sort values");
+    }
+  }
+}
+
+TEST_CASE("kernels: pooling and interpolation bodies match the CPU backend, forward and backward") {
+  auto& cpu = backend_for<double>(Device::cpu());
+  const D x = randn_cpu({2, 3, 7, 6}, 6);
+  Pool2dGeometry g{2, 3, 7, 6, 4, 3, 3, 3, 2, 2, 1, 1};
+  g.dil_h = 1;
+  const std::int64_t n_out = g.n * g.c * g.h_out * g.w_out, n_in = x.numel();
+  auto y = D::empty({n_out}), ry = D::empty({n_out}), gy = randn_cpu({n_out}, 7);
+  auto am = Tensor<std::int64_t>::empty({n_out}), ram = Tensor<std::int64_t>::empty({n_out});
+  emulate(n_out, k::MaxPool2dForward<double>{g, x.data_ptr(), y.data_ptr(), am.data_ptr()});
+  cpu.max_pool2d_forward(g, x.data_ptr(), ry.data_ptr(), ram.data_ptr());
+  check_close(y, ry, 0, 0, "max_pool2d");
+  CHECK(am.to_vector() == ram.to_vector());
+  auto gx = zeros<double>({n_in}), rgx = D::empty({n_in});
+  emulate(n_out, k::MaxPool2dBackward<double>{g, gy.data_ptr(), am.data_ptr(), gx.data_ptr()});
+  cpu.max_pool2d_backward(g, gy.data_ptr(), am.data_ptr(), rgx.data_ptr());
+  check_close(gx, rgx, 1e-15, 0, "max_pool2d_backward");
+  for (bool include_pad : {true, false}) {
+    g.count_include_pad = include_pad;
+    emulate(n_out, k::AvgPool2d<double, false>{g, x.data_ptr(), y.data_ptr()});
+    cpu.avg_pool2d_forward(g, x.data_ptr(), ry.data_ptr());
+    check_close(y, ry, 1e-15, 1e-14, "avg_pool2d");
+    gx.zero_();
+    emulate(n_out, k::AvgPool2d<double, true>{g, gy.data_ptr(), gx.data_ptr()});
+    cpu.avg_pool2d_backward(g, gy.data_ptr(), rgx.data_ptr());
+    check_close(gx, rgx, 1e-15, 1e-14, "avg_pool2d_backward");
+  }
+  auto ay = D::empty({6 * 3 * 4}), ary = D::empty({6 * 3 * 4}), agy = randn_cpu({6 * 3 * 4}, 8);
+  emulate(ay.numel(), k::AdaptiveAvgPool2d<double, false>{7, 6, 3, 4, x.data_ptr(), ay.data_ptr()});
+  cpu.adaptive_avg_pool2d_forward(6, 7, 6, 3, 4, x.data_ptr(), ary.data_ptr());
+  check_close(ay, ary, 1e-15, 1e-14, "adaptive_avg_pool2d");
+  gx.zero_();
+  emulate(ay.numel(), k::AdaptiveAvgPool2d<double, true>{7, 6, 3, 4, agy.data_ptr(), gx.data_ptr()});
+  cpu.adaptive_avg_pool2d_backward(6, 7, 6, 3, 4, agy.data_ptr(), rgx.data_ptr());
+  check_close(gx, rgx, 1e-15, 1e-14, "adaptive_avg_pool2d_backward");
+  for (InterpMode mode : {InterpMode::Nearest, InterpMode::Bilinear})
+    for (bool ac : {false, true}) {
+      const std::int64_t ho = 10, wo = 4, n = 6 * ho * wo;
+      const double rh = ac ? 0 : 0.7;
+      auto iy = D::empty({n}), iry = D::empty({n}), igy = randn_cpu({n}, 9);
+      emulate(n, k::Interpolate<double, false>{mode, ac, 7, 6, ho, wo, rh, 0, x.data_ptr(), iy.data_ptr()});
+      cpu.interpolate_forward(mode, ac, 6, 7, 6, ho, wo, rh, 0, x.data_ptr(), iry.data_ptr());
+      check_close(iy, iry, 1e-15, 1e-14, "interpolate");
+      gx.zero_();
+      emulate(n, k::Interpolate<double, true>{mode, ac, 7, 6, ho, wo, rh, 0, igy.data_ptr(), gx.data_ptr()});
+      cpu.interpolate_backward(mode, ac, 6, 7, 6, ho, wo, rh, 0, igy.data_ptr(), rgx.data_ptr());
+      check_close(gx, rgx, 1e-14, 1e-13, "interpolate_backward");
+    }
+}
+
+TEST_CASE("kernels: random bodies draw the CPU's Philox stream") {
+  std::vector<float> u(1001), ru(1001), nrm(1001), rn(1001);
+  emulate(1001, k::RandomUniform<float>{u.data(), 42, 17, -1.0, 3.0});
+  backend_for<float>(Device::cpu()).random_uniform(ru.data(), 1001, 42, 17, -1.0, 3.0);
+  CHECK(u == ru);
+  emulate(1001, k::RandomNormal<float>{nrm.data(), 42, 17, 0.5, 2.0});
+  backend_for<float>(Device::cpu()).random_normal(rn.data(), 1001, 42, 17, 0.5, 2.0);
+  CHECK(nrm == rn);
+}
