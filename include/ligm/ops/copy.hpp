@@ -27,9 +27,15 @@ Tensor<T> Tensor<T>::to(Device target) const {
   auto out = Tensor<T>::empty(shape(), target);
   const std::size_t bytes = numel() * sizeof(T);
   if (bytes) {
-    std::vector<unsigned char> host(bytes);
-    allocator_for(src.device()).copy_to_host(host.data(), src.data_ptr(), bytes);
-    allocator_for(target).copy_from_host(out.data_ptr(), host.data(), bytes);
+    if (src.device().is_cpu()) {
+      allocator_for(target).copy_from_host(out.data_ptr(), src.data_ptr(), bytes);
+    } else if (target.is_cpu()) {
+      allocator_for(src.device()).copy_to_host(out.data_ptr(), src.data_ptr(), bytes);
+    } else {  // between two GPUs: through the host
+      std::vector<unsigned char> host(bytes);
+      allocator_for(src.device()).copy_to_host(host.data(), src.data_ptr(), bytes);
+      allocator_for(target).copy_from_host(out.data_ptr(), host.data(), bytes);
+    }
   }
   const Device from = device();
   return autograd::record("ToDeviceBackward", out, {*this},
