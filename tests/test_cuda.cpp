@@ -1,7 +1,8 @@
 // The cross-device suite: every op and its gradient on the CPU and on CUDA, from the same
-// inputs, compared with a tolerance per named case. Without a GPU every case here is reported
-// as skipped (doctest's skip decorator), never as passed or failed; tools/gpu-check runs it on
-// a machine with one.
+// inputs, compared with a tolerance per named case. Without a GPU every "cuda: ..." case is
+// reported as skipped (doctest's skip decorator), never as passed or failed; tools/gpu-check
+// runs them on a machine with one. The self-test case at the end runs them all with the CPU
+// standing in for the GPU, so the suite's own code is exercised everywhere.
 //
 // Three layers: (1) every PyTorch golden case on CUDA in float64 against the goldens, (2) the
 // same cases in float32, CUDA against the CPU, (3) what the goldens do not reach: long
@@ -18,7 +19,10 @@ using namespace th;
 namespace {
 
 const bool kNoGpu = !cuda::is_available();
-const Device kGpu = Device::cuda();
+// The device under test: CUDA in the "cuda: ..." cases; the CPU in the self-test, which runs
+// every case with the CPU standing in for the GPU, so the suite itself (calls, shapes,
+// aliasing, tolerances) is checked on machines without one.
+Device kGpu = Device::cuda();
 
 template <class S>
 Tensor<S> randn_s(const Shape& s, std::uint64_t seed) {
@@ -58,10 +62,8 @@ const std::map<std::string, double> kFloatTolerance = {
     {"std", 1e-3},        {"kl_div_batchmean", 1e-3}, {"kl_div_log_target", 1e-3},
 };
 
-}  // namespace
 
-TEST_CASE("cuda: every golden case in float64 matches PyTorch, forward and backward" *
-          doctest::skip(kNoGpu)) {
+void case_0() {  // every golden case in float64 matches PyTorch, forward and backward
   const auto table = golden_ops<double>(kGpu);
   for (const auto& name : golden_case_names()) {
     CAPTURE(name);
@@ -72,7 +74,7 @@ TEST_CASE("cuda: every golden case in float64 matches PyTorch, forward and backw
   }
 }
 
-TEST_CASE("cuda: every golden case in float32 matches the CPU in float32" * doctest::skip(kNoGpu)) {
+void case_1() {  // every golden case in float32 matches the CPU in float32
   const auto cpu_table = golden_ops<float>(Device::cpu());
   const auto gpu_table = golden_ops<float>(kGpu);
   for (const auto& name : golden_case_names()) {
@@ -89,8 +91,7 @@ TEST_CASE("cuda: every golden case in float32 matches the CPU in float32" * doct
   }
 }
 
-TEST_CASE("cuda: long reductions (one block per output) and long softmax rows (one warp per row)" *
-          doctest::skip(kNoGpu)) {
+void case_2() {  // long reductions (one block per output) and long softmax rows (one warp per row)
   for (const Dims& dims : std::vector<Dims>{{0}, {1}, {0, 1}}) {
     compare_devices<double>("sum", {randn_s<double>({300, 1000}, 1)},
                             [&](const auto& x) { return sum(x[0], dims); }, 1e-10, 1e-10);
@@ -120,7 +121,7 @@ TEST_CASE("cuda: long reductions (one block per output) and long softmax rows (o
   CHECK(argmax(ints.to<double>().to(kGpu), 0).to_vector() == argmax(ints.to<double>(), 0).to_vector());
 }
 
-TEST_CASE("cuda: GEMM and convolution at training sizes" * doctest::skip(kNoGpu)) {
+void case_3() {  // GEMM and convolution at training sizes
   compare_devices<float>("matmul 128x300x200", {randn_s<float>({128, 300}, 1), randn_s<float>({300, 200}, 2)},
                          [](const auto& x) { return matmul(x[0], x[1]); }, 1e-4, 1e-4);
   compare_devices<double>("matmul transposed operands", {randn_s<double>({300, 128}, 3), randn_s<double>({200, 300}, 4)},
@@ -146,7 +147,7 @@ TEST_CASE("cuda: GEMM and convolution at training sizes" * doctest::skip(kNoGpu)
                          1e-4, 1e-4);
 }
 
-TEST_CASE("cuda: sorting, indexing with duplicates, strided and broadcast views" * doctest::skip(kNoGpu)) {
+void case_4() {  // sorting, indexing with duplicates, strided and broadcast views
   Generator g(1);
   auto ties = randint(0, 10, {7, 1000}, g).to<double>();
   for (bool desc : {false, true}) {
@@ -185,7 +186,7 @@ TEST_CASE("cuda: sorting, indexing with duplicates, strided and broadcast views"
   CHECK(gt(a.to(kGpu), 0.0).to<std::int64_t>().to_vector() == gt(a, 0.0).to<std::int64_t>().to_vector());
 }
 
-TEST_CASE("cuda: random streams, dropout and in-place ops match the CPU" * doctest::skip(kNoGpu)) {
+void case_5() {  // random streams, dropout and in-place ops match the CPU
   Generator gc(123), gg(123);
   auto rc = rand<float>({1000}, gc), rg = rand<float>({1000}, gg, kGpu);
   check_close(rg.to(Device::cpu()), rc, 0, 1e-7, "rand");
@@ -195,7 +196,7 @@ TEST_CASE("cuda: random streams, dropout and in-place ops match the CPU" * docte
   auto x = randn_s<float>({64, 100}, 1);
   auto yc = dropout(x, 0.3, true, dc), yg = dropout(x.to(kGpu), 0.3, true, dg);
   CHECK(yg.to_vector() == yc.to_vector());  // the same mask
-  auto t = x.to(kGpu);
+  auto t = x.clone().to(kGpu);  // a copy on every device (to() of a CPU tensor to the CPU aliases)
   t.add_(ones<float>({100}, kGpu), 2.0f);
   t.mul_(0.5f);
   t.select(0, 3).fill_(7.0f);
@@ -210,7 +211,7 @@ TEST_CASE("cuda: random streams, dropout and in-place ops match the CPU" * docte
   CHECK(t.sum().item() == doctest::Approx(tc.sum().item()).epsilon(1e-5));
 }
 
-TEST_CASE("cuda: device errors name the op and both devices" * doctest::skip(kNoGpu)) {
+void case_6() {  // device errors name the op and both devices
   auto a = ones<float>({3}), b = ones<float>({3}, kGpu);
   check_error([&] { add(a, b); }, {"add", "cpu", "cuda:0"});
   check_error([&] { matmul(a.reshape({1, 3}), b.reshape({3, 1})); }, {"matmul", "cuda:0"});
@@ -218,7 +219,7 @@ TEST_CASE("cuda: device errors name the op and both devices" * doctest::skip(kNo
   check_error([&] { exp(ones<std::int64_t>({2}, kGpu)); }, {"unary", "int64", "cuda:0"});
 }
 
-TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::skip(kNoGpu)) {
+void case_7() {  // a short training run follows the CPU's loss curve
   // A 2-layer MLP on a fixed synthetic task, plain SGD written out: same init, same data.
   auto run = [](Device device) {
     Generator g(7);
@@ -245,4 +246,73 @@ TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::s
     CAPTURE(i);
     CHECK(gpu[i] == doctest::Approx(cpu[i]).epsilon(1e-3));
   }
+}
+
+// ---- registration --------------------------------------------------------------------------
+
+struct CrossDeviceCase {
+  const char* title;
+  void (*run)();
+  bool needs_two_devices;  // compares CPU with CUDA tensors: meaningless in the self-test
+};
+const CrossDeviceCase kCases[] = {
+    {"every golden case in float64 matches PyTorch, forward and backward", case_0, false},
+    {"every golden case in float32 matches the CPU in float32", case_1, false},
+    {"long reductions (one block per output) and long softmax rows (one warp per row)", case_2, false},
+    {"GEMM and convolution at training sizes", case_3, false},
+    {"sorting, indexing with duplicates, strided and broadcast views", case_4, false},
+    {"random streams, dropout and in-place ops match the CPU", case_5, false},
+    {"device errors name the op and both devices", case_6, true},
+    {"a short training run follows the CPU's loss curve", case_7, false},
+};
+}  // namespace
+
+TEST_CASE("cuda: every golden case in float64 matches PyTorch, forward and backward" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_0();
+}
+
+TEST_CASE("cuda: every golden case in float32 matches the CPU in float32" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_1();
+}
+
+TEST_CASE("cuda: long reductions (one block per output) and long softmax rows (one warp per row)" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_2();
+}
+
+TEST_CASE("cuda: GEMM and convolution at training sizes" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_3();
+}
+
+TEST_CASE("cuda: sorting, indexing with duplicates, strided and broadcast views" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_4();
+}
+
+TEST_CASE("cuda: random streams, dropout and in-place ops match the CPU" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_5();
+}
+
+TEST_CASE("cuda: device errors name the op and both devices" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_6();
+}
+
+TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_7();
+}
+
+TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {
+  kGpu = Device::cpu();
+  for (const auto& c : kCases) {
+    if (c.needs_two_devices) continue;
+    CAPTURE(c.title);
+    c.run();
+  }
+  kGpu = Device::cuda();
 }
