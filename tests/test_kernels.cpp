@@ -5,6 +5,7 @@
 // cross-device suite (test_cuda.cpp) then checks the real launches on a GPU.
 #include <ligm/backend/kernels/elementwise.hpp>
 #include <ligm/backend/kernels/index.hpp>
+#include <ligm/backend/kernels/loss.hpp>
 #include <ligm/backend/kernels/pool.hpp>
 #include <ligm/backend/kernels/random.hpp>
 #include <ligm/backend/kernels/reduce.hpp>
@@ -250,4 +251,41 @@ TEST_CASE("kernels: random bodies draw the CPU's Philox stream") {
   emulate(1001, k::RandomNormal<float>{nrm.data(), 42, 17, 0.5, 2.0});
   backend_for<float>(Device::cpu()).random_normal(rn.data(), 1001, 42, 17, 0.5, 2.0);
   CHECK(nrm == rn);
+}
+
+TEST_CASE("kernels: fused cross-entropy bodies against the composite formula") {
+  // Per-row loss and gradient from log_softmax written out, weights and smoothing included.
+  const std::int64_t rows = 6, cols = 5;
+  const D x = randn_cpu({rows, cols}, 10);
+  auto target = tensor<std::int64_t>({0, 4, -1, 2, 2, 1}, {rows});
+  const D w = tensor<double>({0.5, 1.0, 2.0, 0.3, 1.7}, {cols});
+  const double eps = 0.2;
+  auto loss = D::empty({rows}), lse = D::empty({rows});
+  emulate(rows, k::CrossEntropyForward<double>{x.data_ptr(), cols, target.data_ptr(), w.data_ptr(), -1, eps,
+                                               loss.data_ptr(), lse.data_ptr()});
+  const auto logp = log_softmax(x, 1).to_vector();
+  const auto wv = w.to_vector();
+  const auto tv = target.to_vector();
+  std::vector<double> expect(rows, 0.0);
+  for (std::int64_t i = 0; i < rows; ++i) {
+    if (tv[i] == -1) continue;
+    double smooth = 0;
+    for (std::int64_t c = 0; c < cols; ++c) smooth -= wv[c] * logp[i * cols + c];
+    expect[i] = -(1 - eps) * wv[tv[i]] * logp[i * cols + tv[i]] + eps / cols * smooth;
+  }
+  check_close(loss, expect, 1e-14, 1e-12, "loss");
+  const D g = randn_cpu({rows}, 11), total = sum(w);
+  auto grad = D::empty({rows, cols});
+  emulate(rows * cols, k::CrossEntropyBackward<double>{x.data_ptr(), lse.data_ptr(), cols, target.data_ptr(),
+                                                       w.data_ptr(), total.data_ptr(), -1, eps, g.data_ptr(),
+                                                       grad.data_ptr()});
+  // The gradient of sum(g * loss) through the composite ops.
+  auto xl = x.detach().requires_grad_();
+  auto lp = log_softmax(xl, 1);
+  auto valid = ne(target, std::int64_t(-1));
+  auto safe = where(valid, target, std::int64_t(0));
+  auto nll = neg(gather(lp, 1, safe.unsqueeze(1)).squeeze(1));
+  auto per_row = add(mul(mul(nll, index_select(w, 0, safe)), 1 - eps), mul(neg(sum(mul(lp, w), {1})), eps / cols));
+  sum(mul(where(valid, per_row, 0.0), g)).backward();
+  check_close(grad, xl.grad(), 1e-14, 1e-12, "gradient");
 }

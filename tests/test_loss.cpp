@@ -52,8 +52,11 @@ TEST_CASE("gradcheck: every loss and option") {
 TEST_CASE("loss errors") {
   auto x = zeros<float>({4, 5});
   check_error([&] { cross_entropy(x, tensor<std::int64_t>({0, 1, 7, 2}, {4})); },
-              {"nll_loss", "target 7", "5 classes"});
-  check_error([&] { cross_entropy(x, tensor<std::int64_t>({0, 1}, {2})); }, {"nll_loss", "[2]", "[4, 5]"});
+              {"cross_entropy", "target 7", "5 classes"});
+  check_error([&] { cross_entropy(x, tensor<std::int64_t>({0, 1}, {2})); }, {"cross_entropy", "[2]", "[4, 5]"});
+  check_error([&] { nll_loss(x, tensor<std::int64_t>({0, 1, 5, 2}, {4})); }, {"nll_loss", "target 5", "5 classes"});
+  check_error([&] { cross_entropy(x, tensor<std::int64_t>({0, 1, 2, 3}, {4}), {.reduction = "avg"}); },
+              {"cross_entropy", "reduction", "avg"});
   check_error([&] { mse_loss(x, x, "average"); }, {"mse_loss", "reduction", "average"});
   check_error([&] { cross_entropy(x, zeros<float>({4, 4})); }, {"cross_entropy", "[4, 4]", "[4, 5]"});
 }

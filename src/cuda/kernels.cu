@@ -8,6 +8,7 @@
 #include "ligm/backend/cuda/launch.hpp"
 #include "ligm/backend/kernels/elementwise.hpp"
 #include "ligm/backend/kernels/index.hpp"
+#include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
@@ -168,6 +169,8 @@ cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, boo
 // Floating point: calculus, neural-network primitives, random numbers.
 #define LIGM_FLOAT_TYPES(T)                                                                  \
   LIGM_FOR_EACH(kernels::UnaryBackward<T>)                                                   \
+  LIGM_FOR_EACH(kernels::CrossEntropyForward<T>)                                             \
+  LIGM_FOR_EACH(kernels::CrossEntropyBackward<T>)                                            \
   LIGM_FOR_EACH(kernels::MaxPool2dForward<T>)                                                \
   LIGM_FOR_EACH(kernels::MaxPool2dBackward<T>)                                               \
   LIGM_FOR_EACH(kernels::AvgPool2d<T, false>)                                                \

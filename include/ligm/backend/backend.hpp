@@ -114,6 +114,20 @@ class Backend {
   // Softmax or log-softmax over the last dim of a [rows, cols] buffer.
   virtual void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
                             T* dst) = 0;
+  // Cross-entropy of each row of [rows, cols] logits against class indices, with optional
+  // class weights (nullptr: all 1), ignore_index and label smoothing (the formulas are in
+  // kernels/loss.hpp). Writes each row's loss and log-sum-exp; the backward reads the latter.
+  virtual void cross_entropy_forward(const T* logits, std::int64_t rows, std::int64_t cols,
+                                     const std::int64_t* target, const T* weight,
+                                     std::int64_t ignore_index, double smoothing, T* loss,
+                                     T* lse) = 0;
+  // grad = dloss/dlogits scaled by g[row]; weight_sum points at sum(weight) (device memory)
+  // when there are weights.
+  virtual void cross_entropy_backward(const T* logits, const T* lse, std::int64_t rows,
+                                      std::int64_t cols, const std::int64_t* target,
+                                      const T* weight, const T* weight_sum,
+                                      std::int64_t ignore_index, double smoothing, const T* g,
+                                      T* grad) = 0;
   virtual void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) = 0;
   virtual void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w,
                                      T* gx) = 0;  // gx is overwritten

@@ -1,6 +1,8 @@
 // Losses: cross_entropy (class indices or probabilities; label smoothing, ignore_index, class
 // weights), nll_loss, mse, l1, smooth_l1, huber, binary_cross_entropy_with_logits, kl_div,
-// cosine_similarity. Each is composed of differentiable ops, so its backward is theirs.
+// cosine_similarity. Cross-entropy with class indices is one fused op with its own backward
+// (kernels/loss.hpp); the others are composed of differentiable ops, so their backward is
+// theirs.
 #pragma once
 #include <string>
 #include <string_view>
@@ -9,6 +11,74 @@
 
 namespace ligm {
 namespace ops_detail {
+// Checks class-index targets against [N, C, d1, ...] (or [C]) scores and optional [C] class
+// weights, naming the op; returns C.
+template <class T>
+std::int64_t check_class_targets(const Tensor<T>& scores, const Tensor<std::int64_t>& target,
+                                 const Tensor<T>& weight, std::int64_t ignore_index, const char* op) {
+  same_device(scores, target, op);
+  check(scores.dim() >= 1, op, "input must have at least 1 dim, got ", scores.describe());
+  const bool batched = scores.dim() >= 2;
+  const std::int64_t C = scores.shape()[batched ? 1 : 0];
+  Shape expect_target = scores.shape();
+  expect_target.erase(expect_target.begin() + (batched ? 1 : 0));
+  check(target.shape() == expect_target, op, "target of shape ", target.shape(),
+        " does not match input of shape ", scores.shape(), " (expected ", expect_target, ")");
+  for (auto t : target.to_vector())
+    check(t == ignore_index || (t >= 0 && t < C), op, "target ", t, " is out of bounds for ", C,
+          " classes (input ", scores.shape(), ")");
+  if (weight.defined()) {
+    same_device(scores, weight, op);
+    check(weight.shape() == Shape{C}, op, "weight of shape ", weight.shape(), " does not match ",
+          C, " classes");
+  }
+  return C;
+}
+
+// [N, C, d1, ...] -> [rows, C] with the class dim last ([C] -> [1, C]).
+template <class T>
+Tensor<T> classes_last(const Tensor<T>& scores, std::int64_t rows, std::int64_t C) {
+  Tensor<T> lp = scores.unsqueeze(0);
+  if (scores.dim() >= 2) {  // [N, C, d1, ...] -> [N, d1, ..., C]
+    Dims order{0};
+    for (std::int64_t d = 2; d < scores.dim(); ++d) order.push_back(d);
+    order.push_back(1);
+    lp = scores.permute(order);
+  }
+  return lp.reshape({rows, C});
+}
+
+// Per-row cross-entropy of [rows, C] logits (the fused kernel of kernels/loss.hpp), with its
+// backward. Class weights are constants, as in PyTorch.
+template <class T>
+Tensor<T> cross_entropy_rows(const Tensor<T>& logits, const Tensor<std::int64_t>& target,
+                             const Tensor<T>& weight, std::int64_t ignore_index, double smoothing) {
+  const std::int64_t rows = logits.shape()[0], C = logits.shape()[1];
+  Tensor<T> x, lse, loss;
+  {
+    NoGradGuard no_grad;
+    x = logits.contiguous().detach();
+    lse = Tensor<T>::empty({rows}, logits.device());
+    loss = Tensor<T>::empty({rows}, logits.device());
+  }
+  be(x).cross_entropy_forward(x.data_ptr(), rows, C, target.data_ptr(),
+                              weight.defined() ? weight.data_ptr() : nullptr, ignore_index,
+                              smoothing, loss.data_ptr(), lse.data_ptr());
+  return autograd::record(
+      "CrossEntropyBackward", loss, {logits},
+      [x = autograd::save(x), lse, target, weight, ignore_index, smoothing](
+          const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> {
+        const std::int64_t n = x.shape()[0], c = x.shape()[1];
+        auto gc = g.contiguous();
+        auto grad = Tensor<T>::empty(x.shape(), x.device());
+        Tensor<T> total = weight.defined() ? sum(weight) : Tensor<T>();
+        be(x).cross_entropy_backward(x.data_ptr(), lse.data_ptr(), n, c, target.data_ptr(),
+                                     weight.defined() ? weight.data_ptr() : nullptr,
+                                     total.defined() ? total.data_ptr() : nullptr, ignore_index,
+                                     smoothing, gc.data_ptr(), grad.data_ptr());
+        return {grad};
+      });
+}
 template <class T>
 Tensor<T> reduce_loss(const Tensor<T>& loss, std::string_view reduction, const char* op) {
   if (reduction == "mean") return mean(loss);
@@ -30,30 +100,8 @@ template <class T>
 Tensor<T> nll_loss(const Tensor<T>& log_probs, const Tensor<std::int64_t>& target,
                    const NllOptions<T>& opt = {}) {
   const char* op = "nll_loss";
-  ops_detail::same_device(log_probs, target, op);
-  check(log_probs.dim() >= 1, op, "input must have at least 1 dim, got ", log_probs.describe());
-  const bool batched = log_probs.dim() >= 2;
-  const std::int64_t C = log_probs.shape()[batched ? 1 : 0];
-  Shape expect_target = log_probs.shape();
-  expect_target.erase(expect_target.begin() + (batched ? 1 : 0));
-  check(target.shape() == expect_target, op, "target of shape ", target.shape(),
-        " does not match input of shape ", log_probs.shape(), " (expected ", expect_target, ")");
-  const auto t_host = target.to_vector();
-  for (auto t : t_host)
-    check(t == opt.ignore_index || (t >= 0 && t < C), op, "target ", t,
-          " is out of bounds for ", C, " classes (input ", log_probs.shape(), ")");
-  if (opt.weight.defined())
-    check(opt.weight.shape() == Shape{C}, op, "weight of shape ", opt.weight.shape(),
-          " does not match ", C, " classes");
-  // Classes to the last dim, rows flattened.
-  Tensor<T> lp = log_probs.unsqueeze(0);
-  if (batched) {  // move the class dim last: [N, C, d1, ...] -> [N, d1, ..., C]
-    Dims order{0};
-    for (std::int64_t d = 2; d < log_probs.dim(); ++d) order.push_back(d);
-    order.push_back(1);
-    lp = log_probs.permute(order);
-  }
-  lp = lp.reshape({target.numel(), C});
+  const std::int64_t C = ops_detail::check_class_targets(log_probs, target, opt.weight, opt.ignore_index, op);
+  auto lp = ops_detail::classes_last(log_probs, target.numel(), C);
   auto flat_t = target.reshape({-1});
   auto valid = ne(flat_t, opt.ignore_index);
   auto safe_t = where(valid, flat_t, std::int64_t(0));
@@ -76,45 +124,35 @@ struct CrossEntropyOptions {
   double label_smoothing = 0.0;
 };
 
-// logits [N, C] or [N, C, d1, ...]; target holds class indices.
+// logits [N, C] or [N, C, d1, ...]; target holds class indices. One fused kernel per row
+// (log-sum-exp, the picked logit, the smoothing term) and its backward (softmax minus the
+// smoothed one-hot), instead of log_softmax + gather + reductions.
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<std::int64_t>& target,
                         const CrossEntropyOptions<T>& opt = {}) {
   const char* op = "cross_entropy";
+  ops_detail::floating_only<T>(op);
   check(opt.label_smoothing >= 0 && opt.label_smoothing <= 1, op,
         "label_smoothing must be in [0, 1], got ", opt.label_smoothing);
-  const std::int64_t class_dim = logits.dim() >= 2 ? 1 : 0;
-  auto logp = log_softmax(logits, class_dim);
-  auto nll = nll_loss(logp, target, {opt.weight, opt.ignore_index, opt.reduction});
-  if (opt.label_smoothing == 0) return nll;
-  const std::int64_t C = logits.shape()[class_dim];
-  // Smoothing term: -sum_c w_c log p_c per sample, ignored samples zeroed.
-  Tensor<T> weighted = logp;
-  if (opt.weight.defined()) {
-    Shape ws(static_cast<std::size_t>(logits.dim()), 1);
-    ws[class_dim] = C;
-    weighted = mul(logp, opt.weight.reshape(ws));
+  check(opt.reduction == "mean" || opt.reduction == "sum" || opt.reduction == "none", op,
+        "reduction must be \"mean\", \"sum\" or \"none\", got \"", opt.reduction, "\"");
+  const std::int64_t C = ops_detail::check_class_targets(logits, target, opt.weight, opt.ignore_index, op);
+  const auto flat_t = target.reshape({-1}).contiguous();
+  const Tensor<T> weight = opt.weight.defined() ? opt.weight.detach().contiguous() : Tensor<T>();
+  auto loss = ops_detail::cross_entropy_rows(ops_detail::classes_last(logits, flat_t.numel(), C),
+                                             flat_t, weight, opt.ignore_index, opt.label_smoothing);
+  if (opt.reduction == "none") return loss.reshape(target.shape());
+  if (opt.reduction == "sum") return sum(loss);
+  // mean: over the weights of the targets that count (PyTorch's rule, smoothing included).
+  Tensor<T> denom;
+  {
+    NoGradGuard no_grad;
+    auto valid = ne(flat_t, opt.ignore_index);
+    auto w = valid.template to<T>();
+    if (weight.defined()) w = mul(w, index_select(weight, 0, where(valid, flat_t, std::int64_t(0))));
+    denom = sum(w);
   }
-  auto valid = ne(target, opt.ignore_index);
-  auto smooth = where(valid, neg(sum(weighted, {class_dim})), T(0));
-  Tensor<T> reduced;
-  if (opt.reduction == "none") {
-    reduced = smooth;
-  } else if (opt.reduction == "sum") {
-    reduced = sum(smooth);
-  } else {
-    Tensor<T> denom;
-    if (opt.weight.defined()) {
-      auto safe_t = where(valid, target, std::int64_t(0)).reshape({-1});
-      denom = sum(mul(index_select(opt.weight, 0, safe_t), valid.reshape({-1}).template to<T>()));
-    } else {
-      denom = sum(valid.template to<T>());
-    }
-    reduced = div(sum(smooth), denom);
-  }
-  const T eps = T(opt.label_smoothing);
-  return add(mul(nll, scalar_tensor<T>(T(1) - eps, logits.device())),
-             mul(reduced, scalar_tensor<T>(eps / T(C), logits.device())));
+  return div(sum(loss), denom);
 }
 
 // Soft targets: `target` holds class probabilities with the logits' shape.

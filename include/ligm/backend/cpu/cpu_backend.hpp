@@ -16,6 +16,7 @@
 #include "ligm/backend/cpu/gemm.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
 #include "ligm/backend/cpu/strided_loop.hpp"
+#include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/random.hpp"
 
 namespace ligm::cpu {
@@ -452,6 +453,34 @@ class CpuBackend final : public Backend<T> {
 
 #define LIGM_CPU_FLOAT_ONLY(name, call) \
   if constexpr (is_floating_v<T>) { call; } else { unsupported(name); }
+
+  // The CUDA thread bodies (kernels/loss.hpp), run over rows and elements in parallel.
+  void cross_entropy_forward(const T* logits, std::int64_t rows, std::int64_t cols,
+                             const std::int64_t* target, const T* weight, std::int64_t ignore,
+                             double smoothing, T* loss, T* lse) override {
+    if constexpr (is_floating_v<T>) {
+      const kernels::CrossEntropyForward<T> body{logits, cols, target, weight, ignore, T(smoothing), loss, lse};
+      parallel_for(0, rows, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(cols, 1)),
+                   [&](std::int64_t lo, std::int64_t hi) {
+                     for (std::int64_t i = lo; i < hi; ++i) body(i);
+                   });
+    } else {
+      unsupported("cross_entropy");
+    }
+  }
+  void cross_entropy_backward(const T* logits, const T* lse, std::int64_t rows, std::int64_t cols,
+                              const std::int64_t* target, const T* weight, const T* weight_sum,
+                              std::int64_t ignore, double smoothing, const T* g, T* grad) override {
+    if constexpr (is_floating_v<T>) {
+      const kernels::CrossEntropyBackward<T> body{logits, lse, cols, target, weight, weight_sum,
+                                                  ignore, T(smoothing), g, grad};
+      parallel_for(0, rows * cols, 16384, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t e = lo; e < hi; ++e) body(e);
+      });
+    } else {
+      unsupported("cross_entropy_backward");
+    }
+  }
 
   void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) override {
     LIGM_CPU_FLOAT_ONLY("conv2d", cpu::conv2d_forward(g, x, w, y))

@@ -19,6 +19,7 @@
 #include "ligm/backend/cuda/runtime.hpp"
 #include "ligm/backend/kernels/elementwise.hpp"
 #include "ligm/backend/kernels/index.hpp"
+#include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
@@ -236,6 +237,28 @@ class CudaBackend final : public Backend<T> {
                         log ? "log_softmax" : "softmax");
     } else {
       unsupported("softmax");
+    }
+  }
+
+  void cross_entropy_forward(const T* logits, std::int64_t rows, std::int64_t cols,
+                             const std::int64_t* target, const T* weight, std::int64_t ignore,
+                             double smoothing, T* loss, T* lse) override {
+    if constexpr (is_floating_v<T>) {
+      launch("cross_entropy", rows,
+             kernels::CrossEntropyForward<T>{logits, cols, target, weight, ignore, T(smoothing), loss, lse});
+    } else {
+      unsupported("cross_entropy");
+    }
+  }
+  void cross_entropy_backward(const T* logits, const T* lse, std::int64_t rows, std::int64_t cols,
+                              const std::int64_t* target, const T* weight, const T* weight_sum,
+                              std::int64_t ignore, double smoothing, const T* g, T* grad) override {
+    if constexpr (is_floating_v<T>) {
+      launch("cross_entropy_backward", rows * cols,
+             kernels::CrossEntropyBackward<T>{logits, lse, cols, target, weight, weight_sum, ignore,
+                                              T(smoothing), g, grad});
+    } else {
+      unsupported("cross_entropy_backward");
     }
   }
 
