@@ -9,6 +9,7 @@
 #include "ligm/backend/kernels/elementwise.hpp"
 #include "ligm/backend/kernels/index.hpp"
 #include "ligm/backend/kernels/loss.hpp"
+#include "ligm/backend/kernels/norm.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
@@ -95,6 +96,30 @@ __device__ T warp_sum(T v) {
   return v;
 }
 
+// ---- row bodies: one warp per row -------------------------------------------------------
+
+struct WarpSum {
+  template <class A>
+  __device__ A operator()(A v) const { return warp_sum(v); }
+};
+
+template <class Body>
+__global__ void for_each_row_kernel(std::int64_t rows, Body body) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t warps = std::int64_t(gridDim.x) * (blockDim.x / 32);
+  for (std::int64_t row = std::int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+       row < rows; row += warps)  // warp-uniform: the shuffles see all 32 lanes
+    body(row, lane, 32, WarpSum{});
+}
+
+template <class Body>
+cudaError_t for_each_row(std::int64_t rows, const Body& body, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  constexpr int kWarps = kThreads / 32;
+  for_each_row_kernel<<<unsigned(blocks_for(rows, kWarps)), kThreads, 0, stream>>>(rows, body);
+  return cudaGetLastError();
+}
+
 // Same arithmetic as the CPU backend: subtract the row max (0 when the row is all -inf),
 // sum the exponentials, then x - logsumexp or exp(x - max) / sum.
 template <class T>
@@ -171,6 +196,10 @@ cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, boo
   LIGM_FOR_EACH(kernels::UnaryBackward<T>)                                                   \
   LIGM_FOR_EACH(kernels::CrossEntropyForward<T>)                                             \
   LIGM_FOR_EACH(kernels::CrossEntropyBackward<T>)                                            \
+  template cudaError_t for_each_row<kernels::NormalizeRows<T>>(                              \
+      std::int64_t, const kernels::NormalizeRows<T>&, cudaStream_t);                         \
+  template cudaError_t for_each_row<kernels::NormalizeRowsBackward<T>>(                      \
+      std::int64_t, const kernels::NormalizeRowsBackward<T>&, cudaStream_t);                 \
   LIGM_FOR_EACH(kernels::MaxPool2dForward<T>)                                                \
   LIGM_FOR_EACH(kernels::MaxPool2dBackward<T>)                                               \
   LIGM_FOR_EACH(kernels::AvgPool2d<T, false>)                                                \

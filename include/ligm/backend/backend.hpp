@@ -114,6 +114,13 @@ class Backend {
   // Softmax or log-softmax over the last dim of a [rows, cols] buffer.
   virtual void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
                             T* dst) = 0;
+  // Normalises each row of a contiguous [rows, cols] buffer to zero mean (when center) and
+  // unit variance; writes xhat and each row's mean and 1/sqrt(var + eps) (kernels/norm.hpp).
+  virtual void normalize_rows(const T* x, std::int64_t rows, std::int64_t cols, bool center,
+                              double eps, T* xhat, T* mean, T* rstd) = 0;
+  virtual void normalize_rows_backward(const T* xhat, const T* rstd, const T* g,
+                                       std::int64_t rows, std::int64_t cols, bool center,
+                                       T* dx) = 0;
   // Cross-entropy of each row of [rows, cols] logits against class indices, with optional
   // class weights (nullptr: all 1), ignore_index and label smoothing (the formulas are in
   // kernels/loss.hpp). Writes each row's loss and log-sum-exp; the backward reads the latter.

@@ -1,5 +1,7 @@
 // Functional normalizations: batch_norm (training and eval, running statistics), layer_norm,
-// group_norm, rms_norm. Composed of differentiable ops.
+// group_norm, rms_norm. Each reshapes its input so that every normalised group is a row and
+// calls one fused op (normalize_rows: forward and backward kernels of kernels/norm.hpp); the
+// affine weight and bias are ordinary broadcasting ops.
 #pragma once
 #include <limits>
 #include <optional>
@@ -14,6 +16,40 @@ inline Shape channel_shape(const Shape& x, std::int64_t c) {
   Shape s(x.size(), 1);
   s[1] = c;
   return s;
+}
+
+// xhat = (x - mean) * rstd over each row of a 2-d x (no centring for RMS), differentiable in x;
+// mean and rstd come back detached, for running statistics.
+template <class T>
+struct Normalized {
+  Tensor<T> xhat, mean, rstd;
+};
+
+template <class T>
+Normalized<T> normalize_rows(const Tensor<T>& x2d, bool center, double eps) {
+  const std::int64_t rows = x2d.shape()[0], cols = x2d.shape()[1];
+  Normalized<T> r;
+  Tensor<T> x;
+  {
+    NoGradGuard no_grad;
+    x = x2d.contiguous().detach();
+    r.xhat = Tensor<T>::empty(x.shape(), x.device());
+    r.mean = Tensor<T>::empty({rows}, x.device());
+    r.rstd = Tensor<T>::empty({rows}, x.device());
+  }
+  be(x).normalize_rows(x.data_ptr(), rows, cols, center, eps, r.xhat.data_ptr(), r.mean.data_ptr(),
+                       r.rstd.data_ptr());
+  r.xhat = autograd::record(
+      "NormalizeBackward", r.xhat, {x2d},
+      [xhat = autograd::save(r.xhat), rstd = r.rstd, center](const Tensor<T>& g, const NeedsGrad&)
+          -> std::vector<Tensor<T>> {
+        auto gc = g.contiguous();
+        auto dx = Tensor<T>::empty(xhat.shape(), xhat.device());
+        be(xhat).normalize_rows_backward(xhat.data_ptr(), rstd.data_ptr(), gc.data_ptr(),
+                                         xhat.shape()[0], xhat.shape()[1], center, dx.data_ptr());
+        return {dx};
+      });
+  return r;
 }
 }  // namespace ops_detail
 
@@ -32,33 +68,32 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
       check(t->shape() == Shape{C}, op, "expected per-channel tensors of shape [", C, "], got ",
             t->shape(), " for input ", x.shape());
   const Shape cs = ops_detail::channel_shape(x.shape(), C);
-  Dims dims{0};
-  for (std::int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  Tensor<T> mu, var_b;
+  Tensor<T> y;
   if (training) {
     const std::int64_t n = x.numel() / std::max<std::int64_t>(C, 1);
     check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
-    mu = mean(x, dims, true);
-    var_b = var(x, dims, false, true);
+    // Channels as rows: [N, C, ...] -> [C, N * ...].
+    const Shape moved_shape = x.transpose(0, 1).shape();
+    auto r = ops_detail::normalize_rows(x.transpose(0, 1).reshape({C, n}), true, eps);
+    y = r.xhat.reshape(moved_shape).transpose(0, 1);
     if (running_mean.defined() || running_var.defined()) {
       NoGradGuard g;
       const T m = T(momentum);
       if (running_mean.defined()) {
         running_mean.mul_(T(1) - m);
-        running_mean.add_(mu.reshape({C}), m);
+        running_mean.add_(r.mean, m);
       }
-      if (running_var.defined()) {
+      if (running_var.defined()) {  // the unbiased batch variance, from rstd = 1/sqrt(var + eps)
+        auto var_b = sub(reciprocal(square(r.rstd)), T(eps));
         running_var.mul_(T(1) - m);
-        running_var.add_(var_b.reshape({C}), m * T(n) / T(n - 1));
+        running_var.add_(var_b, m * T(n) / T(n - 1));
       }
     }
   } else {
     check(running_mean.defined() && running_var.defined(), op,
           "running_mean and running_var are needed in eval mode");
-    mu = running_mean.reshape(cs);
-    var_b = running_var.reshape(cs);
+    y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
   }
-  auto y = mul(sub(x, mu), rsqrt(add(var_b, T(eps))));
   if (weight.defined()) y = mul(y, weight.reshape(cs));
   if (bias.defined()) y = add(y, bias.reshape(cs));
   return y;
@@ -77,9 +112,9 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
     if (t->defined())
       check(t->shape() == normalized_shape, op, "weight/bias of shape ", t->shape(),
             " must equal normalized_shape ", normalized_shape);
-  Dims dims;
-  for (std::int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
-  auto y = mul(sub(x, mean(x, dims, true)), rsqrt(add(var(x, dims, false, true), T(eps))));
+  const std::int64_t cols = numel_of(normalized_shape);
+  auto y = ops_detail::normalize_rows(x.reshape({x.numel() / std::max<std::int64_t>(cols, 1), cols}), true, eps)
+               .xhat.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   if (bias.defined()) y = add(y, bias);
   return y;
@@ -95,8 +130,7 @@ Tensor<T> group_norm(const Tensor<T>& x, std::int64_t num_groups, const Tensor<T
   const std::int64_t N = x.shape()[0], C = x.shape()[1];
   check(num_groups > 0 && C % num_groups == 0, op, "channels ", C,
         " are not divisible by num_groups ", num_groups);
-  auto g = x.reshape({N, num_groups, -1});
-  auto y = mul(sub(g, mean(g, {2}, true)), rsqrt(add(var(g, {2}, false, true), T(eps)))).reshape(x.shape());
+  auto y = ops_detail::normalize_rows(x.reshape({N * num_groups, -1}), true, eps).xhat.reshape(x.shape());
   const Shape cs = ops_detail::channel_shape(x.shape(), C);
   if (weight.defined()) y = mul(y, weight.reshape(cs));
   if (bias.defined()) y = add(y, bias.reshape(cs));
@@ -113,10 +147,10 @@ Tensor<T> rms_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tens
   const auto k = static_cast<std::int64_t>(normalized_shape.size());
   check(k >= 1 && k <= x.dim() && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
         op, "normalized_shape ", normalized_shape, " does not match the trailing dims of input ", x.shape());
-  Dims dims;
-  for (std::int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
   const double e = eps.value_or(std::numeric_limits<T>::epsilon());
-  auto y = mul(x, rsqrt(add(mean(mul(x, x), dims, true), T(e))));
+  const std::int64_t cols = numel_of(normalized_shape);
+  auto y = ops_detail::normalize_rows(x.reshape({x.numel() / std::max<std::int64_t>(cols, 1), cols}), false, e)
+               .xhat.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   return y;
 }

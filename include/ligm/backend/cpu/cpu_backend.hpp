@@ -17,6 +17,7 @@
 #include "ligm/backend/cpu/parallel.hpp"
 #include "ligm/backend/cpu/strided_loop.hpp"
 #include "ligm/backend/kernels/loss.hpp"
+#include "ligm/backend/kernels/norm.hpp"
 #include "ligm/backend/kernels/random.hpp"
 
 namespace ligm::cpu {
@@ -453,6 +454,33 @@ class CpuBackend final : public Backend<T> {
 
 #define LIGM_CPU_FLOAT_ONLY(name, call) \
   if constexpr (is_floating_v<T>) { call; } else { unsupported(name); }
+
+  // The row bodies the CUDA backend runs a warp per row (kernels/norm.hpp), one lane here.
+  void normalize_rows(const T* x, std::int64_t rows, std::int64_t cols, bool center, double eps,
+                      T* xhat, T* mean, T* rstd) override {
+    if constexpr (is_floating_v<T>) {
+      const kernels::NormalizeRows<T> body{x, cols, center, eps, xhat, mean, rstd};
+      for_rows(rows, cols, [&](std::int64_t i) { body(i, 0, 1, kernels::OneLane{}); });
+    } else {
+      unsupported("normalize");
+    }
+  }
+  void normalize_rows_backward(const T* xhat, const T* rstd, const T* g, std::int64_t rows,
+                               std::int64_t cols, bool center, T* dx) override {
+    if constexpr (is_floating_v<T>) {
+      const kernels::NormalizeRowsBackward<T> body{xhat, rstd, g, cols, center, dx};
+      for_rows(rows, cols, [&](std::int64_t i) { body(i, 0, 1, kernels::OneLane{}); });
+    } else {
+      unsupported("normalize_backward");
+    }
+  }
+  template <class F>
+  static void for_rows(std::int64_t rows, std::int64_t cols, const F& f) {
+    parallel_for(0, rows, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(cols, 1)),
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   for (std::int64_t i = lo; i < hi; ++i) f(i);
+                 });
+  }
 
   // The CUDA thread bodies (kernels/loss.hpp), run over rows and elements in parallel.
   void cross_entropy_forward(const T* logits, std::int64_t rows, std::int64_t cols,

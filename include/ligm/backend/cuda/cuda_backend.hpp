@@ -20,6 +20,7 @@
 #include "ligm/backend/kernels/elementwise.hpp"
 #include "ligm/backend/kernels/index.hpp"
 #include "ligm/backend/kernels/loss.hpp"
+#include "ligm/backend/kernels/norm.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
@@ -240,6 +241,24 @@ class CudaBackend final : public Backend<T> {
     }
   }
 
+  void normalize_rows(const T* x, std::int64_t rows, std::int64_t cols, bool center, double eps,
+                      T* xhat, T* mean, T* rstd) override {
+    if constexpr (is_floating_v<T>) {
+      launch_rows("normalize", rows, kernels::NormalizeRows<T>{x, cols, center, eps, xhat, mean, rstd});
+    } else {
+      unsupported("normalize");
+    }
+  }
+  void normalize_rows_backward(const T* xhat, const T* rstd, const T* g, std::int64_t rows,
+                               std::int64_t cols, bool center, T* dx) override {
+    if constexpr (is_floating_v<T>) {
+      launch_rows("normalize_backward", rows,
+                  kernels::NormalizeRowsBackward<T>{xhat, rstd, g, cols, center, dx});
+    } else {
+      unsupported("normalize_backward");
+    }
+  }
+
   void cross_entropy_forward(const T* logits, std::int64_t rows, std::int64_t cols,
                              const std::int64_t* target, const T* weight, std::int64_t ignore,
                              double smoothing, T* loss, T* lse) override {
@@ -447,6 +466,13 @@ class CudaBackend final : public Backend<T> {
     if (n <= 0) return;
     DeviceGuard guard(ctx_.index());
     ctx_.after_launch(cuda_kernels::for_each(n, body, ctx_.stream()), op);
+  }
+
+  template <class Body>
+  void launch_rows(const char* op, std::int64_t rows, const Body& body) {
+    if (rows <= 0) return;
+    DeviceGuard guard(ctx_.index());
+    ctx_.after_launch(cuda_kernels::for_each_row(rows, body, ctx_.stream()), op);
   }
 
   template <class U>

@@ -22,6 +22,11 @@ template <class T>
 cudaError_t reduce_blocks(const kernels::ReducePerThread<T>& r, std::int64_t n_out,
                           cudaStream_t stream);
 
+// Runs body(row, lane, 32, warp_sum) for every row < rows: one warp per row, the 32 lanes
+// sharing its columns (kernels/norm.hpp).
+template <class Body>
+cudaError_t for_each_row(std::int64_t rows, const Body& body, cudaStream_t stream);
+
 // Softmax or log-softmax over the last dim of a contiguous [rows, cols] buffer; one warp
 // per row.
 template <class T>
