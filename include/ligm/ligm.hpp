@@ -33,6 +33,9 @@
 
 #include "ligm/core/print.hpp"
 
+#include "ligm/nn/nn.hpp"
+#include "ligm/optim/optim.hpp"
+
 #if !defined(LIGM_SEPARATE_BACKEND)
 #include "ligm/backend/registry_impl.hpp"
 #endif

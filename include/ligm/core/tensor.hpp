@@ -81,6 +81,10 @@ class Tensor {
   const std::shared_ptr<Node<T>>& grad_fn() const;
   void backward(const Tensor& grad = {}, bool retain_graph = false) const;
   Tensor detach() const;               // same data, no history
+  // Points this tensor (and every handle to it) at src's data: storage, shape, strides. Its
+  // identity, requires_grad and grad stay (PyTorch's `param.data = src`); how modules move to
+  // a device and load weights without invalidating the handles held by optimizers.
+  void set_data(const Tensor& src) const;
   void retain_grad() const;            // keep .grad() on a non-leaf
   // fn receives the incoming gradient and may return a replacement (or an undefined tensor
   // to keep it unchanged).
@@ -281,6 +285,16 @@ void Tensor<T>::set_grad(const Tensor& g) const {
 template <class T>
 const std::shared_ptr<Node<T>>& Tensor<T>::grad_fn() const {
   return detail::checked_impl(impl_).grad_fn;
+}
+
+template <class T>
+void Tensor<T>::set_data(const Tensor& src) const {
+  auto& im = const_cast<TensorImpl<T>&>(detail::checked_impl(impl_));
+  const auto& s = detail::checked_impl(src.impl_);
+  im.storage = s.storage;
+  im.shape = s.shape;
+  im.strides = s.strides;
+  im.offset = s.offset;
 }
 
 template <class T>

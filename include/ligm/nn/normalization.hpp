@@ -1,0 +1,145 @@
+// BatchNorm1d/2d, LayerNorm, GroupNorm, RMSNorm: parameters and running statistics named as
+// in PyTorch (weight, bias, running_mean, running_var, num_batches_tracked), over the fused
+// functional ops of ops/norm.hpp.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "ligm/nn/init.hpp"
+#include "ligm/nn/module.hpp"
+#include "ligm/ops/norm.hpp"
+
+namespace ligm::nn {
+
+template <class T>
+class BatchNormBase : public Module<T> {
+ public:
+  BatchNormBase(std::int64_t num_features, double eps, double momentum, bool affine, bool track_running_stats)
+      : num_features(num_features), eps(eps), momentum(momentum) {
+    if (affine) {
+      weight = this->register_parameter("weight", ones<T>({num_features}));
+      bias = this->register_parameter("bias", zeros<T>({num_features}));
+    }
+    if (track_running_stats) {
+      running_mean = this->register_buffer("running_mean", zeros<T>({num_features}));
+      running_var = this->register_buffer("running_var", ones<T>({num_features}));
+      num_batches_tracked = this->register_buffer("num_batches_tracked", zeros<T>({}));
+    }
+  }
+  Tensor<T> forward(const Tensor<T>& x) override {
+    check_input(x);
+    // Batch statistics in training, or always when no running statistics are kept.
+    const bool use_batch = this->is_training() || !running_mean.defined();
+    if (this->is_training() && num_batches_tracked.defined()) {
+      NoGradGuard no_grad;
+      num_batches_tracked.add_(T(1));
+    }
+    return batch_norm(x, use_batch && !this->is_training() ? Tensor<T>() : running_mean,
+                      use_batch && !this->is_training() ? Tensor<T>() : running_var, weight, bias, use_batch,
+                      momentum, eps);
+  }
+  std::string extra_repr() const override {
+    return std::to_string(num_features) + ", eps=" + repr_number(eps) + ", momentum=" + repr_number(momentum) +
+           ", affine=" + (weight.defined() ? "True" : "False") +
+           ", track_running_stats=" + (running_mean.defined() ? "True" : "False");
+  }
+  std::int64_t num_features;
+  double eps, momentum;
+  Tensor<T> weight, bias, running_mean, running_var, num_batches_tracked;
+
+ protected:
+  virtual void check_input(const Tensor<T>& x) const = 0;
+};
+
+// Input [N, C] or [N, C, L].
+template <class T = float>
+class BatchNorm1d : public BatchNormBase<T> {
+ public:
+  explicit BatchNorm1d(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
+                       bool track_running_stats = true)
+      : BatchNormBase<T>(num_features, eps, momentum, affine, track_running_stats) {}
+  std::string type_name() const override { return "BatchNorm1d"; }
+
+ protected:
+  void check_input(const Tensor<T>& x) const override {
+    check(x.dim() == 2 || x.dim() == 3, "BatchNorm1d", "expected a 2-d or 3-d input, got ", x.describe());
+  }
+};
+
+// Input [N, C, H, W].
+template <class T = float>
+class BatchNorm2d : public BatchNormBase<T> {
+ public:
+  explicit BatchNorm2d(std::int64_t num_features, double eps = 1e-5, double momentum = 0.1, bool affine = true,
+                       bool track_running_stats = true)
+      : BatchNormBase<T>(num_features, eps, momentum, affine, track_running_stats) {}
+  std::string type_name() const override { return "BatchNorm2d"; }
+
+ protected:
+  void check_input(const Tensor<T>& x) const override {
+    check(x.dim() == 4, "BatchNorm2d", "expected a 4-d input, got ", x.describe());
+  }
+};
+
+template <class T = float>
+class LayerNorm : public Module<T> {
+ public:
+  explicit LayerNorm(Shape normalized_shape, double eps = 1e-5, bool elementwise_affine = true, bool bias = true)
+      : normalized_shape(std::move(normalized_shape)), eps(eps) {
+    if (elementwise_affine) {
+      weight = this->register_parameter("weight", ones<T>(this->normalized_shape));
+      if (bias) this->bias = this->register_parameter("bias", zeros<T>(this->normalized_shape));
+    }
+  }
+  explicit LayerNorm(std::int64_t dim, double eps = 1e-5) : LayerNorm(Shape{dim}, eps) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return layer_norm(x, normalized_shape, weight, bias, eps); }
+  std::string type_name() const override { return "LayerNorm"; }
+  std::string extra_repr() const override {
+    return "(" + shape_str(normalized_shape).substr(1, shape_str(normalized_shape).size() - 2) +
+           ",), eps=" + repr_number(eps) + ", elementwise_affine=" + (weight.defined() ? "True" : "False");
+  }
+  Shape normalized_shape;
+  double eps;
+  Tensor<T> weight, bias;
+};
+
+template <class T = float>
+class GroupNorm : public Module<T> {
+ public:
+  GroupNorm(std::int64_t num_groups, std::int64_t num_channels, double eps = 1e-5, bool affine = true)
+      : num_groups(num_groups), num_channels(num_channels), eps(eps) {
+    check(num_groups > 0 && num_channels % num_groups == 0, "GroupNorm", "num_channels ", num_channels,
+          " must be divisible by num_groups ", num_groups);
+    if (affine) {
+      weight = this->register_parameter("weight", ones<T>({num_channels}));
+      bias = this->register_parameter("bias", zeros<T>({num_channels}));
+    }
+  }
+  Tensor<T> forward(const Tensor<T>& x) override { return group_norm(x, num_groups, weight, bias, eps); }
+  std::string type_name() const override { return "GroupNorm"; }
+  std::string extra_repr() const override {
+    return std::to_string(num_groups) + ", " + std::to_string(num_channels) + ", eps=" + repr_number(eps);
+  }
+  std::int64_t num_groups, num_channels;
+  double eps;
+  Tensor<T> weight, bias;
+};
+
+// torch.nn.RMSNorm: x / sqrt(mean(x^2) + eps) * weight; eps defaults to the dtype's epsilon.
+template <class T = float>
+class RMSNorm : public Module<T> {
+ public:
+  explicit RMSNorm(Shape normalized_shape, std::optional<double> eps = std::nullopt, bool elementwise_affine = true)
+      : normalized_shape(std::move(normalized_shape)), eps(eps) {
+    if (elementwise_affine) weight = this->register_parameter("weight", ones<T>(this->normalized_shape));
+  }
+  explicit RMSNorm(std::int64_t dim) : RMSNorm(Shape{dim}) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return rms_norm(x, normalized_shape, weight, eps); }
+  std::string type_name() const override { return "RMSNorm"; }
+  std::string extra_repr() const override { return shape_str(normalized_shape); }
+  Shape normalized_shape;
+  std::optional<double> eps;
+  Tensor<T> weight;
+};
+
+}  // namespace ligm::nn
