@@ -43,10 +43,11 @@ class Optimizer {
 
   void add_param_group(Group g) {
     for (const auto& p : g.params) {
-      check(p.defined(), name(), "a parameter is an undefined tensor");
+      // (not name(): this also runs inside the base constructor)
+      check(p.defined(), "optimizer", "a parameter is an undefined tensor");
       for (const auto& other : groups_)
         for (const auto& q : other.params)
-          check(!p.is_same(q), name(), "a parameter appears in two groups");
+          check(!p.is_same(q), "optimizer", "a parameter appears in two groups");
     }
     groups_.push_back(std::move(g));
   }

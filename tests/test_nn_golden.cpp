@@ -1,0 +1,146 @@
+// Layers and optimizers against PyTorch 1.13 (tools/make_goldens_nn.py -> goldens/nn.safetensors):
+// each module is built in ligm, loads PyTorch's state_dict by its PyTorch keys (strict), and
+// must give PyTorch's output, input gradient, parameter gradients and updated buffers; each
+// optimizer must follow PyTorch's parameter trajectory over six steps.
+#include <functional>
+#include <map>
+
+#include <ligm/io/safetensors.hpp>
+
+#include "helpers.hpp"
+
+using namespace th;
+using D = Tensor<double>;
+using ModulePtr = std::shared_ptr<nn::Module<double>>;
+
+namespace {
+
+const io::SafetensorsFile& goldens() {
+  static const auto file = io::load_safetensors(LIGM_GOLDEN_DIR "/nn.safetensors");
+  return file;
+}
+D golden(const std::string& key) {
+  const auto& st = goldens().tensors;
+  REQUIRE_MESSAGE(st.count(key), "no golden ", key);
+  return io::from_raw<double>(st.at(key));
+}
+// Every golden key under `prefix`, with the prefix removed.
+std::map<std::string, D> with_prefix(const std::string& prefix) {
+  std::map<std::string, D> out;
+  for (const auto& [k, raw] : goldens().tensors)
+    if (k.compare(0, prefix.size(), prefix) == 0) out[k.substr(prefix.size())] = io::from_raw<double>(raw);
+  return out;
+}
+
+template <class M, class... A>
+ModulePtr make(A&&... a) {
+  return std::make_shared<M>(std::forward<A>(a)...);
+}
+
+std::map<std::string, std::function<ModulePtr()>> modules() {
+  using namespace nn;
+  std::map<std::string, std::function<ModulePtr()>> m;
+  m["linear"] = [] { return make<Linear<double>>(5, 3); };
+  m["linear_nobias"] = [] { return make<Linear<double>>(5, 3, false); };
+  m["conv2d"] = [] { return make<Conv2d<double>>(3, 4, 3, Conv2dOptions{.stride = 2, .padding = 1}); };
+  m["conv2d_groups"] = [] {
+    return make<Conv2d<double>>(4, 6, Pair2{3, 2}, Conv2dOptions{.padding = {1, 0}, .dilation = {1, 2}, .groups = 2}, false);
+  };
+  m["conv1d"] = [] { return make<Conv1d<double>>(2, 3, 3, Conv1dOptions{.padding = 1}); };
+  m["conv_transpose2d"] = [] {
+    return make<ConvTranspose2d<double>>(3, 2, 3, ConvTranspose2dOptions{.stride = 2, .padding = 1, .output_padding = 1});
+  };
+  m["batchnorm2d_train"] = [] { return make<BatchNorm2d<double>>(3); };
+  m["batchnorm1d_train_3d"] = [] { return make<BatchNorm1d<double>>(3, 1e-5, 0.3); };
+  m["batchnorm1d_eval"] = [] { return make<BatchNorm1d<double>>(3); };
+  m["layernorm"] = [] { return make<LayerNorm<double>>(Shape{3, 4}); };
+  m["groupnorm"] = [] { return make<GroupNorm<double>>(2, 4); };
+  m["embedding"] = [] { return make<Embedding<double>>(7, 3, 2); };
+  m["maxpool2d"] = [] { return make<MaxPool2d<double>>(MaxPool2dOptions{.kernel_size = 3, .stride = Pair2(2), .padding = 1}); };
+  m["avgpool2d"] = [] { return make<AvgPool2d<double>>(2); };
+  m["adaptiveavgpool2d"] = [] { return make<AdaptiveAvgPool2d<double>>(Pair2{2, 3}); };
+  m["gelu_tanh"] = [] { return make<GELU<double>>("tanh"); };
+  m["silu"] = [] { return make<SiLU<double>>(); };
+  m["leakyrelu"] = [] { return make<LeakyReLU<double>>(0.1); };
+  m["softplus"] = [] { return make<Softplus<double>>(2.0, 1.0); };
+  m["tanh"] = [] { return make<Tanh<double>>(); };
+  m["sigmoid"] = [] { return make<Sigmoid<double>>(); };
+  m["sequential_cnn"] = [] {
+    return std::make_shared<Sequential<double>>(Conv2d<double>(1, 4, 3, {.padding = 1}), BatchNorm2d<double>(4),
+                                                ReLU<double>(), MaxPool2d<double>(2), Flatten<double>(),
+                                                Linear<double>(4 * 3 * 3, 5));
+  };
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("nn goldens: every layer loads PyTorch's state_dict and matches its forward and gradients") {
+  std::set<std::string> cases;
+  for (const auto& [k, raw] : goldens().tensors)
+    if (k.size() > 4 && k.compare(k.size() - 4, 4, ".out") == 0) cases.insert(k.substr(0, k.size() - 4));
+  const auto table = modules();
+  CHECK(cases.size() == table.size());
+  for (const auto& name : cases) {
+    CAPTURE(name);
+    auto it = table.find(name);
+    REQUIRE_MESSAGE(it != table.end(), "golden module case ", name, " has no C++ counterpart");
+    auto m = it->second();
+    m->load_state_dict(with_prefix(name + ".sd."));  // strict: PyTorch's keys, all of them
+    const bool eval = name.find("_eval") != std::string::npos;
+    m->train(!eval);
+    const auto& raw_in = goldens().tensors.at(name + ".in");
+    D out, x;
+    if (raw_in.dtype == "I64") {
+      auto emb = std::dynamic_pointer_cast<nn::Embedding<double>>(m);
+      REQUIRE(emb);
+      out = (*emb)(io::from_raw<std::int64_t>(raw_in));
+    } else {
+      x = io::from_raw<double>(raw_in).requires_grad_(true);
+      out = (*m)(x);
+    }
+    check_close(out, golden(name + ".out"), 1e-10, 1e-8, "forward");
+    out.backward(golden(name + ".cot"));
+    if (x.defined()) check_close(x.grad(), golden(name + ".grad.in"), 1e-10, 1e-8, "input gradient");
+    for (auto& [pname, p] : m->named_parameters()) {
+      CAPTURE(pname);
+      REQUIRE(p.grad().defined());
+      check_close(p.grad(), golden(name + ".grad." + pname), 1e-10, 1e-8, "parameter gradient");
+    }
+    for (auto& [bname, expected] : with_prefix(name + ".after.")) {
+      CAPTURE(bname);
+      check_close(m->state_dict().at(bname), expected, 1e-10, 1e-8, "buffer after forward");
+    }
+  }
+}
+
+TEST_CASE("optim goldens: SGD (momentum, dampening, Nesterov, weight decay), Adam and AdamW follow PyTorch") {
+  using namespace optim;
+  std::map<std::string, std::function<std::function<void()>(D&)>> configs;
+  auto bind = [](auto opt) {
+    auto shared = std::make_shared<decltype(opt)>(std::move(opt));
+    return std::function<void()>([shared] { shared->step(); });
+  };
+  configs["sgd"] = [&](D& p) { return bind(SGD<double>({p}, {.lr = 0.1})); };
+  configs["sgd_momentum"] = [&](D& p) {
+    return bind(SGD<double>({p}, {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .weight_decay = 0.01}));
+  };
+  configs["sgd_nesterov"] = [&](D& p) {
+    return bind(SGD<double>({p}, {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.05, .nesterov = true}));
+  };
+  configs["adam"] = [&](D& p) { return bind(Adam<double>({p}, {.lr = 0.01, .weight_decay = 0.1})); };
+  configs["adamw"] = [&](D& p) {
+    return bind(AdamW<double>({p}, {.lr = 0.01, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6, .weight_decay = 0.1}));
+  };
+  for (auto& [name, make] : configs) {
+    CAPTURE(name);
+    D p = golden("opt.p0").requires_grad_(true);
+    auto step = make(p);
+    for (int k = 1; k <= 6; ++k) {
+      CAPTURE(k);
+      p.set_grad(golden("opt.g" + std::to_string(k)));
+      step();
+      check_close(p, golden("opt." + name + ".p" + std::to_string(k)), 1e-12, 1e-10, "parameter");
+    }
+  }
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Writes tests/goldens/nn.safetensors: PyTorch modules and optimizers, for tests/test_nn_golden.cpp.
+
+Run with Debian's PyTorch (python3-torch 1.13):  /usr/bin/python3 tools/make_goldens_nn.py
+
+Each module case stores, in float64:
+  <case>.sd.<key>       the module's state_dict (the C++ test loads it: keys must match)
+  <case>.in             the input (int64 indices for embedding)
+  <case>.out, .cot      the output and a random cotangent
+  <case>.grad.in        d(sum(out * cot)) / d(input)
+  <case>.grad.<param>   d(sum(out * cot)) / d(parameter), by state_dict name
+  <case>.after.<key>    the buffers after the forward (running statistics)
+Each optimizer case starts from opt.p0 and applies the gradients opt.g1..opt.g6:
+  opt.<case>.p<k>       the parameter after step k
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_goldens import write_safetensors  # noqa: E402
+
+torch.manual_seed(1128)
+D = torch.float64
+OUT = {}
+
+
+def randomize(m):
+    """Non-trivial affine parameters and running statistics, so that loading them matters."""
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith("weight") and p.dim() == 1:
+                p.copy_(torch.rand_like(p) + 0.5)
+            elif name.endswith("bias") and p.dim() == 1:
+                p.copy_(torch.randn_like(p) * 0.3)
+        for name, b in m.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn_like(b) * 0.2)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand_like(b) + 0.5)
+
+
+def module_case(name, m, x, train=True):
+    m = m.double()
+    randomize(m)
+    m.train(train)
+    for k, v in m.state_dict().items():
+        OUT[f"{name}.sd.{k}"] = v.detach().clone().to(D)
+    is_index = x.dtype == torch.int64
+    x = x.clone() if is_index else x.clone().to(D).requires_grad_(True)
+    out = m(x)
+    cot = torch.randn_like(out)
+    params = dict(m.named_parameters())
+    wanted = ([] if is_index else [x]) + list(params.values())
+    grads = torch.autograd.grad(out, wanted, cot, allow_unused=True)
+    OUT[f"{name}.in"] = x.detach()
+    OUT[f"{name}.out"] = out.detach()
+    OUT[f"{name}.cot"] = cot
+    if not is_index:
+        OUT[f"{name}.grad.in"] = grads[0]
+        grads = grads[1:]
+    for (k, p), g in zip(params.items(), grads):
+        OUT[f"{name}.grad.{k}"] = torch.zeros_like(p) if g is None else g
+    for k, v in m.state_dict().items():
+        if k not in params:
+            OUT[f"{name}.after.{k}"] = v.detach().clone().to(D)
+
+
+def rn(*s):
+    return torch.randn(*s, dtype=D)
+
+
+module_case("linear", nn.Linear(5, 3), rn(4, 5))
+module_case("linear_nobias", nn.Linear(5, 3, bias=False), rn(2, 3, 5))
+module_case("conv2d", nn.Conv2d(3, 4, 3, stride=2, padding=1), rn(2, 3, 7, 7))
+module_case("conv2d_groups", nn.Conv2d(4, 6, (3, 2), padding=(1, 0), dilation=(1, 2), groups=2, bias=False),
+            rn(1, 4, 6, 7))
+module_case("conv1d", nn.Conv1d(2, 3, 3, padding=1), rn(2, 2, 6))
+module_case("conv_transpose2d", nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), rn(1, 3, 4, 4))
+module_case("batchnorm2d_train", nn.BatchNorm2d(3), rn(4, 3, 5, 5))
+module_case("batchnorm1d_train_3d", nn.BatchNorm1d(3, momentum=0.3), rn(4, 3, 6))
+module_case("batchnorm1d_eval", nn.BatchNorm1d(3), rn(6, 3), train=False)
+module_case("layernorm", nn.LayerNorm([3, 4]), rn(2, 5, 3, 4))
+module_case("groupnorm", nn.GroupNorm(2, 4), rn(2, 4, 3, 3))
+module_case("embedding", nn.Embedding(7, 3, padding_idx=2), torch.tensor([[1, 2, 6, 1], [0, 2, 3, 5]]))
+module_case("maxpool2d", nn.MaxPool2d(3, stride=2, padding=1), rn(2, 2, 7, 6))
+module_case("avgpool2d", nn.AvgPool2d(2), rn(2, 2, 6, 6))
+module_case("adaptiveavgpool2d", nn.AdaptiveAvgPool2d((2, 3)), rn(2, 2, 5, 7))
+module_case("gelu_tanh", nn.GELU(approximate="tanh"), rn(3, 4))
+module_case("silu", nn.SiLU(), rn(3, 4))
+module_case("leakyrelu", nn.LeakyReLU(0.1), rn(3, 4))
+module_case("softplus", nn.Softplus(2.0, 1.0), rn(3, 4))
+module_case("tanh", nn.Tanh(), rn(3, 4))
+module_case("sigmoid", nn.Sigmoid(), rn(3, 4))
+module_case("sequential_cnn",
+            nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(4 * 3 * 3, 5)),
+            rn(2, 1, 6, 6))
+
+# --- optimizers ----------------------------------------------------------------------------
+p0 = rn(4, 3)
+grads = [rn(4, 3) for _ in range(6)]
+OUT["opt.p0"] = p0.clone()
+for k, g in enumerate(grads, 1):
+    OUT[f"opt.g{k}"] = g.clone()
+CONFIGS = {
+    "sgd": lambda p: torch.optim.SGD([p], lr=0.1),
+    "sgd_momentum": lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+    "sgd_nesterov": lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.05),
+    "adam": lambda p: torch.optim.Adam([p], lr=0.01, weight_decay=0.1),
+    "adamw": lambda p: torch.optim.AdamW([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1),
+}
+for name, make in CONFIGS.items():
+    p = p0.clone().requires_grad_(True)
+    opt = make(p)
+    for k, g in enumerate(grads, 1):
+        p.grad = g.clone()
+        opt.step()
+        OUT[f"opt.{name}.p{k}"] = p.detach().clone()
+
+if __name__ == "__main__":
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "tests", "goldens", "nn.safetensors")
+    write_safetensors(path, OUT)
+    print(f"wrote {len(OUT)} tensors to {os.path.relpath(path, root)}")
