@@ -35,6 +35,7 @@
 
 #include "ligm/nn/nn.hpp"
 #include "ligm/optim/optim.hpp"
+#include "ligm/data/data.hpp"
 
 #if !defined(LIGM_SEPARATE_BACKEND)
 #include "ligm/backend/registry_impl.hpp"
