@@ -1,4 +1,10 @@
 // matmul, bmm, linear: values against a naive product, broadcasting, gradchecks.
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <ligm/backend/cpu/parallel.hpp>
+
 #include "helpers.hpp"
 
 using namespace th;
@@ -58,4 +64,32 @@ TEST_CASE("matmul errors name the shapes, dtype and device") {
   check_error([] { matmul(ones<std::int64_t>({2, 2}), ones<std::int64_t>({2, 2})); }, {"matmul", "int64"});
   check_error([] { linear(ones<float>({2, 3}), ones<float>({4, 5})); }, {"linear", "[2, 3]", "[4, 5]"});
   check_error([] { bmm(ones<float>({2, 3, 4}), ones<float>({3, 4, 5})); }, {"bmm", "[2, 3, 4]"});
+}
+
+TEST_CASE("CPU results do not depend on whether the thread pool is free (a prefetch thread may hold it)") {
+  Generator g(5);
+  auto a = randn<float>({300, 500}, g), b = randn<float>({500, 200}, g);
+  const auto free_pool = matmul(a, b).to_vector();
+  std::mutex m;
+  std::condition_variable cv;
+  bool held = false, release = false;
+  std::thread holder([&] {
+    std::lock_guard<std::mutex> pool(cpu::detail::pool_mutex());
+    std::unique_lock<std::mutex> lk(m);
+    held = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });
+  });
+  {
+    std::unique_lock<std::mutex> lk(m);
+    cv.wait(lk, [&] { return held; });
+  }
+  const auto busy_pool = matmul(a, b).to_vector();  // runs the same chunks on this thread
+  {
+    std::lock_guard<std::mutex> lk(m);
+    release = true;
+  }
+  cv.notify_all();
+  holder.join();
+  CHECK(busy_pool == free_pool);
 }

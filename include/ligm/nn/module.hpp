@@ -63,7 +63,7 @@ class Module {
   Module& operator=(Module&&) = default;
 
   // --- computation -------------------------------------------------------------------------
-  virtual Tensor<T> forward(const Tensor<T>& x) {
+  virtual Tensor<T> forward(const Tensor<T>& /*x*/) {
     fail(type_name(), "forward(x) is not defined for this module");
   }
 

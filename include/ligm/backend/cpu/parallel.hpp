@@ -121,7 +121,10 @@ inline std::unique_ptr<ThreadPool>& pool_slot() {
 }  // namespace detail
 
 // Splits [begin, end) into at most get_num_threads() chunks of at least `grain` items and
-// calls f(lo, hi) on each, in parallel.
+// calls f(lo, hi) on each, in parallel. The chunks depend only on n, grain and the thread
+// setting, never on whether the pool is free: when another thread holds it (a DataLoader
+// prefetching), the same chunks run here one after the other, so results that depend on the
+// split (GEMM blocking, partial sums) are the same on every run.
 template <class F>
 void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, const F& f) {
   const std::int64_t n = end - begin;
@@ -132,15 +135,15 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
     f(begin, end);
     return;
   }
+  const std::int64_t chunk = (n + threads - 1) / threads;
   std::unique_lock<std::mutex> lock(detail::pool_mutex(), std::try_to_lock);
-  if (!lock.owns_lock()) {  // another thread is using the pool: run here
-    f(begin, end);
+  if (!lock.owns_lock()) {  // another thread is using the pool: the same chunks, here
+    for (std::int64_t lo = begin; lo < end; lo += chunk) f(lo, std::min(end, lo + chunk));
     return;
   }
   auto& pool = detail::pool_slot();
   if (!pool || pool->workers() != get_num_threads() - 1)
     pool = std::make_unique<ThreadPool>(get_num_threads() - 1);
-  const std::int64_t chunk = (n + threads - 1) / threads;
   std::function<void(int)> task = [&](int t) {
     const std::int64_t lo = begin + t * chunk, hi = std::min(end, lo + chunk);
     if (lo >= hi) return;
