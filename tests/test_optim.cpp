@@ -1,5 +1,8 @@
 // optim: update masks (frozen elements bit-identical through AdamW with weight decay),
-// parameter groups, state_dict round trips, zero_grad, clip_grad_norm_.
+// parameter groups, state_dict round trips, clip_grad_norm_, schedules (against PyTorch's
+// schedulers, tools/make_goldens_nn.py) and weight EMA.
+#include <ligm/io/safetensors.hpp>
+
 #include "helpers.hpp"
 
 using namespace th;
@@ -88,4 +91,37 @@ TEST_CASE("optim: clip_grad_norm_ scales gradients to the global norm") {
   const double after = std::sqrt(double(square(a.grad()).sum().item() + square(b.grad()).sum().item()));
   CHECK(after == doctest::Approx(1.0).epsilon(1e-5));
   CHECK(optim::clip_grad_norm_<float>({a, b}, 10.0) == doctest::Approx(1.0).epsilon(1e-5));  // no change
+}
+
+TEST_CASE("optim: learning-rate schedules follow PyTorch's schedulers; warm-up and EMA") {
+  const auto file = io::load_safetensors(LIGM_GOLDEN_DIR "/nn.safetensors");
+  auto check_schedule = [&](const std::string& name, optim::Schedule schedule) {
+    CAPTURE(name);
+    auto p = zeros<float>({1}).requires_grad_();
+    optim::SGD<float> opt({p}, {.lr = 0.1});
+    optim::LRScheduler sched(opt, std::move(schedule));
+    const auto expected = io::from_raw<double>(file.tensors.at("sched." + name)).to_vector();
+    for (std::size_t s = 0; s < expected.size(); ++s) {
+      CAPTURE(s);
+      CHECK(opt.param_groups()[0].options.lr == doctest::Approx(expected[s]).epsilon(1e-12));
+      sched.step();
+    }
+  };
+  check_schedule("step", optim::step_lr(3, 0.5));
+  check_schedule("multistep", optim::multistep_lr({2, 5, 11}, 0.1));
+  check_schedule("onecycle", optim::one_cycle(20));
+  check_schedule("cosine", optim::cosine_with_warmup(0, 20));
+  // Warm-up: 1/4, 2/4, 3/4, 4/4, then the cosine down to min_factor.
+  auto warm = optim::cosine_with_warmup(4, 12, 0.1);
+  CHECK(warm(0) == doctest::Approx(0.25));
+  CHECK(warm(3) == doctest::Approx(1.0));
+  CHECK(warm(4) == doctest::Approx(1.0));
+  CHECK(warm(8) == doctest::Approx(0.55));
+  CHECK(warm(12) == doctest::Approx(0.1));
+  CHECK(warm(100) == doctest::Approx(0.1));
+  // EMA: target <- 0.9 target + 0.1 source.
+  auto target = full<float>({3}, 1.0f), source = full<float>({3}, 2.0f);
+  optim::ema_update_<float>({target}, {source}, 0.9);
+  CHECK(target.to_vector() == std::vector<float>(3, 1.1f));
+  check_error([&] { optim::ema_update_<float>({target}, {zeros<float>({2})}, 0.9); }, {"ema_update_", "[3]", "[2]"});
 }

@@ -120,6 +120,23 @@ for name, make in CONFIGS.items():
         opt.step()
         OUT[f"opt.{name}.p{k}"] = p.detach().clone()
 
+# --- learning-rate schedules: the lr at steps 0..19 ---------------------------------------
+SCHEDULES = {
+    "step": lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5),
+    "multistep": lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 5, 11], gamma=0.1),
+    "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=20),
+    "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=20),
+}
+for name, make in SCHEDULES.items():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = make(opt)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    OUT[f"sched.{name}"] = torch.tensor(lrs, dtype=D)
+
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(root, "tests", "goldens", "nn.safetensors")

@@ -2,4 +2,5 @@
 #pragma once
 #include "ligm/optim/adam.hpp"
 #include "ligm/optim/optimizer.hpp"
+#include "ligm/optim/schedule.hpp"
 #include "ligm/optim/sgd.hpp"

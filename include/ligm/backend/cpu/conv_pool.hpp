@@ -120,120 +120,44 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
     for (std::int64_t i = 0; i < wsize; ++i) gw[i] += part[i];
 }
 
+// Pooling and interpolation run the CUDA kernels' thread bodies (backend/kernels/pool.hpp),
+// one output plane per task: the backward bodies scatter into their own input plane only, so
+// planes never race, and both devices compute the same windows with the same arithmetic.
+template <class Body>
+void for_each_plane(std::int64_t planes, std::int64_t per_plane, const Body& body) {
+  parallel_for(0, planes, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(per_plane, 1)),
+               [&](std::int64_t lo, std::int64_t hi) {
+                 for (std::int64_t o = lo * per_plane; o < hi * per_plane; ++o) body(o);
+               });
+}
+
 template <class T>
 void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax) {
-  parallel_for(0, g.n * g.c, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p = lo; p < hi; ++p) {
-      const T* plane = x + p * g.h_in * g.w_in;
-      for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
-        std::int64_t i0, i1;
-        kernels::window_range(oh, g.kh, g.stride_h, g.pad_h, g.dil_h, g.h_in, i0, i1);
-        for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
-          std::int64_t j0, j1;
-          kernels::window_range(ow, g.kw, g.stride_w, g.pad_w, g.dil_w, g.w_in, j0, j1);
-          T best = -std::numeric_limits<T>::infinity();
-          std::int64_t best_i = -1;
-          bool nan = false;
-          for (std::int64_t i = i0; i < i1 && !nan; ++i) {
-            const std::int64_t row = (oh * g.stride_h - g.pad_h + i * g.dil_h) * g.w_in;
-            for (std::int64_t j = j0; j < j1; ++j) {
-              const std::int64_t at = row + ow * g.stride_w - g.pad_w + j * g.dil_w;
-              const T v = plane[at];
-              if (v > best || best_i < 0 || v != v) {  // the first NaN wins, as in PyTorch
-                best = v;
-                best_i = at;
-                if (v != v) {
-                  nan = true;
-                  break;
-                }
-              }
-            }
-          }
-          const std::int64_t o = (p * g.h_out + oh) * g.w_out + ow;
-          y[o] = best;
-          argmax[o] = best_i;
-        }
-      }
-    }
-  });
+  for_each_plane(g.n * g.c, g.h_out * g.w_out, kernels::MaxPool2dForward<T>{g, x, y, argmax});
 }
 
 template <class T>
-void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax,
-                         T* gx) {
-  parallel_for(0, g.n * g.c, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p = lo; p < hi; ++p) {
-      T* plane = gx + p * g.h_in * g.w_in;
-      std::fill(plane, plane + g.h_in * g.w_in, T(0));
-      for (std::int64_t o = p * g.h_out * g.w_out; o < (p + 1) * g.h_out * g.w_out; ++o)
-        if (argmax[o] >= 0) plane[argmax[o]] += gy[o];
-    }
-  });
-}
-
-// Visits every output window; the window rule is kernels::avg_pool_window, shared with CUDA.
-template <class T, class F>
-void avg_pool2d_windows(const Pool2dGeometry& g, const F& visit) {
-  parallel_for(0, g.n * g.c, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p = lo; p < hi; ++p)
-      for (std::int64_t oh = 0; oh < g.h_out; ++oh)
-        for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
-          const kernels::AvgWindow win = kernels::avg_pool_window(g, oh, ow);
-          visit(p, (p * g.h_out + oh) * g.w_out + ow, win.h0, win.h1, win.w0, win.w1,
-                T(1) / T(win.divisor));
-        }
-  });
+void max_pool2d_backward(const Pool2dGeometry& g, const T* gy, const std::int64_t* argmax, T* gx) {
+  std::fill(gx, gx + g.n * g.c * g.h_in * g.w_in, T(0));
+  for_each_plane(g.n * g.c, g.h_out * g.w_out, kernels::MaxPool2dBackward<T>{g, gy, argmax, gx});
 }
 
 template <class T>
 void avg_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y) {
-  avg_pool2d_windows<T>(g, [&](std::int64_t p, std::int64_t o, std::int64_t h0, std::int64_t h1,
-                               std::int64_t w0, std::int64_t w1, T scale) {
-    const T* plane = x + p * g.h_in * g.w_in;
-    T s = 0;
-    for (std::int64_t i = h0; i < h1; ++i)
-      for (std::int64_t j = w0; j < w1; ++j) s += plane[i * g.w_in + j];
-    y[o] = s * scale;
-  });
+  for_each_plane(g.n * g.c, g.h_out * g.w_out, kernels::AvgPool2d<T, false>{g, x, y});
 }
 
 template <class T>
 void avg_pool2d_backward(const Pool2dGeometry& g, const T* gy, T* gx) {
   std::fill(gx, gx + g.n * g.c * g.h_in * g.w_in, T(0));
-  avg_pool2d_windows<T>(g, [&](std::int64_t p, std::int64_t o, std::int64_t h0, std::int64_t h1,
-                               std::int64_t w0, std::int64_t w1, T scale) {
-    T* plane = gx + p * g.h_in * g.w_in;
-    for (std::int64_t i = h0; i < h1; ++i)
-      for (std::int64_t j = w0; j < w1; ++j) plane[i * g.w_in + j] += gy[o] * scale;
-  });
+  for_each_plane(g.n * g.c, g.h_out * g.w_out, kernels::AvgPool2d<T, true>{g, gy, gx});
 }
 
 template <class T, bool Backward>
 void adaptive_avg_pool2d(std::int64_t nc, std::int64_t h, std::int64_t w, std::int64_t ho,
                          std::int64_t wo, const T* src, T* dst) {
   if constexpr (Backward) std::fill(dst, dst + nc * h * w, T(0));
-  parallel_for(0, nc, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p = lo; p < hi; ++p)
-      for (std::int64_t oh = 0; oh < ho; ++oh) {
-        std::int64_t h0, h1;
-        kernels::adaptive_range(oh, h, ho, h0, h1);
-        for (std::int64_t ow = 0; ow < wo; ++ow) {
-          std::int64_t w0, w1;
-          kernels::adaptive_range(ow, w, wo, w0, w1);
-          const T scale = T(1) / T((h1 - h0) * (w1 - w0));
-          const std::int64_t o = (p * ho + oh) * wo + ow;
-          if constexpr (Backward) {
-            for (std::int64_t i = h0; i < h1; ++i)
-              for (std::int64_t j = w0; j < w1; ++j) dst[(p * h + i) * w + j] += src[o] * scale;
-          } else {
-            T s = 0;
-            for (std::int64_t i = h0; i < h1; ++i)
-              for (std::int64_t j = w0; j < w1; ++j) s += src[(p * h + i) * w + j];
-            dst[o] = s * scale;
-          }
-        }
-      }
-  });
+  for_each_plane(nc, ho * wo, kernels::AdaptiveAvgPool2d<T, Backward>{h, w, ho, wo, src, dst});
 }
 
 template <class T, bool Backward>
@@ -241,35 +165,8 @@ void interpolate(InterpMode mode, bool align_corners, std::int64_t nc, std::int6
                  std::int64_t w, std::int64_t ho, std::int64_t wo, double ratio_h, double ratio_w,
                  const T* src, T* dst) {
   if constexpr (Backward) std::fill(dst, dst + nc * h * w, T(0));
-  parallel_for(0, nc, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p = lo; p < hi; ++p)
-      for (std::int64_t oh = 0; oh < ho; ++oh) {
-        const double sh = kernels::interp_source(mode, align_corners, oh, h, ho, ratio_h);
-        const std::int64_t h0 = static_cast<std::int64_t>(sh);
-        const std::int64_t h1 = std::min(h0 + 1, h - 1);
-        const T lh = mode == InterpMode::Nearest ? T(0) : T(sh - h0);
-        for (std::int64_t ow = 0; ow < wo; ++ow) {
-          const double sw = kernels::interp_source(mode, align_corners, ow, w, wo, ratio_w);
-          const std::int64_t w0 = static_cast<std::int64_t>(sw);
-          const std::int64_t w1 = std::min(w0 + 1, w - 1);
-          const T lw = mode == InterpMode::Nearest ? T(0) : T(sw - w0);
-          const std::int64_t o = (p * ho + oh) * wo + ow;
-          const std::int64_t base = p * h * w;
-          const std::int64_t i00 = base + h0 * w + w0, i01 = base + h0 * w + w1;
-          const std::int64_t i10 = base + h1 * w + w0, i11 = base + h1 * w + w1;
-          const T c00 = (1 - lh) * (1 - lw), c01 = (1 - lh) * lw, c10 = lh * (1 - lw),
-                  c11 = lh * lw;
-          if constexpr (Backward) {
-            dst[i00] += c00 * src[o];
-            dst[i01] += c01 * src[o];
-            dst[i10] += c10 * src[o];
-            dst[i11] += c11 * src[o];
-          } else {
-            dst[o] = c00 * src[i00] + c01 * src[i01] + c10 * src[i10] + c11 * src[i11];
-          }
-        }
-      }
-  });
+  for_each_plane(nc, ho * wo,
+                 kernels::Interpolate<T, Backward>{mode, align_corners, h, w, ho, wo, ratio_h, ratio_w, src, dst});
 }
 
 }  // namespace ligm::cpu
