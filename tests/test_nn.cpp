@@ -208,3 +208,24 @@ TEST_CASE("nn: layers' shapes and PyTorch's default initialisation") {
   CHECK(w.abs().max().item() <= std::sqrt(6.0 / 96));
   CHECK(nn::init::calculate_gain("relu") == doctest::Approx(std::sqrt(2.0)));
 }
+
+TEST_CASE("nn: attention blocks — causal masking, PyTorch's keys, shapes") {
+  nn::TransformerEncoderLayer<double> block(8, 2, {.dim_feedforward = 16, .dropout = 0.0, .causal = true});
+  std::vector<std::string> names;
+  for (auto& [k, v] : block.state_dict()) names.push_back(k);
+  CHECK(names == std::vector<std::string>{"linear1.bias", "linear1.weight", "linear2.bias", "linear2.weight",
+                                          "norm1.bias", "norm1.weight", "norm2.bias", "norm2.weight",
+                                          "self_attn.in_proj_bias", "self_attn.in_proj_weight",
+                                          "self_attn.out_proj.bias", "self_attn.out_proj.weight"});
+  // Causal: changing the last token leaves the outputs at earlier positions unchanged.
+  auto x = randn<double>({2, 6, 8});
+  auto x2 = x.clone();
+  {
+    NoGradGuard g;
+    x2.select(1, 5).fill_(3.0);
+  }
+  auto y = block(x), y2 = block(x2);
+  check_close(y2.narrow(1, 0, 5), y.narrow(1, 0, 5), 1e-12, 0, "earlier tokens");
+  CHECK(max(abs(sub(y2.select(1, 5), y.select(1, 5)))).item() > 1e-3);
+  check_error([] { nn::MultiheadAttention<float>(10, 3); }, {"MultiheadAttention", "divisible"});
+}

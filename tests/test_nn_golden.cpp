@@ -32,6 +32,13 @@ std::map<std::string, D> with_prefix(const std::string& prefix) {
   return out;
 }
 
+// torch's MultiheadAttention returns (output, weights): the goldens wrap it as "attn".
+struct SelfAttention : nn::Module<double> {
+  std::shared_ptr<nn::MultiheadAttention<double>> attn =
+      register_module("attn", std::make_shared<nn::MultiheadAttention<double>>(8, 2));
+  D forward(const D& x) override { return (*attn)(x); }
+};
+
 template <class M, class... A>
 ModulePtr make(A&&... a) {
   return std::make_shared<M>(std::forward<A>(a)...);
@@ -65,6 +72,10 @@ std::map<std::string, std::function<ModulePtr()>> modules() {
   m["softplus"] = [] { return make<Softplus<double>>(2.0, 1.0); };
   m["tanh"] = [] { return make<Tanh<double>>(); };
   m["sigmoid"] = [] { return make<Sigmoid<double>>(); };
+  m["mha"] = [] { return make<SelfAttention>(); };
+  m["transformer_prenorm"] = [] {
+    return make<TransformerEncoderLayer<double>>(8, 2, TransformerOptions{.dim_feedforward = 16, .dropout = 0.0});
+  };
   m["sequential_cnn"] = [] {
     return std::make_shared<Sequential<double>>(Conv2d<double>(1, 4, 3, {.padding = 1}), BatchNorm2d<double>(4),
                                                 ReLU<double>(), MaxPool2d<double>(2), Flatten<double>(),

@@ -99,6 +99,23 @@ module_case("sequential_cnn",
                           nn.Linear(4 * 3 * 3, 5)),
             rn(2, 1, 6, 6))
 
+
+
+class SelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+module_case("mha", SelfAttention(), rn(2, 5, 8))
+module_case("transformer_prenorm",
+            nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, activation="gelu", batch_first=True,
+                                       norm_first=True),
+            rn(2, 5, 8))
+
 # --- optimizers ----------------------------------------------------------------------------
 p0 = rn(4, 3)
 grads = [rn(4, 3) for _ in range(6)]

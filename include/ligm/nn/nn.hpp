@@ -9,3 +9,4 @@
 #include "ligm/nn/module.hpp"
 #include "ligm/nn/normalization.hpp"
 #include "ligm/nn/pool.hpp"
+#include "ligm/nn/transformer.hpp"
