@@ -155,3 +155,15 @@ TEST_CASE("optim goldens: SGD (momentum, dampening, Nesterov, weight decay), Ada
     }
   }
 }
+
+TEST_CASE("nn goldens: 2-D sin-cos positions equal MAE's get_2d_sincos_pos_embed") {
+  check_close(nn::sincos_2d_positional_embedding<double>(2, 3, 8, true), golden("sincos.2x3x8.cls"), 1e-15, 1e-14,
+              "2x3 grid, dim 8, cls row");
+  check_close(nn::sincos_2d_positional_embedding<double>(4, 4, 16), golden("sincos.4x4x16"), 1e-15, 1e-14,
+              "4x4 grid, dim 16");
+  nn::PositionalEmbedding<double> pos(10, 8);
+  CHECK(pos.weight.abs().max().item() <= 0.04);
+  auto x = zeros<double>({2, 4, 8});
+  check_close(pos(x).select(0, 1), pos.weight.narrow(0, 0, 4), 0, 0, "adds the first rows");
+  check_error([&] { pos(zeros<double>({1, 11, 8})); }, {"PositionalEmbedding", "[1, 11, 8]"});
+}

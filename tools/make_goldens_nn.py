@@ -16,6 +16,7 @@ Each optimizer case starts from opt.p0 and applies the gradients opt.g1..opt.g6:
 import os
 import sys
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -153,6 +154,26 @@ for name, make in SCHEDULES.items():
         opt.step()
         sched.step()
     OUT[f"sched.{name}"] = torch.tensor(lrs, dtype=D)
+
+# --- 2-D sin-cos positions, as MAE's get_2d_sincos_pos_embed (numpy) ---------------------
+def sincos_1d(dim, pos):
+    omega = np.arange(dim // 2, dtype=np.float64) / (dim / 2.0)
+    omega = 1.0 / 10000 ** omega
+    out = np.einsum("m,d->md", pos.reshape(-1), omega)
+    return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+
+def sincos_2d(dim, grid_h, grid_w, cls_token):
+    grid = np.meshgrid(np.arange(grid_w, dtype=np.float64), np.arange(grid_h, dtype=np.float64))
+    grid = np.stack(grid, axis=0).reshape(2, 1, grid_h, grid_w)
+    emb = np.concatenate([sincos_1d(dim // 2, grid[0]), sincos_1d(dim // 2, grid[1])], axis=1)
+    if cls_token:
+        emb = np.concatenate([np.zeros([1, dim]), emb], axis=0)
+    return emb
+
+
+OUT["sincos.2x3x8.cls"] = torch.from_numpy(sincos_2d(8, 2, 3, True))
+OUT["sincos.4x4x16"] = torch.from_numpy(sincos_2d(16, 4, 4, False))
 
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
