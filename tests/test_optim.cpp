@@ -125,3 +125,21 @@ TEST_CASE("optim: learning-rate schedules follow PyTorch's schedulers; warm-up a
   CHECK(target.to_vector() == std::vector<float>(3, 1.1f));
   check_error([&] { optim::ema_update_<float>({target}, {zeros<float>({2})}, 0.9); }, {"ema_update_", "[3]", "[2]"});
 }
+
+TEST_CASE("optim: LARS scales each weight's step by its trust ratio; 1-d tensors plain SGD") {
+  auto w = tensor<double>({3.0, 4.0}, {1, 2}).requires_grad_();  // ||w|| = 5
+  auto b = tensor<double>({1.0, -1.0}, {2}).requires_grad_();
+  optim::LARS<double> opt({w, b}, {.lr = 0.5, .momentum = 0.9, .weight_decay = 0.1, .eta = 0.01});
+  w.set_grad(tensor<double>({0.0, 2.0}, {1, 2}));  // ||g|| = 2
+  b.set_grad(tensor<double>({1.0, 1.0}, {2}));
+  opt.step();
+  const double trust = 0.01 * 5 / (2 + 0.1 * 5 + 1e-8);
+  const std::vector<double> dw{trust * (0 + 0.3), trust * (2 + 0.4)};
+  check_close(w, std::vector<double>{3 - 0.5 * dw[0], 4 - 0.5 * dw[1]}, 1e-14, 1e-12, "weight");
+  check_close(b, std::vector<double>{0.5, -1.5}, 1e-14, 1e-12, "bias: no decay, no trust ratio");
+  // Momentum: the second step adds 0.9 x the first.
+  w.set_grad(tensor<double>({0.0, 2.0}, {1, 2}));
+  b.set_grad(tensor<double>({1.0, 1.0}, {2}));
+  opt.step();
+  check_close(b, std::vector<double>{0.5 - 0.5 * 1.9, -1.5 - 0.5 * 1.9}, 1e-14, 1e-12, "bias momentum");
+}

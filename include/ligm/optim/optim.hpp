@@ -1,6 +1,7 @@
 // optim: optimizers over lists of parameter tensors (included by ligm.hpp).
 #pragma once
 #include "ligm/optim/adam.hpp"
+#include "ligm/optim/lars.hpp"
 #include "ligm/optim/optimizer.hpp"
 #include "ligm/optim/schedule.hpp"
 #include "ligm/optim/sgd.hpp"
