@@ -19,6 +19,7 @@
 #include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/norm.hpp"
 #include "ligm/backend/kernels/random.hpp"
+#include "ligm/backend/kernels/reduce.hpp"
 
 namespace ligm::cpu {
 
@@ -202,16 +203,8 @@ class CpuBackend final : public Backend<T> {
   void reduce(ReduceOp op, Ref<const T> src, Ref<T> out) override {
     if (reduce_contiguous(op, src, out)) return;
     // Split src's dims into kept ones (iterated by output element) and reduced ones.
-    const std::size_t nd = src.shape.size();
-    Shape red_shape, red_strides, keep_src_strides(nd);
-    for (std::size_t d = 0; d < nd; ++d) {
-      const bool reduced = out.shape[d] == 1 && src.shape[d] != 1;
-      keep_src_strides[d] = reduced ? 0 : src.strides[d];
-      if (reduced) {
-        red_shape.push_back(src.shape[d]);
-        red_strides.push_back(src.strides[d]);
-      }
-    }
+    const auto [red_shape, red_strides, keep_src_strides] =
+        kernels::split_reduction(src.shape, src.strides, out.shape);
     using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
     const std::int64_t n_red = numel_of(red_shape);
     strided_for<2>(out.shape, {&out.strides, &keep_src_strides},

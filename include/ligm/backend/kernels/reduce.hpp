@@ -79,21 +79,32 @@ struct ArgReduce {
   }
 };
 
-// The reduction of src into out (out has src's rank, size 1 in the reduced dims).
-template <class T>
-ReducePerThread<T> make_reduction(ReduceOp op, const Ref<const T>& src, const Ref<T>& out) {
-  const std::size_t nd = src.shape.size();
-  Shape red_shape, red_strides, keep_src_strides(nd);
-  for (std::size_t d = 0; d < nd; ++d) {
-    const bool reduced = out.shape[d] == 1 && src.shape[d] != 1;
-    keep_src_strides[d] = reduced ? 0 : src.strides[d];
+// src's dims split for a reduction into out (same rank, size 1 in the reduced dims): the
+// reduced dims' sizes and strides, and src's strides with the reduced ones zeroed (walked by
+// output element). Shared by the CPU and CUDA backends.
+struct ReductionDims {
+  Shape red_shape, red_strides, keep_src_strides;
+};
+inline ReductionDims split_reduction(const Shape& src_shape, const Shape& src_strides, const Shape& out_shape) {
+  ReductionDims r;
+  r.keep_src_strides.resize(src_shape.size());
+  for (std::size_t d = 0; d < src_shape.size(); ++d) {
+    const bool reduced = out_shape[d] == 1 && src_shape[d] != 1;
+    r.keep_src_strides[d] = reduced ? 0 : src_strides[d];
     if (reduced) {
-      red_shape.push_back(src.shape[d]);
-      red_strides.push_back(src.strides[d]);
+      r.red_shape.push_back(src_shape[d]);
+      r.red_strides.push_back(src_strides[d]);
     }
   }
-  return {make_indexer<2>(out.shape, {&out.strides, &keep_src_strides}, "reduce"),
-          make_indexer<1>(red_shape, {&red_strides}, "reduce"), numel_of(red_shape), src.data,
+  return r;
+}
+
+// The reduction of src into out, as a thread body.
+template <class T>
+ReducePerThread<T> make_reduction(ReduceOp op, const Ref<const T>& src, const Ref<T>& out) {
+  const ReductionDims r = split_reduction(src.shape, src.strides, out.shape);
+  return {make_indexer<2>(out.shape, {&out.strides, &r.keep_src_strides}, "reduce"),
+          make_indexer<1>(r.red_shape, {&r.red_strides}, "reduce"), numel_of(r.red_shape), src.data,
           out.data, op};
 }
 
