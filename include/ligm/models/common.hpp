@@ -1,0 +1,42 @@
+// Parts the models share: activation modules by name and multi-head self-attention over a
+// packed q/k/v projection (timm's qkv, nanoGPT's c_attn).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "ligm/nn/nn.hpp"
+
+namespace ligm::models {
+
+// "relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "leaky_relu", "softplus", "identity".
+template <class T = float>
+std::shared_ptr<nn::Module<T>> make_activation(const std::string& name) {
+  if (name == "relu") return std::make_shared<nn::ReLU<T>>();
+  if (name == "gelu") return std::make_shared<nn::GELU<T>>();
+  if (name == "gelu_tanh") return std::make_shared<nn::GELU<T>>("tanh");
+  if (name == "silu") return std::make_shared<nn::SiLU<T>>();
+  if (name == "tanh") return std::make_shared<nn::Tanh<T>>();
+  if (name == "sigmoid") return std::make_shared<nn::Sigmoid<T>>();
+  if (name == "leaky_relu") return std::make_shared<nn::LeakyReLU<T>>();
+  if (name == "softplus") return std::make_shared<nn::Softplus<T>>();
+  if (name == "identity") return std::make_shared<nn::Identity<T>>();
+  fail("make_activation", "unknown activation \"", name,
+       "\" (relu, gelu, gelu_tanh, silu, tanh, sigmoid, leaky_relu, softplus, identity)");
+}
+
+// Self-attention of x [B, N, D] with heads of D / heads: qkv(x) packs q, k and v along the
+// last dim (as timm and nanoGPT do), proj mixes the heads back.
+template <class T>
+Tensor<T> packed_self_attention(nn::Linear<T>& qkv, nn::Linear<T>& proj, const Tensor<T>& x, std::int64_t heads,
+                                bool causal, double dropout_p, Generator* gen) {
+  const std::int64_t B = x.shape()[0], N = x.shape()[1], D = x.shape()[2];
+  auto packed = qkv(x).reshape({B, N, 3, heads, D / heads}).permute({2, 0, 3, 1, 4});  // [3, B, H, N, Dh]
+  AttentionOptions<T> o;
+  o.is_causal = causal;
+  o.dropout_p = dropout_p;
+  o.generator = gen;
+  auto y = scaled_dot_product_attention(packed.select(0, 0), packed.select(0, 1), packed.select(0, 2), o);
+  return proj(y.transpose(1, 2).reshape({B, N, D}));
+}
+
+}  // namespace ligm::models
