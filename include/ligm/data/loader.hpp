@@ -1,17 +1,22 @@
 // DataLoader over a tensor dataset (inputs [N, ...], targets [N]): batches in order or
 // shuffled by a seeded permutation (epoch e uses seed + e, so a run is reproducible and a
-// resumed run sees the same batches), drop_last, and a background thread that assembles the
-// next batch while the current one trains.
+// resumed run sees the same batches), or in the order a Sampler chooses; drop_last; an
+// optional transform of each input batch (augmentation) with its own generator per batch;
+// and a background thread that assembles the next batch while the current one trains.
 //
 //   data::DataLoader loader(images, labels, {.batch_size = 128, .shuffle = true, .seed = 1});
+//   loader.set_transform(data::RandomCrop<float>{28, 2}, /*seed=*/7);   // optional
 //   for (int epoch = 0; epoch < 10; ++epoch)
 //     for (auto [x, y] : loader.epoch(epoch)) { ... }
 #pragma once
 #include <exception>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
 
+#include "ligm/data/dataset.hpp"
 #include "ligm/ops/movement.hpp"
 
 namespace ligm::data {
@@ -22,7 +27,12 @@ struct LoaderOptions {
   bool drop_last = false;
   std::uint64_t seed = 0;
   bool prefetch = true;  // assemble the next batch on a background thread
+  std::shared_ptr<const Sampler> sampler = nullptr;  // overrides shuffle: its indices, its order
 };
+
+// A batch-level function of an input batch and a generator (see data/transforms.hpp).
+template <class T = float>
+using Transform = std::function<Tensor<T>(const Tensor<T>&, Generator&)>;
 
 template <class X = float, class Y = std::int64_t>
 class DataLoader {
@@ -35,19 +45,35 @@ class DataLoader {
           "inputs ", inputs_.shape(), " and targets ", targets_.shape(), " must have the same first dim");
     check(o.batch_size > 0, "DataLoader", "batch_size must be positive, got ", o.batch_size);
   }
+  DataLoader(const TensorDataset<X, Y>& ds, LoaderOptions o = {}) : DataLoader(ds.inputs, ds.targets, o) {}
+
+  // Applies t to every input batch; batch k of epoch e gets its own generator from (seed, e,
+  // k), so augmentation is reproducible and independent of prefetching.
+  void set_transform(Transform<X> t, std::uint64_t seed = 0) {
+    transform_ = std::move(t);
+    transform_seed_ = seed;
+  }
 
   std::int64_t dataset_size() const { return inputs_.shape()[0]; }
+  // Examples per epoch: the sampler's size, else the dataset's.
+  std::int64_t epoch_size() const { return o_.sampler ? o_.sampler->size() : dataset_size(); }
   // Batches per epoch.
   std::int64_t size() const {
-    const std::int64_t n = dataset_size();
+    const std::int64_t n = epoch_size();
     return o_.drop_last ? n / o_.batch_size : (n + o_.batch_size - 1) / o_.batch_size;
   }
 
   // One pass over the data; iterate it with a range-for.
   class Epoch {
    public:
-    Epoch(const DataLoader& loader, std::uint64_t epoch) : l_(loader) {
-      if (l_.o_.shuffle) {
+    Epoch(const DataLoader& loader, std::uint64_t epoch) : l_(loader), epoch_(epoch) {
+      if (l_.o_.sampler) {
+        auto v = l_.o_.sampler->indices(epoch);
+        for (auto i : v)
+          check(i >= 0 && i < l_.dataset_size(), "DataLoader", "sampler index ", i, " is out of range for ",
+                l_.dataset_size(), " examples");
+        order_ = tensor<std::int64_t>(v, {std::int64_t(v.size())});
+      } else if (l_.o_.shuffle) {
         Generator gen(l_.o_.seed + epoch);
         order_ = randperm(l_.dataset_size(), gen);
       } else {
@@ -79,9 +105,26 @@ class DataLoader {
     Batch make(std::int64_t k) const {
       NoGradGuard no_grad;
       const std::int64_t start = k * l_.o_.batch_size;
-      const std::int64_t len = std::min(l_.o_.batch_size, l_.dataset_size() - start);
+      const std::int64_t len = std::min(l_.o_.batch_size, l_.epoch_size() - start);
       auto idx = order_.narrow(0, start, len);
-      return {index_select(l_.inputs_, 0, idx), index_select(l_.targets_, 0, idx)};
+      Batch b{index_select(l_.inputs_, 0, idx.to(l_.inputs_.device())),
+              index_select(l_.targets_, 0, idx.to(l_.targets_.device()))};
+      if (l_.transform_) {
+        Generator gen(mix(l_.transform_seed_, epoch_, std::uint64_t(k)));
+        b.first = l_.transform_(b.first, gen);
+      }
+      return b;
+    }
+    // SplitMix64 of the three numbers: a seed per (seed, epoch, batch).
+    static std::uint64_t mix(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+      std::uint64_t z = a;
+      for (std::uint64_t v : {b, c}) {
+        z += 0x9E3779B97F4A7C15ull + v;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+      }
+      return z;
     }
     void start(std::int64_t k) {
       index_ = k;
@@ -116,6 +159,7 @@ class DataLoader {
     }
 
     const DataLoader& l_;
+    std::uint64_t epoch_;
     Tensor<std::int64_t> order_;
     std::int64_t index_ = 0;
     Batch current_;
@@ -130,6 +174,11 @@ class DataLoader {
   Tensor<X> inputs_;
   Tensor<Y> targets_;
   LoaderOptions o_;
+  Transform<X> transform_;
+  std::uint64_t transform_seed_ = 0;
 };
+
+template <class X, class Y>
+DataLoader(const TensorDataset<X, Y>&, LoaderOptions = {}) -> DataLoader<X, Y>;
 
 }  // namespace ligm::data
