@@ -188,7 +188,7 @@ RawTensor to_raw(const Tensor<T>& t) {
   return r;
 }
 
-// Converts a stored tensor to Tensor<T>, casting from F64/F32/I64/I32/U8/BOOL.
+// Converts a stored tensor to Tensor<T>, casting from F64/F32/BF16/I64/I32/U8/BOOL.
 template <class T>
 Tensor<T> from_raw(const RawTensor& r, Device device = Device::cpu()) {
   const auto n = numel_of(r.shape);
@@ -206,7 +206,16 @@ Tensor<T> from_raw(const RawTensor& r, Device device = Device::cpu()) {
   else if (r.dtype == "I64") convert(std::int64_t{});
   else if (r.dtype == "I32") convert(std::int32_t{});
   else if (r.dtype == "U8" || r.dtype == "BOOL") convert(std::uint8_t{});
-  else fail("from_raw", "cannot convert dtype ", r.dtype, " to ", dtype_name<T>());
+  else if (r.dtype == "BF16") {
+    for (std::int64_t i = 0; i < n; ++i) {  // bfloat16: the upper half of a float32
+      std::uint16_t b;
+      std::memcpy(&b, r.data.data() + i * 2, 2);
+      const std::uint32_t bits = std::uint32_t(b) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      v[i] = static_cast<T>(f);
+    }
+  } else fail("from_raw", "cannot convert dtype ", r.dtype, " to ", dtype_name<T>());
   if constexpr (std::is_same_v<T, bool>) {
     auto t = Tensor<bool>::empty(r.shape, Device::cpu());
     for (std::int64_t i = 0; i < n; ++i) t.data_ptr()[i] = v[i];
