@@ -15,7 +15,8 @@
 using namespace ligm;
 
 int main(int argc, char** argv) {
-  const auto [epochs, device] = examples::parse_args(argc, argv, 10);
+  const auto [epochs, device, metrics] = examples::parse_args(argc, argv, 10);
+  (void)metrics;
   manual_seed(0);
   const auto [train_x, test_x, train_y, test_y] = examples::load_fashion_mnist(device);
 

@@ -185,6 +185,17 @@ TEST_CASE("data: the loader's transform is reproducible with or without prefetch
   auto a = run(true);
   CHECK(a == run(false));
   CHECK(a == run(true));
+
+  // Starting an epoch at batch 1 gives the batches the whole epoch gives from there.
+  data::DataLoader loader(x, y, {.batch_size = 8, .shuffle = true, .seed = 2});
+  loader.set_transform(data::GaussianNoise<float>{0.1}, 3);
+  std::vector<std::vector<float>> whole, tail;
+  for (auto [bx, by] : loader.epoch(1)) whole.push_back(bx.to_vector());
+  for (auto [bx, by] : loader.epoch(1, 1)) tail.push_back(bx.to_vector());
+  REQUIRE(tail.size() == 2);
+  CHECK(tail[0] == whole[1]);
+  CHECK(tail[1] == whole[2]);
+  check_error([&] { loader.epoch(0, 4); }, {"DataLoader", "first batch 4"});
 }
 
 TEST_CASE("data: byte tokenizer and text dataset") {

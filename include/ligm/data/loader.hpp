@@ -66,7 +66,10 @@ class DataLoader {
   // One pass over the data; iterate it with a range-for.
   class Epoch {
    public:
-    Epoch(const DataLoader& loader, std::uint64_t epoch) : l_(loader), epoch_(epoch) {
+    Epoch(const DataLoader& loader, std::uint64_t epoch, std::int64_t first_batch)
+        : l_(loader), epoch_(epoch), first_(first_batch) {
+      check(first_batch >= 0 && first_batch <= l_.size(), "DataLoader", "first batch ", first_batch,
+            " is out of range for an epoch of ", l_.size(), " batches");
       if (l_.o_.sampler) {
         auto v = l_.o_.sampler->indices(epoch);
         for (auto i : v)
@@ -87,7 +90,7 @@ class DataLoader {
     struct Sentinel {};
     class iterator {
      public:
-      explicit iterator(Epoch* e) : e_(e) { e_->start(0); }
+      explicit iterator(Epoch* e) : e_(e) { e_->start(e_->first_); }
       Batch operator*() const { return e_->current_; }
       iterator& operator++() {
         e_->advance();
@@ -160,6 +163,7 @@ class DataLoader {
 
     const DataLoader& l_;
     std::uint64_t epoch_;
+    std::int64_t first_;
     Tensor<std::int64_t> order_;
     std::int64_t index_ = 0;
     Batch current_;
@@ -168,7 +172,9 @@ class DataLoader {
     std::thread worker_;
   };
 
-  Epoch epoch(std::uint64_t e = 0) const { return Epoch(*this, e); }
+  // Epoch e from batch first_batch on (a run resumed mid-epoch sees the batches it would have
+  // seen: the same order, the same transform generators).
+  Epoch epoch(std::uint64_t e = 0, std::int64_t first_batch = 0) const { return Epoch(*this, e, first_batch); }
 
  private:
   Tensor<X> inputs_;

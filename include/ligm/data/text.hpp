@@ -1,7 +1,7 @@
 // Text for language models: a byte-level tokenizer (every byte is a token, vocabulary 256,
 // lossless for any file) and a dataset of random windows over a local text file.
 //
-//   auto text = data::TextDataset::from_file("/usr/share/games/fortunes/fortunes", 128);
+//   auto text = data::TextDataset::from_file("/usr/share/common-licenses/GPL-3", 128);
 //   auto [train, val] = text.split(0.9);
 //   auto [x, y] = train.sample_batch(16, gen);   // int64 [16, 128]; y is x shifted by one
 #pragma once
@@ -53,11 +53,18 @@ class TextDataset {
   }
   // The bytes of a local file as tokens.
   static TextDataset from_file(const std::string& path, std::int64_t block_size) {
-    std::ifstream f(path, std::ios::binary);
-    check(f.good(), "TextDataset", "cannot open ", path,
-          " (for Debian's fortunes: apt-get install fortunes-min; any text file will do)");
-    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    check(!f.bad(), "TextDataset", "error reading ", path);
+    return from_files({path}, block_size);
+  }
+  // The bytes of several files, one after the other.
+  static TextDataset from_files(const std::vector<std::string>& paths, std::int64_t block_size) {
+    std::string text;
+    for (const auto& path : paths) {
+      std::ifstream f(path, std::ios::binary);
+      check(f.good(), "TextDataset", "cannot open ", path,
+            " (for Debian's fortunes: apt-get install fortunes-min; any text file will do)");
+      text.append(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+      check(!f.bad(), "TextDataset", "error reading ", path);
+    }
     return TextDataset(ByteTokenizer().encode(text), block_size);
   }
 

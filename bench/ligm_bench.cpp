@@ -1,0 +1,113 @@
+// ligm side of the benchmark: one workload, one thread count; prints one JSON line.
+//
+//   build/bench/ligm_bench --workload mlp --threads 2 [--steps 20 --warmup 5]
+//   build/bench/ligm_bench --sgemm 1024 --threads 2
+//
+// The workloads (bench/workloads.md) are ligm's models with the shapes of bench/torch_bench.py;
+// the step is the full training step: forward, cross-entropy, zero_grad, backward, AdamW.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ligm/ligm.hpp>
+#include <ligm/models/models.hpp>
+
+using namespace ligm;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Workload {
+  std::shared_ptr<nn::Module<float>> net;
+  std::function<Tensor<float>()> loss;
+};
+
+Workload make(const std::string& name) {
+  Generator g(0);
+  if (name == "gpt") {
+    auto lm = std::make_shared<models::GPT<float>>(models::GPTConfig{.vocab_size = 256, .block_size = 128});
+    auto tok = randint(0, 256, {16, 129}, g);
+    auto x = tok.narrow(1, 0, 128).contiguous(), y = tok.narrow(1, 1, 128).contiguous();
+    return {lm, [lm, x, y] { return lm->loss(x, y); }};
+  }
+  const std::int64_t batch = name == "mlp" ? 128 : 64;
+  auto x = randn<float>({batch, 1, 28, 28}, g);
+  auto y = randint(0, 10, {batch}, g);
+  std::shared_ptr<nn::Module<float>> net;
+  if (name == "mlp") net = std::make_shared<models::MLP<float>>(784, 10);
+  else if (name == "cnn") net = std::make_shared<models::SmallCNN<float>>();
+  else if (name == "resnet")
+    net = std::make_shared<models::ResNet<float>>(models::ResNetOptions{
+        .layers = {1, 1, 1}, .widths = {32, 64, 128}, .num_classes = 10, .in_channels = 1, .stem = "cifar"});
+  else if (name == "vit")
+    net = std::make_shared<models::VisionTransformer<float>>(models::ViTOptions{.depth = 6});
+  else fail("ligm_bench", "unknown workload \"", name, "\" (mlp, cnn, resnet, vit, gpt)");
+  return {net, [net, x, y] { return cross_entropy((*net)(x), y); }};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string workload;
+  int threads = 1, steps = 20, warmup = 5;
+  std::int64_t sgemm = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--workload") workload = v;
+    else if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--steps") steps = std::stoi(v);
+    else if (k == "--warmup") warmup = std::stoi(v);
+    else if (k == "--sgemm") sgemm = std::stoll(v);
+  }
+  set_num_threads(threads);
+  if (sgemm > 0) {
+    const std::int64_t n = sgemm;
+    auto a = randn<float>({n, n}), b = randn<float>({n, n});
+    for (int i = 0; i < 3; ++i) mm(a, b);
+    std::vector<double> t;
+    const int reps = std::max(5, int(2e10 / (2.0 * double(n) * double(n) * double(n))));
+    for (int i = 0; i < reps; ++i) {
+      const auto s = Clock::now();
+      auto c = mm(a, b);
+      t.push_back(std::chrono::duration<double>(Clock::now() - s).count());
+    }
+    const double m = median(t);
+    std::printf("{\"side\": \"ligm\", \"sgemm\": %lld, \"threads\": %d, \"ms\": %.4f, \"gflops\": %.2f}\n",
+                static_cast<long long>(n), threads, 1e3 * m, 2.0 * double(n) * double(n) * double(n) / m / 1e9);
+    return 0;
+  }
+  auto w = make(workload);
+  optim::AdamW opt(w.net->parameters(), {.lr = 1e-3});
+  std::vector<double> t;
+  float last = 0;
+  for (int i = 0; i < warmup + steps; ++i) {
+    const auto s = Clock::now();
+    auto loss = w.loss();
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    last = loss.item();
+    if (i >= warmup) t.push_back(std::chrono::duration<double>(Clock::now() - s).count());
+  }
+  std::printf("{\"side\": \"ligm\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"rss_mb\": %.1f, \"loss\": %.5f}\n",
+              workload.c_str(), threads, 1e3 * median(t), rss_mb(), double(last));
+  return 0;
+}
