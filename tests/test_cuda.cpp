@@ -12,6 +12,8 @@
 #include <cmath>
 #include <map>
 
+#include <ligm/models/models.hpp>
+
 #include "golden_cases.hpp"
 
 using namespace th;
@@ -248,6 +250,38 @@ void case_7() {  // a short training run follows the CPU's loss curve
   }
 }
 
+void case_8() {  // the models and the fused AdamW step train on CUDA as on the CPU
+  auto run = [](Device device) {
+    manual_seed(3);
+    models::SmallCNN<float> cnn(1, 10, {.channels = {8, 16}, .hidden = 32});
+    models::GPT<float> gpt({.vocab_size = 64, .block_size = 16, .n_layer = 1, .n_head = 2, .n_embd = 16});
+    cnn.to(device);
+    gpt.to(device);
+    Generator g(5);
+    auto x = randn<float>({16, 1, 28, 28}, g).to(device);
+    auto y = randint(0, 10, {16}, g).to(device);
+    auto tokens = randint(0, 64, {4, 17}, g).to(device);
+    auto params = cnn.parameters();
+    for (auto& p : gpt.parameters()) params.push_back(p);
+    optim::AdamW opt(params, {.lr = 3e-3, .weight_decay = 0.05});
+    std::vector<double> losses;
+    for (int step = 0; step < 8; ++step) {
+      auto loss = add(cross_entropy(cnn(x), y), gpt.loss(tokens.narrow(1, 0, 16), tokens.narrow(1, 1, 16)));
+      losses.push_back(loss.item());
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+    return losses;
+  };
+  const auto cpu = run(Device::cpu()), gpu = run(kGpu);
+  CHECK(cpu.back() < cpu.front());
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    CAPTURE(i);
+    CHECK(gpu[i] == doctest::Approx(cpu[i]).epsilon(1e-3));
+  }
+}
+
 // ---- registration --------------------------------------------------------------------------
 
 struct CrossDeviceCase {
@@ -264,6 +298,7 @@ const CrossDeviceCase kCases[] = {
     {"random streams, dropout and in-place ops match the CPU", case_5, false},
     {"device errors name the op and both devices", case_6, true},
     {"a short training run follows the CPU's loss curve", case_7, false},
+    {"the models and the fused AdamW step train on CUDA as on the CPU", case_8, false},
 };
 }  // namespace
 

@@ -143,3 +143,34 @@ TEST_CASE("optim: LARS scales each weight's step by its trust ratio; 1-d tensors
   opt.step();
   check_close(b, std::vector<double>{0.5 - 0.5 * 1.9, -1.5 - 0.5 * 1.9}, 1e-14, 1e-12, "bias momentum");
 }
+
+TEST_CASE("optim: the fused Adam/AdamW step equals the elementwise one (strided parameters take that path)") {
+  for (bool decoupled : {false, true}) {
+    CAPTURE(decoupled);
+    Generator gen(17);
+    auto base = randn<double>({5, 7}, gen);
+    auto fused = base.clone().requires_grad_(true);                // contiguous: backend adam_step
+    auto strided = base.t().contiguous().t().requires_grad_(true);  // a transposed layout: elementwise ops
+    REQUIRE_FALSE(strided.is_contiguous());
+    auto run = [&](const Tensor<double>& p) {
+      std::vector<double> out;
+      auto step = [&](auto& opt) {
+        for (int s = 0; s < 5; ++s) {
+          Generator g(100 + std::uint64_t(s));
+          p.set_grad(randn<double>({5, 7}, g));
+          opt.step();
+        }
+      };
+      if (decoupled) {
+        optim::AdamW<double> opt({p}, {.lr = 0.05, .weight_decay = 0.1});
+        step(opt);
+      } else {
+        optim::Adam<double> opt({p}, {.lr = 0.05, .weight_decay = 0.1});
+        step(opt);
+      }
+      return p.detach().contiguous().to_vector();
+    };
+    const auto a = run(fused), b = run(strided);
+    for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i] == doctest::Approx(b[i]).epsilon(1e-14));
+  }
+}

@@ -1,6 +1,8 @@
 // Tensor data model: creation, views and aliasing, copies, dtypes, printing.
 #include <sstream>
 
+#include <ligm/backend/cpu/allocator.hpp>
+
 #include "helpers.hpp"
 
 using namespace th;
@@ -159,4 +161,36 @@ TEST_CASE("free-function forms of the views") {
   CHECK(narrow(x, 0, 1, 2).to_vector() == std::vector<float>{1, 2});
   CHECK(clamp_max(clamp_min(x, 1.0), 4.0).to_vector() == std::vector<float>{1, 1, 2, 3, 4, 4});
   CHECK(flatten(permute(reshape(x, {1, 2, 3}), {2, 1, 0})).shape() == Shape{6});
+}
+
+TEST_CASE("cpu allocator: large blocks are cached by size class and reused") {
+  using cpu::CpuAllocator;
+  CHECK(CpuAllocator::size_class(1) == 64);
+  CHECK(CpuAllocator::size_class(1000) == 1024);
+  CHECK(CpuAllocator::size_class(64 << 10) == (64 << 10));
+  CHECK(CpuAllocator::size_class((64 << 10) + 1) == (80 << 10));  // four classes per power of two
+  CHECK(CpuAllocator::size_class(100 << 10) == (112 << 10));
+  for (std::size_t b : {std::size_t(70000), std::size_t(1) << 20, std::size_t(3'000'001)}) {
+    CHECK(CpuAllocator::size_class(b) >= b);
+    CHECK(CpuAllocator::size_class(b) < b + b / 4 + 64);
+  }
+  CpuAllocator a;
+  void* p = a.allocate(100'000);
+  a.deallocate(p, 100'000);
+  CHECK(a.cached_bytes() == CpuAllocator::size_class(100'000));
+  CHECK(a.allocate(110'000) == p);  // same class: the cached block comes back
+  CHECK(a.cached_bytes() == 0);
+  void* small = a.allocate(100);
+  a.deallocate(small, 100);  // small blocks are not cached
+  CHECK(a.cached_bytes() == 0);
+  a.deallocate(p, 110'000);
+  CHECK(a.empty_cache() == CpuAllocator::size_class(100'000));
+  CHECK(a.cached_bytes() == 0);
+  // Tensors freed and made again in a loop reuse their memory.
+  const void* first = nullptr;
+  for (int i = 0; i < 3; ++i) {
+    auto t = empty<float>({256, 256});
+    if (!first) first = t.data_ptr();
+    CHECK(t.data_ptr() == first);
+  }
 }

@@ -10,6 +10,7 @@
 #include "ligm/backend/kernels/index.hpp"
 #include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/norm.hpp"
+#include "ligm/backend/kernels/optim.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
@@ -195,6 +196,7 @@ cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, boo
 #define LIGM_FLOAT_TYPES(T)                                                                  \
   LIGM_FOR_EACH(kernels::UnaryBackward<T>)                                                   \
   LIGM_FOR_EACH(kernels::CrossEntropyForward<T>)                                             \
+  LIGM_FOR_EACH(kernels::AdamStep<T>)                                                        \
   LIGM_FOR_EACH(kernels::CrossEntropyBackward<T>)                                            \
   template cudaError_t for_each_row<kernels::NormalizeRows<T>>(                              \
       std::int64_t, const kernels::NormalizeRows<T>&, cudaStream_t);                         \

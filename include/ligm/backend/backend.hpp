@@ -39,6 +39,12 @@ class Allocator {
   virtual void copy_within(void* dst, const void* src, std::size_t bytes) = 0;
 };
 
+// One Adam/AdamW step's hyperparameters (kernels/optim.hpp); bias corrections 1 - beta^t.
+struct AdamHyper {
+  double lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2;
+  bool decoupled;  // AdamW
+};
+
 // Geometry of a 2-D convolution (also serves conv1d and conv_transpose2d).
 struct Conv2dGeometry {
   std::int64_t n, c_in, h_in, w_in;     // input
@@ -135,6 +141,9 @@ class Backend {
                                       const T* weight, const T* weight_sum,
                                       std::int64_t ignore_index, double smoothing, const T* g,
                                       T* grad) = 0;
+  // One fused Adam/AdamW step over n contiguous elements: p, m (exp_avg) and v (exp_avg_sq)
+  // updated in place from the gradient g (kernels/optim.hpp).
+  virtual void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) = 0;
   virtual void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) = 0;
   virtual void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w,
                                      T* gx) = 0;  // gx is overwritten

@@ -29,8 +29,9 @@ Backend<T>& backend_for(Device device) {
 #if !defined(LIGM_BUILDING_BACKEND) || defined(LIGM_BACKEND_SHARED_TU)
 LIGM_BACKEND_API Allocator& allocator_for(Device device) {
   if (device.is_cpu()) {
-    static cpu::CpuAllocator alloc;
-    return alloc;
+    // Never destroyed: tensors in static objects may free their memory after main returns.
+    static auto* alloc = new cpu::CpuAllocator;
+    return *alloc;
   }
 #if defined(LIGM_WITH_CUDA)
   return cuda_detail::allocator(device.index);

@@ -144,8 +144,9 @@ inline std::vector<unsigned char> serialize_safetensors(const SafetensorsFile& f
   }
   std::string h = header.dump();
   while (h.size() % 8) h.push_back(' ');
-  std::vector<unsigned char> out(8);
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>((std::uint64_t(h.size()) >> (8 * i)) & 0xFF);
+  std::vector<unsigned char> out;
+  out.reserve(8 + h.size() + at);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<unsigned char>((std::uint64_t(h.size()) >> (8 * i)) & 0xFF));
   out.insert(out.end(), h.begin(), h.end());
   for (auto kv : order) out.insert(out.end(), kv->second.data.begin(), kv->second.data.end());
   return out;

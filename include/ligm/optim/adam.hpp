@@ -27,6 +27,19 @@ class AdamBase : public Optimizer<T, Options> {
 
  protected:
   void update(Tensor<T>& p, const Tensor<T>& grad, typename Base::State& st, const Options& o) override {
+    auto& m = buffer(st, "exp_avg", p);
+    auto& v = buffer(st, "exp_avg_sq", p);
+    const double bc1 = 1 - std::pow(o.beta1, double(st.step));
+    const double bc2 = 1 - std::pow(o.beta2, double(st.step));
+    if (p.is_contiguous() && m.is_contiguous() && v.is_contiguous()) {
+      // One fused pass (backend adam_step) over the parameter and its two moments.
+      const Tensor<T> g = grad.contiguous();
+      for (const Tensor<T>* t : {&p, &m, &v}) t->storage()->bump_version();
+      ops_detail::be(p).adam_step(p.numel(), p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(),
+                                  {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, bc1, bc2, Decoupled});
+      return;
+    }
+    // The same step as elementwise ops, for parameters that are strided views.
     Tensor<T> g = grad;
     if (o.weight_decay != 0) {
       if (Decoupled) {
@@ -35,12 +48,8 @@ class AdamBase : public Optimizer<T, Options> {
         g = add(g, mul(p, T(o.weight_decay)));
       }
     }
-    auto& m = buffer(st, "exp_avg", p);
-    auto& v = buffer(st, "exp_avg_sq", p);
     m.mul_(T(o.beta1)).add_(g, T(1 - o.beta1));
     v.mul_(T(o.beta2)).add_(mul(g, g), T(1 - o.beta2));
-    const double bc1 = 1 - std::pow(o.beta1, double(st.step));
-    const double bc2 = 1 - std::pow(o.beta2, double(st.step));
     auto denom = add(div(sqrt(v), T(std::sqrt(bc2))), T(o.eps));
     p.add_(div(m, denom), T(-o.lr / bc1));
   }

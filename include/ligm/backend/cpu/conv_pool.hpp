@@ -13,7 +13,29 @@
 
 namespace ligm::cpu {
 
-// col[(c * kh + i) * kw + j][oh * w_out + ow] = x[c][oh*s - p + i*d][ow*s - p + j*d] (0 outside)
+// A per-thread scratch buffer of at least n elements (contents undefined): the im2col
+// matrices are reused across calls instead of being allocated and zeroed every time.
+template <class T>
+T* scratch(std::size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+namespace conv_detail {
+// ceil(a / b) for b > 0 and any sign of a.
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+// The outputs [o0, o1) of an axis whose tap (offset k*d - p) reads inside the input [0, size).
+inline void valid_outputs(std::int64_t tap, std::int64_t s, std::int64_t size, std::int64_t out, std::int64_t& o0,
+                          std::int64_t& o1) {
+  o0 = std::clamp<std::int64_t>(ceil_div(-tap, s), 0, out);
+  o1 = std::clamp<std::int64_t>(ceil_div(size - tap, s), o0, out);
+}
+}  // namespace conv_detail
+
+// col[(c * kh + i) * kw + j][oh * w_out + ow] = x[c][oh*s - p + i*d][ow*s - p + j*d] (0 outside).
+// The in-bounds columns of each tap are found once, so the inner loop is a plain (for stride
+// 1, contiguous) copy.
 template <class T>
 void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col) {
   const std::int64_t hw_out = g.h_out * g.w_out;
@@ -22,6 +44,9 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col) 
       for (std::int64_t j = 0; j < g.kw; ++j) {
         T* row = col + ((c * g.kh + i) * g.kw + j) * hw_out;
         const T* plane = x + c * g.h_in * g.w_in;
+        const std::int64_t tap_w = j * g.dil_w - g.pad_w;
+        std::int64_t ow0, ow1;
+        conv_detail::valid_outputs(tap_w, g.stride_w, g.w_in, g.w_out, ow0, ow1);
         for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
           const std::int64_t ih = oh * g.stride_h - g.pad_h + i * g.dil_h;
           T* out = row + oh * g.w_out;
@@ -29,11 +54,14 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col) 
             std::fill(out, out + g.w_out, T(0));
             continue;
           }
-          const T* in = plane + ih * g.w_in;
-          for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
-            const std::int64_t iw = ow * g.stride_w - g.pad_w + j * g.dil_w;
-            out[ow] = (iw >= 0 && iw < g.w_in) ? in[iw] : T(0);
+          const T* in = plane + ih * g.w_in + tap_w;
+          std::fill(out, out + ow0, T(0));
+          if (g.stride_w == 1) {
+            std::copy(in + ow0, in + ow1, out + ow0);
+          } else {
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[ow * g.stride_w];
           }
+          std::fill(out + ow1, out + g.w_out, T(0));
         }
       }
 }
@@ -47,14 +75,18 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x) 
       for (std::int64_t j = 0; j < g.kw; ++j) {
         const T* row = col + ((c * g.kh + i) * g.kw + j) * hw_out;
         T* plane = x + c * g.h_in * g.w_in;
+        const std::int64_t tap_w = j * g.dil_w - g.pad_w;
+        std::int64_t ow0, ow1;
+        conv_detail::valid_outputs(tap_w, g.stride_w, g.w_in, g.w_out, ow0, ow1);
         for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
           const std::int64_t ih = oh * g.stride_h - g.pad_h + i * g.dil_h;
           if (ih < 0 || ih >= g.h_in) continue;
-          T* out = plane + ih * g.w_in;
+          T* out = plane + ih * g.w_in + tap_w;
           const T* in = row + oh * g.w_out;
-          for (std::int64_t ow = 0; ow < g.w_out; ++ow) {
-            const std::int64_t iw = ow * g.stride_w - g.pad_w + j * g.dil_w;
-            if (iw >= 0 && iw < g.w_in) out[iw] += in[ow];
+          if (g.stride_w == 1) {
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow] += in[ow];
+          } else {
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow * g.stride_w] += in[ow];
           }
         }
       }
@@ -66,12 +98,12 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
   parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<T> col(static_cast<std::size_t>(kdim * hw_out));
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
     for (std::int64_t n = lo; n < hi; ++n)
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col.data());
+        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col);
         gemm_one(false, false, cout_g, hw_out, kdim, T(1), w + gr * cout_g * kdim, kdim,
-                 col.data(), hw_out, T(0), y + (n * g.c_out + gr * cout_g) * hw_out, hw_out);
+                 col, hw_out, T(0), y + (n * g.c_out + gr * cout_g) * hw_out, hw_out);
       }
   });
 }
@@ -83,12 +115,12 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* 
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
   std::fill(gx, gx + g.n * g.c_in * g.h_in * g.w_in, T(0));
   parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<T> col(static_cast<std::size_t>(kdim * hw_out));
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
     for (std::int64_t n = lo; n < hi; ++n)
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
         gemm_one(true, false, kdim, hw_out, cout_g, T(1), w + gr * cout_g * kdim, kdim,
-                 gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, T(0), col.data(), hw_out);
-        col2im(g, cin_g, col.data(), gx + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in);
+                 gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, T(0), col, hw_out);
+        col2im(g, cin_g, col, gx + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in);
       }
   });
 }
@@ -105,13 +137,13 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
                                       std::vector<T>(static_cast<std::size_t>(wsize), T(0)));
   const std::int64_t per = (g.n + parts - 1) / std::max(parts, 1);
   parallel_for(0, parts, 1, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<T> col(static_cast<std::size_t>(kdim * hw_out));
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
     for (std::int64_t p = lo; p < hi; ++p)
       for (std::int64_t n = p * per; n < std::min(g.n, (p + 1) * per); ++n)
         for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-          im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col.data());
+          im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col);
           gemm_one(false, true, cout_g, kdim, hw_out, T(1),
-                   gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, col.data(), hw_out, T(1),
+                   gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, col, hw_out, T(1),
                    partial[p].data() + gr * cout_g * kdim, kdim);
         }
   });
@@ -123,11 +155,16 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
 // Pooling and interpolation run the CUDA kernels' thread bodies (backend/kernels/pool.hpp),
 // one output plane per task: the backward bodies scatter into their own input plane only, so
 // planes never race, and both devices compute the same windows with the same arithmetic.
+// A body with a plane(p) loop (no index arithmetic per element) runs that.
 template <class Body>
 void for_each_plane(std::int64_t planes, std::int64_t per_plane, const Body& body) {
   parallel_for(0, planes, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(per_plane, 1)),
                [&](std::int64_t lo, std::int64_t hi) {
-                 for (std::int64_t o = lo * per_plane; o < hi * per_plane; ++o) body(o);
+                 if constexpr (requires { body.plane(lo); }) {
+                   for (std::int64_t p = lo; p < hi; ++p) body.plane(p);
+                 } else {
+                   for (std::int64_t o = lo * per_plane; o < hi * per_plane; ++o) body(o);
+                 }
                });
 }
 

@@ -9,35 +9,22 @@
 #include <new>
 #include <numeric>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ligm/backend/backend.hpp"
+#include "ligm/backend/cpu/allocator.hpp"
 #include "ligm/backend/cpu/conv_pool.hpp"
 #include "ligm/backend/cpu/gemm.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
 #include "ligm/backend/cpu/strided_loop.hpp"
 #include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/norm.hpp"
+#include "ligm/backend/kernels/optim.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
 
 namespace ligm::cpu {
-
-class CpuAllocator final : public Allocator {
- public:
-  static constexpr std::size_t kAlignment = 64;
-  void* allocate(std::size_t bytes) override {
-    const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-    void* p = std::aligned_alloc(kAlignment, rounded);
-    if (!p) throw Error("ligm::empty: out of host memory allocating " + std::to_string(bytes) +
-                        " bytes on cpu");
-    return p;
-  }
-  void deallocate(void* p, std::size_t) override { std::free(p); }
-  void copy_from_host(void* dst, const void* src, std::size_t n) override { std::memcpy(dst, src, n); }
-  void copy_to_host(void* dst, const void* src, std::size_t n) override { std::memcpy(dst, src, n); }
-  void copy_within(void* dst, const void* src, std::size_t n) override { std::memmove(dst, src, n); }
-};
 
 template <class T>
 class CpuBackend final : public Backend<T> {
@@ -429,14 +416,16 @@ class CpuBackend final : public Backend<T> {
                        T mx = -std::numeric_limits<T>::infinity();
                        for (std::int64_t c = 0; c < cols; ++c) mx = std::max(mx, x[c]);
                        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
+                       // exp once, into y (a loop that vectorises), then the sum and the scale.
+                       for (std::int64_t c = 0; c < cols; ++c) y[c] = math::exp(x[c] - mx);
                        T sum = 0;
-                       for (std::int64_t c = 0; c < cols; ++c) sum += std::exp(x[c] - mx);
+                       for (std::int64_t c = 0; c < cols; ++c) sum += y[c];
                        if (log) {
                          const T lse = mx + std::log(sum);
                          for (std::int64_t c = 0; c < cols; ++c) y[c] = x[c] - lse;
                        } else {
                          const T inv = T(1) / sum;
-                         for (std::int64_t c = 0; c < cols; ++c) y[c] = std::exp(x[c] - mx) * inv;
+                         for (std::int64_t c = 0; c < cols; ++c) y[c] *= inv;
                        }
                      }
                    });
@@ -500,6 +489,17 @@ class CpuBackend final : public Backend<T> {
       });
     } else {
       unsupported("cross_entropy_backward");
+    }
+  }
+
+  void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) override {
+    if constexpr (is_floating_v<T>) {
+      const auto body = kernels::AdamStep<T>::make(p, g, m, v, h);
+      parallel_for(0, n, 16384, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) body(i);
+      });
+    } else {
+      unsupported("adam_step");
     }
   }
 

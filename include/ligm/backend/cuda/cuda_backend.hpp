@@ -21,6 +21,7 @@
 #include "ligm/backend/kernels/index.hpp"
 #include "ligm/backend/kernels/loss.hpp"
 #include "ligm/backend/kernels/norm.hpp"
+#include "ligm/backend/kernels/optim.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 #include "ligm/backend/kernels/random.hpp"
 #include "ligm/backend/kernels/reduce.hpp"
@@ -256,6 +257,14 @@ class CudaBackend final : public Backend<T> {
                   kernels::NormalizeRowsBackward<T>{xhat, rstd, g, cols, center, dx});
     } else {
       unsupported("normalize_backward");
+    }
+  }
+
+  void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) override {
+    if constexpr (is_floating_v<T>) {
+      launch("adam_step", n, kernels::AdamStep<T>::make(p, g, m, v, h));
+    } else {
+      unsupported("adam_step");
     }
   }
 

@@ -7,6 +7,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__CUDACC__)
@@ -40,10 +41,71 @@ template <class T> LIGM_HD bool is_nan(T x) {
   else return false;
 }
 
+// erf: float32 as a rational function of x on [-4, 4] (|error| < 2e-7; the approximation
+// Eigen and XLA use), which has no exp in it, so loops over it vectorise; float64 keeps
+// std::erf.
+template <class T> LIGM_HD T erf(T x) {
+  if constexpr (std::is_same_v<T, float>) {
+    x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+    const float x2 = x * x;
+    float p = -2.72614225801306e-10f;
+    p = p * x2 + 2.77068142495902e-08f;
+    p = p * x2 - 2.10102402082508e-06f;
+    p = p * x2 - 5.69250639462346e-05f;
+    p = p * x2 - 7.34990630326855e-04f;
+    p = p * x2 - 2.95459980854025e-03f;
+    p = p * x2 - 1.60960333262415e-02f;
+    float q = -1.45660718464996e-05f;
+    q = q * x2 - 2.13374055278905e-04f;
+    q = q * x2 - 1.68282697438203e-03f;
+    q = q * x2 - 7.37332916720468e-03f;
+    q = q * x2 - 1.42647390514189e-02f;
+    return x * p / q;
+  } else {
+    return std::erf(x);
+  }
+}
+
+// exp: float32 on the host by Cephes' method (e^x = 2^n e^r with n = round(x / ln 2) and e^r
+// a degree-6 polynomial, within 1 ulp), written without calls so that loops over it
+// vectorise; 0 below the smallest normal result, +inf above the largest. The device's expf and
+// std::exp for float64 otherwise.
+template <class T> LIGM_HD T exp(T x) {
+#if !defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, float>) {
+    // Branch-free (selects, not jumps), so the compiler can vectorise loops over it.
+    const float lo = -87.33654022216797f, hi = 88.72283935546875f;
+    const float xc = x < lo ? lo : (x > hi ? hi : x);
+    // n = round(x / ln 2) by the 1.5 * 2^23 trick (std::floor would not vectorise).
+    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = xc - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float er = p * (r * r) + r + 1.0f;
+    // er * 2^n in two halves, so that n = 128 (x near the top of the range) stays finite.
+    const std::int32_t ni = std::int32_t(n), n1 = ni >> 1, n2 = ni - n1;
+    const std::int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+    float s1, s2;
+    std::memcpy(&s1, &b1, 4);
+    std::memcpy(&s2, &b2, 4);
+    float y = er * s1 * s2;
+    y = x < lo ? 0.0f : y;
+    y = x > hi ? INFINITY : y;
+    return x != x ? x : y;
+  }
+#endif
+  return std::exp(x);
+}
+
 template <class T> LIGM_HD T sigmoid(T x) {
   // Stable on both tails.
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
+  if (x >= T(0)) return T(1) / (T(1) + math::exp(-x));
+  const T e = math::exp(x);
   return e / (T(1) + e);
 }
 
@@ -68,7 +130,7 @@ LIGM_HD T unary_forward_float(UnaryOp op, UnaryParams p, T x) {
     case UnaryOp::Neg: return -x;
     case UnaryOp::Abs: return x < T(0) ? -x : x;
     case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Exp: return math::exp(x);
     case UnaryOp::Log: return std::log(x);
     case UnaryOp::Log1p: return std::log1p(x);
     case UnaryOp::Sqrt: return std::sqrt(x);
@@ -78,11 +140,11 @@ LIGM_HD T unary_forward_float(UnaryOp op, UnaryParams p, T x) {
     case UnaryOp::Cos: return std::cos(x);
     case UnaryOp::Tanh: return std::tanh(x);
     case UnaryOp::Sigmoid: return sigmoid(x);
-    case UnaryOp::Erf: return std::erf(x);
+    case UnaryOp::Erf: return math::erf(x);
     case UnaryOp::Relu: return x > T(0) ? x : T(0);
     case UnaryOp::LeakyRelu: return x > T(0) ? x : T(p.a) * x;
     case UnaryOp::Elu: return x > T(0) ? x : T(p.a) * std::expm1(x);
-    case UnaryOp::Gelu: return T(0.5) * x * (T(1) + std::erf(x * kSqrt1_2));
+    case UnaryOp::Gelu: return T(0.5) * x * (T(1) + math::erf(x * kSqrt1_2));
     case UnaryOp::GeluTanh: {
       const T inner = kSqrt2OverPi * (x + T(0.044715) * x * x * x);
       return T(0.5) * x * (T(1) + std::tanh(inner));
@@ -140,13 +202,13 @@ LIGM_HD T unary_backward(UnaryOp op, UnaryParams p, T x, T y, T g) {
     case UnaryOp::Cos: return -g * std::sin(x);
     case UnaryOp::Tanh: return g * (T(1) - y * y);
     case UnaryOp::Sigmoid: return g * y * (T(1) - y);
-    case UnaryOp::Erf: return g * kTwoOverSqrtPi * std::exp(-x * x);
+    case UnaryOp::Erf: return g * kTwoOverSqrtPi * math::exp(-x * x);
     case UnaryOp::Relu: return x > T(0) ? g : T(0);
     case UnaryOp::LeakyRelu: return x > T(0) ? g : g * T(p.a);
     case UnaryOp::Elu: return x > T(0) ? g : g * (y + T(p.a));
     case UnaryOp::Gelu: {
-      const T cdf = T(0.5) * (T(1) + std::erf(x * kSqrt1_2));
-      const T pdf = kInvSqrt2Pi * std::exp(T(-0.5) * x * x);
+      const T cdf = T(0.5) * (T(1) + math::erf(x * kSqrt1_2));
+      const T pdf = kInvSqrt2Pi * math::exp(T(-0.5) * x * x);
       return g * (cdf + x * pdf);
     }
     case UnaryOp::GeluTanh: {

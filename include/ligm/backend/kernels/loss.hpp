@@ -31,7 +31,7 @@ struct CrossEntropyForward {
     for (std::int64_t c = 0; c < cols; ++c) mx = mx < x[c] ? x[c] : mx;
     if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
     T s = 0;
-    for (std::int64_t c = 0; c < cols; ++c) s += std::exp(x[c] - mx);
+    for (std::int64_t c = 0; c < cols; ++c) s += math::exp(x[c] - mx);
     const T l = mx + std::log(s);
     lse[i] = l;
     const std::int64_t t = target[i];
@@ -67,7 +67,7 @@ struct CrossEntropyBackward {
       grad[e] = 0;
       return;
     }
-    const T p = std::exp(logits[e] - lse[i]);
+    const T p = math::exp(logits[e] - lse[i]);
     T d = (T(1) - smoothing) * (weight ? weight[t] : T(1)) * (c == t ? p - T(1) : p);
     if (smoothing != T(0)) {
       const T total = weight ? *weight_sum : T(cols);

@@ -16,6 +16,12 @@ namespace ligm::kernels {
 LIGM_HD void window_range(std::int64_t o, std::int64_t k, std::int64_t s, std::int64_t p,
                           std::int64_t d, std::int64_t size, std::int64_t& i0, std::int64_t& i1) {
   const std::int64_t start = o * s - p;
+  if (d == 1) {  // the common case, without divisions
+    i0 = start >= 0 ? 0 : -start;
+    const std::int64_t end = size - start;
+    i1 = end < k ? (end > 0 ? end : 0) : k;
+    return;
+  }
   i0 = start >= 0 ? 0 : (-start + d - 1) / d;
   const std::int64_t end = start < size ? (size - start + d - 1) / d : 0;
   i1 = end < k ? end : k;
@@ -95,25 +101,35 @@ struct MaxPool2dForward {
   std::int64_t* argmax;  // flat index inside the input plane, -1 for an empty window
   LIGM_HD void operator()(std::int64_t o) const {
     const std::int64_t ow = o % g.w_out, oh = (o / g.w_out) % g.h_out, p = o / (g.w_out * g.h_out);
+    at(p, oh, ow, o);
+  }
+  // Every output of plane p in order: the CPU's loop, with no divisions per element.
+  LIGM_HD void plane(std::int64_t p) const {
+    std::int64_t o = p * g.h_out * g.w_out;
+    for (std::int64_t oh = 0; oh < g.h_out; ++oh)
+      for (std::int64_t ow = 0; ow < g.w_out; ++ow) at(p, oh, ow, o++);
+  }
+  // Output (oh, ow) of plane p, flat index o.
+  LIGM_HD void at(std::int64_t p, std::int64_t oh, std::int64_t ow, std::int64_t o) const {
     const T* plane = x + p * g.h_in * g.w_in;
     std::int64_t i0, i1, j0, j1;
     window_range(oh, g.kh, g.stride_h, g.pad_h, g.dil_h, g.h_in, i0, i1);
     window_range(ow, g.kw, g.stride_w, g.pad_w, g.dil_w, g.w_in, j0, j1);
     T best = -std::numeric_limits<T>::infinity();
     std::int64_t best_i = -1;
-    bool nan = false;
-    for (std::int64_t i = i0; i < i1 && !nan; ++i) {
-      const std::int64_t row = (oh * g.stride_h - g.pad_h + i * g.dil_h) * g.w_in;
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const std::int64_t row = (oh * g.stride_h - g.pad_h + i * g.dil_h) * g.w_in + ow * g.stride_w - g.pad_w;
       for (std::int64_t j = j0; j < j1; ++j) {
-        const std::int64_t at = row + ow * g.stride_w - g.pad_w + j * g.dil_w;
+        const std::int64_t at = row + j * g.dil_w;
         const T v = plane[at];
-        if (v > best || best_i < 0 || math::is_nan(v)) {  // the first NaN wins, as in PyTorch
+        if (!(v <= best) || best_i < 0) {  // greater, or NaN: the first NaN wins, as in PyTorch
+          if (math::is_nan(v)) {
+            y[o] = v;
+            argmax[o] = at;
+            return;
+          }
           best = v;
           best_i = at;
-          if (math::is_nan(v)) {
-            nan = true;
-            break;
-          }
         }
       }
     }
@@ -133,6 +149,12 @@ struct MaxPool2dBackward {
     if (argmax[o] < 0) return;
     const std::int64_t p = o / (g.h_out * g.w_out);
     atomic_add(gx + p * g.h_in * g.w_in + argmax[o], gy[o]);
+  }
+  LIGM_HD void plane(std::int64_t p) const {
+    const std::int64_t n = g.h_out * g.w_out;
+    T* dst = gx + p * g.h_in * g.w_in;
+    for (std::int64_t o = p * n; o < (p + 1) * n; ++o)
+      if (argmax[o] >= 0) atomic_add(dst + argmax[o], gy[o]);
   }
 };
 

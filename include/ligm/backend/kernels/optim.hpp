@@ -1,0 +1,54 @@
+// Fused optimizer steps: one pass over a parameter updates it and its state, instead of a
+// dozen elementwise ops with temporaries. Thread bodies shared by the CPU backend and the
+// CUDA kernels (one element per call).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "ligm/backend/backend.hpp"  // AdamHyper
+#include "ligm/backend/kernels/elementwise_math.hpp"
+
+namespace ligm::kernels {
+
+// Adam (decoupled = false: L2 weight decay added to the gradient) and AdamW (decoupled:
+// the parameter shrinks by lr * weight_decay first), torch.optim's formulas in their order:
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+//   p -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
+template <class T>
+struct AdamStep {
+  T* p;
+  const T* g;
+  T* m;
+  T* v;
+  T lr, beta1, beta2, eps, weight_decay, shrink, step_size, sqrt_bc2;
+  bool decoupled;
+  LIGM_HD void operator()(std::int64_t i) const {
+    T grad = g[i], param = p[i];
+    if (weight_decay != T(0)) {
+      if (decoupled) param *= shrink;
+      else grad += param * weight_decay;
+    }
+    const T mi = m[i] * beta1 + grad * (T(1) - beta1);
+    const T vi = v[i] * beta2 + grad * grad * (T(1) - beta2);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = param + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+  }
+  static AdamStep make(T* p, const T* g, T* m, T* v, const AdamHyper& h) {
+    return {p,
+            g,
+            m,
+            v,
+            T(h.lr),
+            T(h.beta1),
+            T(h.beta2),
+            T(h.eps),
+            T(h.weight_decay),
+            T(1 - h.lr * h.weight_decay),
+            T(-h.lr / h.bias_correction1),
+            T(std::sqrt(h.bias_correction2)),
+            h.decoupled};
+  }
+};
+
+}  // namespace ligm::kernels
