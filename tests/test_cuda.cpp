@@ -342,6 +342,11 @@ TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::s
   case_7();
 }
 
+TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_8();
+}
+
 TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {
   kGpu = Device::cpu();
   for (const auto& c : kCases) {
