@@ -235,6 +235,22 @@ case("sort", lambda x: torch.sort(x, dim=1, descending=True), rn(3, 6))
 case("topk", lambda x: torch.topk(x, 3, dim=0), rn(5, 4))
 
 
+def randomize(m):
+    """Non-trivial affine parameters, biases, class tokens, positions and running statistics,
+    so that loading them matters (the module and model goldens use it)."""
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith("weight") and p.dim() == 1:
+                p.copy_(torch.rand_like(p) + 0.5)
+            elif p.dim() == 1 or name in ("cls_token", "pos_embed"):
+                p.copy_(torch.randn_like(p) * 0.3)
+        for name, b in m.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(torch.randn_like(b) * 0.2)
+            elif name.endswith("running_var"):
+                b.copy_(torch.rand_like(b) + 0.5)
+
+
 def write_safetensors(path, tensors):
     header, blobs, at = {}, [], 0
     for name in sorted(tensors):

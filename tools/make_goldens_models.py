@@ -28,7 +28,7 @@ import torch.nn as nn
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from make_goldens import randomize, write_safetensors  # noqa: E402
 from torch_reference import GPT, mlp, resnet18_cifar, small_cnn, vit  # noqa: E402
 
 torch.manual_seed(2811)
@@ -53,21 +53,6 @@ keys_of("gpt", GPT(256, 128, 4, 4, 128))
 
 
 # --- small models with stored weights -----------------------------------------------------
-def randomize(m):
-    """Non-trivial affine parameters and running statistics."""
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.endswith("weight") and p.dim() == 1:
-                p.copy_(torch.rand_like(p) + 0.5)
-            elif p.dim() == 1 or name in ("cls_token", "pos_embed"):
-                p.copy_(torch.randn_like(p) * 0.3)
-        for name, b in m.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn_like(b) * 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand_like(b) + 0.5)
-
-
 def small_case(name, m, x):
     m = m.double()
     randomize(m)

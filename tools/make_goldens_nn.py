@@ -21,26 +21,11 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from make_goldens import randomize, write_safetensors  # noqa: E402
 
 torch.manual_seed(1128)
 D = torch.float64
 OUT = {}
-
-
-def randomize(m):
-    """Non-trivial affine parameters and running statistics, so that loading them matters."""
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if name.endswith("weight") and p.dim() == 1:
-                p.copy_(torch.rand_like(p) + 0.5)
-            elif name.endswith("bias") and p.dim() == 1:
-                p.copy_(torch.randn_like(p) * 0.3)
-        for name, b in m.named_buffers():
-            if name.endswith("running_mean"):
-                b.copy_(torch.randn_like(b) * 0.2)
-            elif name.endswith("running_var"):
-                b.copy_(torch.rand_like(b) + 0.5)
 
 
 def module_case(name, m, x, train=True):
