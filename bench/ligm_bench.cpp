@@ -1,7 +1,7 @@
 // ligm side of the benchmark: one workload, one thread count; prints one JSON line.
 //
-//   build/bench/ligm_bench --workload mlp --threads 2 [--steps 20 --warmup 5]
-//   build/bench/ligm_bench --sgemm 1024 --threads 2
+//   build/bench/ligm_bench --workload mlp --threads 2 [--steps 20 --warmup 5] [--device cuda]
+//   build/bench/ligm_bench --sgemm 1024 --threads 2 [--device cuda]
 //
 // The workloads (bench/workloads.md) are ligm's models with the shapes of bench/torch_bench.py;
 // the step is the full training step: forward, cross-entropy, zero_grad, backward, AdamW.
@@ -40,17 +40,18 @@ struct Workload {
   std::function<Tensor<float>()> loss;
 };
 
-Workload make(const std::string& name) {
+Workload make(const std::string& name, Device device) {
   Generator g(0);
   if (name == "gpt") {
     auto lm = std::make_shared<models::GPT<float>>(models::GPTConfig{.vocab_size = 256, .block_size = 128});
-    auto tok = randint(0, 256, {16, 129}, g);
+    lm->to(device);
+    auto tok = randint(0, 256, {16, 129}, g).to(device);
     auto x = tok.narrow(1, 0, 128).contiguous(), y = tok.narrow(1, 1, 128).contiguous();
     return {lm, [lm, x, y] { return lm->loss(x, y); }};
   }
   const std::int64_t batch = name == "mlp" ? 128 : 64;
-  auto x = randn<float>({batch, 1, 28, 28}, g);
-  auto y = randint(0, 10, {batch}, g);
+  auto x = randn<float>({batch, 1, 28, 28}, g).to(device);
+  auto y = randint(0, 10, {batch}, g).to(device);
   std::shared_ptr<nn::Module<float>> net;
   if (name == "mlp") net = std::make_shared<models::MLP<float>>(784, 10);
   else if (name == "cnn") net = std::make_shared<models::SmallCNN<float>>();
@@ -60,6 +61,7 @@ Workload make(const std::string& name) {
   else if (name == "vit")
     net = std::make_shared<models::VisionTransformer<float>>(models::ViTOptions{.depth = 6});
   else fail("ligm_bench", "unknown workload \"", name, "\" (mlp, cnn, resnet, vit, gpt)");
+  net->to(device);
   return {net, [net, x, y] { return cross_entropy((*net)(x), y); }};
 }
 
@@ -69,6 +71,7 @@ int main(int argc, char** argv) {
   std::string workload;
   int threads = 1, steps = 20, warmup = 5;
   std::int64_t sgemm = 0;
+  Device device = Device::cpu();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--workload") workload = v;
@@ -76,25 +79,28 @@ int main(int argc, char** argv) {
     else if (k == "--steps") steps = std::stoi(v);
     else if (k == "--warmup") warmup = std::stoi(v);
     else if (k == "--sgemm") sgemm = std::stoll(v);
+    else if (k == "--device") device = v == "cuda" ? Device::cuda() : Device::cpu();
   }
   set_num_threads(threads);
   if (sgemm > 0) {
     const std::int64_t n = sgemm;
-    auto a = randn<float>({n, n}), b = randn<float>({n, n});
+    auto a = randn<float>({n, n}).to(device), b = randn<float>({n, n}).to(device);
     for (int i = 0; i < 3; ++i) mm(a, b);
+    cuda::synchronize();
     std::vector<double> t;
-    const int reps = std::max(5, int(2e10 / (2.0 * double(n) * double(n) * double(n))));
+    const int reps = std::max(5, int((device.is_cpu() ? 2e10 : 2e12) / (2.0 * double(n) * double(n) * double(n))));
     for (int i = 0; i < reps; ++i) {
       const auto s = Clock::now();
       auto c = mm(a, b);
+      cuda::synchronize();
       t.push_back(std::chrono::duration<double>(Clock::now() - s).count());
     }
     const double m = median(t);
-    std::printf("{\"side\": \"ligm\", \"sgemm\": %lld, \"threads\": %d, \"ms\": %.4f, \"gflops\": %.2f}\n",
-                static_cast<long long>(n), threads, 1e3 * m, 2.0 * double(n) * double(n) * double(n) / m / 1e9);
+    std::printf("{\"side\": \"ligm\", \"device\": \"%s\", \"sgemm\": %lld, \"threads\": %d, \"ms\": %.4f, \"gflops\": %.2f}\n",
+                device.str().c_str(), static_cast<long long>(n), threads, 1e3 * m, 2.0 * double(n) * double(n) * double(n) / m / 1e9);
     return 0;
   }
-  auto w = make(workload);
+  auto w = make(workload, device);
   optim::AdamW opt(w.net->parameters(), {.lr = 1e-3});
   std::vector<double> t;
   float last = 0;
@@ -104,10 +110,10 @@ int main(int argc, char** argv) {
     opt.zero_grad();
     loss.backward();
     opt.step();
-    last = loss.item();
+    last = loss.item();  // waits for the device
     if (i >= warmup) t.push_back(std::chrono::duration<double>(Clock::now() - s).count());
   }
-  std::printf("{\"side\": \"ligm\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"rss_mb\": %.1f, \"loss\": %.5f}\n",
-              workload.c_str(), threads, 1e3 * median(t), rss_mb(), double(last));
+  std::printf("{\"side\": \"ligm\", \"device\": \"%s\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"rss_mb\": %.1f, \"loss\": %.5f}\n",
+              device.str().c_str(), workload.c_str(), threads, 1e3 * median(t), rss_mb(), double(last));
   return 0;
 }

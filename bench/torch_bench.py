@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch side of the benchmark: one workload, one thread count; prints one JSON line.
 
-  /usr/bin/python3 bench/torch_bench.py --workload mlp --threads 2 [--steps 20 --warmup 5]
-  /usr/bin/python3 bench/torch_bench.py --sgemm 1024 --threads 2
+  /usr/bin/python3 bench/torch_bench.py --workload mlp --threads 2 [--steps 20 --warmup 5] [--device cuda]
+  /usr/bin/python3 bench/torch_bench.py --sgemm 1024 --threads 2 [--device cuda]
 
 The models are ligm's reference architectures (tools/torch_reference.py); see bench/workloads.md.
 """
@@ -60,10 +60,25 @@ class Block(nn.Module):
         return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
 
 
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock (written out: the GPU machine's PyTorch may come without torchvision)."""
+
+    def __init__(self, i, o, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(i, o, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(o)
+        self.conv2 = nn.Conv2d(o, o, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(o)
+        self.downsample = downsample
+
+    def forward(self, x):
+        h = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(h + (self.downsample(x) if self.downsample is not None else x))
+
+
 class ResNetSmall(nn.Module):
     def __init__(self):
         super().__init__()
-        from torchvision.models.resnet import BasicBlock
         self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
 
         def down(i, o, s):
@@ -76,8 +91,13 @@ class ResNetSmall(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
 
 
-def workload(name):
-    """(model, inputs, targets, loss_fn)"""
+def workload(name, device="cpu"):
+    """(model, inputs, targets, loss_fn) on device"""
+    m, x, y, loss_fn = _workload(name)
+    return m.to(device), x.to(device), y.to(device), loss_fn
+
+
+def _workload(name):
     g = torch.Generator().manual_seed(0)
     if name == "gpt":
         m = ref.GPT(256, 128, 4, 4, 128)
@@ -102,23 +122,27 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     torch.set_num_threads(a.threads)
     if a.sgemm:
         n = a.sgemm
-        A, B = torch.randn(n, n), torch.randn(n, n)
+        A, B = torch.randn(n, n, device=a.device), torch.randn(n, n, device=a.device)
         for _ in range(3):
             A @ B
+        sync()
         times = []
-        for _ in range(max(5, int(2e10 / (2 * n ** 3)))):
+        for _ in range(max(5, int((2e10 if a.device == "cpu" else 2e12) / (2 * n ** 3)))):
             t = time.perf_counter()
             A @ B
+            sync()
             times.append(time.perf_counter() - t)
         times.sort()
-        print(json.dumps({"side": "torch", "sgemm": n, "threads": a.threads, "ms": 1e3 * times[len(times) // 2],
+        print(json.dumps({"side": "torch", "device": a.device, "sgemm": n, "threads": a.threads, "ms": 1e3 * times[len(times) // 2],
                           "gflops": 2 * n ** 3 / times[len(times) // 2] / 1e9}))
         return
-    m, x, y, loss_fn = workload(a.workload)
+    m, x, y, loss_fn = workload(a.workload, a.device)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
     times = []
     for i in range(a.warmup + a.steps):
@@ -127,10 +151,11 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t)
     times.sort()
-    print(json.dumps({"side": "torch", "workload": a.workload, "threads": a.threads, "ms": 1e3 * times[len(times) // 2],
+    print(json.dumps({"side": "torch", "device": a.device, "workload": a.workload, "threads": a.threads, "ms": 1e3 * times[len(times) // 2],
                       "rss_mb": rss_mb(), "loss": loss.item()}))
 
 

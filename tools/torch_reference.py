@@ -1,11 +1,10 @@
 """PyTorch versions of ligm's models (tools and goldens import them): a nanoGPT-style GPT with
 nanoGPT's module names, the MLP and CNN as torch.nn.Sequential, torchvision's ResNet-18 with
-the CIFAR stem, timm's VisionTransformer (timm imported only when asked for)."""
+the CIFAR stem, timm's VisionTransformer (torchvision and timm imported only when asked for)."""
 import math
 
 import torch
 import torch.nn as nn
-import torchvision
 
 
 # --- a nanoGPT-style GPT (same module names as nanoGPT's model.py) -----------------------
@@ -92,6 +91,7 @@ def small_cnn(cin, classes, channels, hidden, side):
 
 
 def resnet18_cifar(in_channels, classes):
+    import torchvision
     m = torchvision.models.resnet18(num_classes=classes)
     m.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
     m.maxpool = nn.Identity()
