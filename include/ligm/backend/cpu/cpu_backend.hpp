@@ -416,14 +416,17 @@ class CpuBackend final : public Backend<T> {
                        T mx = -std::numeric_limits<T>::infinity();
                        for (std::int64_t c = 0; c < cols; ++c) mx = std::max(mx, x[c]);
                        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
-                       // exp once, into y (a loop that vectorises), then the sum and the scale.
-                       for (std::int64_t c = 0; c < cols; ++c) y[c] = math::exp(x[c] - mx);
-                       T sum = 0;
-                       for (std::int64_t c = 0; c < cols; ++c) sum += y[c];
+                       // Each output reads its own input before writing: safe when dst == src.
                        if (log) {
+                         T sum = 0;
+                         for (std::int64_t c = 0; c < cols; ++c) sum += math::exp(x[c] - mx);
                          const T lse = mx + std::log(sum);
                          for (std::int64_t c = 0; c < cols; ++c) y[c] = x[c] - lse;
                        } else {
+                         // exp once, into y (a loop that vectorises), then the sum and the scale.
+                         for (std::int64_t c = 0; c < cols; ++c) y[c] = math::exp(x[c] - mx);
+                         T sum = 0;
+                         for (std::int64_t c = 0; c < cols; ++c) sum += y[c];
                          const T inv = T(1) / sum;
                          for (std::int64_t c = 0; c < cols; ++c) y[c] *= inv;
                        }
