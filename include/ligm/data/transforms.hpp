@@ -34,10 +34,9 @@ inline std::vector<double> uniform(std::int64_t n, double lo, double hi, Generat
 }
 // Per image: true with probability p, as a [B, 1, 1, 1] mask on `device`.
 inline Tensor<bool> coin(std::int64_t n, double p, Generator& gen, Device device) {
-  std::vector<bool> v;
-  for (double u : uniform(n, 0, 1, gen)) v.push_back(u < p);
+  const auto u = uniform(n, 0, 1, gen);
   auto t = Tensor<bool>::empty({n, 1, 1, 1});
-  for (std::int64_t i = 0; i < n; ++i) t.data_ptr()[i] = v[std::size_t(i)];
+  for (std::int64_t i = 0; i < n; ++i) t.data_ptr()[i] = u[std::size_t(i)] < p;
   return t.to(device);
 }
 template <class T>

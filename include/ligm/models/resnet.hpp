@@ -71,13 +71,11 @@ class ResNet : public nn::Module<T> {
                                                  false, gen));
     bn1 = this->register_module("bn1", std::make_shared<nn::BatchNorm2d<T>>(w0));
     relu = this->register_module("relu", std::make_shared<nn::ReLU<T>>());
-    if (imagenet) {
-      maxpool = this->register_module(
-          "maxpool", std::static_pointer_cast<nn::Module<T>>(std::make_shared<nn::MaxPool2d<T>>(
-                         MaxPool2dOptions{.kernel_size = 3, .stride = 2, .padding = 1})));
-    } else {
-      maxpool = this->register_module("maxpool", std::static_pointer_cast<nn::Module<T>>(std::make_shared<nn::Identity<T>>()));
-    }
+    using ModulePtr = std::shared_ptr<nn::Module<T>>;
+    maxpool = this->register_module(
+        "maxpool", imagenet ? ModulePtr(std::make_shared<nn::MaxPool2d<T>>(
+                                  MaxPool2dOptions{.kernel_size = 3, .stride = 2, .padding = 1}))
+                            : ModulePtr(std::make_shared<nn::Identity<T>>()));
     std::int64_t in = w0;
     for (std::size_t s = 0; s < options.layers.size(); ++s) {
       auto stage = std::make_shared<nn::Sequential<T>>();

@@ -43,19 +43,18 @@ class PatchEmbed : public nn::Module<T> {
 template <class T = float>
 class Attention : public nn::Module<T> {
  public:
-  Attention(std::int64_t dim, std::int64_t num_heads, bool qkv_bias, double attn_drop, bool causal, Generator& gen)
-      : num_heads(num_heads), attn_drop(attn_drop), causal(causal), gen_(&gen) {
+  Attention(std::int64_t dim, std::int64_t num_heads, bool qkv_bias, double attn_drop, Generator& gen)
+      : num_heads(num_heads), attn_drop(attn_drop), gen_(&gen) {
     check(num_heads > 0 && dim % num_heads == 0, "Attention", "dim ", dim, " must be divisible by num_heads ", num_heads);
     qkv = this->register_module("qkv", std::make_shared<nn::Linear<T>>(dim, 3 * dim, qkv_bias, gen));
     proj = this->register_module("proj", std::make_shared<nn::Linear<T>>(dim, dim, true, gen));
   }
   Tensor<T> forward(const Tensor<T>& x) override {
-    return packed_self_attention(*qkv, *proj, x, num_heads, causal, this->is_training() ? attn_drop : 0.0, gen_);
+    return packed_self_attention(*qkv, *proj, x, num_heads, false, this->is_training() ? attn_drop : 0.0, gen_);
   }
   std::string type_name() const override { return "Attention"; }
   std::int64_t num_heads;
   double attn_drop;
-  bool causal;
   std::shared_ptr<nn::Linear<T>> qkv, proj;
 
  private:
@@ -85,9 +84,9 @@ template <class T = float>
 class Block : public nn::Module<T> {
  public:
   Block(std::int64_t dim, std::int64_t num_heads, double mlp_ratio, bool qkv_bias, double drop, double attn_drop,
-        double norm_eps, bool causal, Generator& gen) {
+        double norm_eps, Generator& gen) {
     norm1 = this->register_module("norm1", std::make_shared<nn::LayerNorm<T>>(Shape{dim}, norm_eps));
-    attn = this->register_module("attn", std::make_shared<Attention<T>>(dim, num_heads, qkv_bias, attn_drop, causal, gen));
+    attn = this->register_module("attn", std::make_shared<Attention<T>>(dim, num_heads, qkv_bias, attn_drop, gen));
     norm2 = this->register_module("norm2", std::make_shared<nn::LayerNorm<T>>(Shape{dim}, norm_eps));
     mlp = this->register_module("mlp", std::make_shared<Mlp<T>>(dim, std::int64_t(double(dim) * mlp_ratio), drop, gen));
   }
@@ -121,7 +120,7 @@ class VisionTransformer : public nn::Module<T> {
     blocks = this->register_module("blocks", std::make_shared<nn::Sequential<T>>());
     for (std::int64_t i = 0; i < options.depth; ++i)
       blocks->push_back(std::make_shared<Block<T>>(D, options.num_heads, options.mlp_ratio, options.qkv_bias,
-                                                   options.drop_rate, options.attn_drop_rate, options.norm_eps, false, gen));
+                                                   options.drop_rate, options.attn_drop_rate, options.norm_eps, gen));
     const bool avg = options.global_pool == "avg";
     auto layer_norm = [&] { return std::make_shared<nn::LayerNorm<T>>(Shape{D}, options.norm_eps); };
     norm = this->register_module("norm", avg ? std::shared_ptr<nn::Module<T>>(std::make_shared<nn::Identity<T>>())

@@ -20,7 +20,8 @@ struct AdamStep {
   const T* g;
   T* m;
   T* v;
-  T lr, beta1, beta2, eps, weight_decay, shrink, step_size, sqrt_bc2;
+  T beta1, beta2, eps, weight_decay;
+  T shrink, step_size, sqrt_bc2;  // 1 - lr * weight_decay, -lr / bc1, sqrt(bc2)
   bool decoupled;
   LIGM_HD void operator()(std::int64_t i) const {
     T grad = g[i], param = p[i];
@@ -39,7 +40,6 @@ struct AdamStep {
             g,
             m,
             v,
-            T(h.lr),
             T(h.beta1),
             T(h.beta2),
             T(h.eps),
