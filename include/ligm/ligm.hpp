@@ -1,7 +1,9 @@
 // ligm: the umbrella header. Include this and use namespace ligm.
 //
 // Header-only by default. Define LIGM_SEPARATE_BACKEND (and link the ligm_backend library)
-// to keep the CPU backend and Eigen out of your translation units.
+// to keep the CPU backend and Eigen out of your translation units; define
+// LIGM_EXTERN_TEMPLATES too (and link the ligm library) to take the float/double/int64 ops,
+// modules and optimizers already compiled from it (Meson's ligm_dep does both).
 #pragma once
 
 #include "ligm/core/device.hpp"
@@ -40,6 +42,10 @@
 #if !defined(LIGM_SEPARATE_BACKEND)
 #include "ligm/backend/registry_impl.hpp"
 #endif
+
+// With LIGM_EXTERN_TEMPLATES: the common types' ops, modules and optimizers come compiled
+// from the ligm library (the explicit-instantiation mode).
+#include "ligm/instantiations.hpp"
 
 namespace ligm::nn {
 // torch.nn.functional's names: ligm::nn::functional::cross_entropy is ligm::cross_entropy.
