@@ -6,10 +6,14 @@
 #include <ligm/backend/kernels/elementwise.hpp>
 #include <ligm/backend/kernels/index.hpp>
 #include <ligm/backend/kernels/loss.hpp>
+#include <ligm/backend/kernels/norm.hpp>
 #include <ligm/backend/kernels/pool.hpp>
 #include <ligm/backend/kernels/random.hpp>
 #include <ligm/backend/kernels/reduce.hpp>
 #include <ligm/backend/kernels/sort.hpp>
+
+#include <barrier>
+#include <thread>
 
 #include "helpers.hpp"
 
@@ -21,6 +25,35 @@ namespace {
 template <class Body>
 void emulate(std::int64_t n, const Body& body) {
   for (std::int64_t i = 0; i < n; ++i) body(i);
+}
+
+// A row body run by `lanes` host threads, as a warp runs it on the GPU: all_sum is a barrier,
+// every lane writes its value, every lane adds them all up.
+struct LaneSum {
+  int lane;
+  std::vector<double>* slots;
+  std::barrier<>* sync;
+  template <class A>
+  A operator()(A v) const {
+    (*slots)[static_cast<std::size_t>(lane)] = double(v);
+    sync->arrive_and_wait();
+    double total = 0;
+    for (double s : *slots) total += s;
+    sync->arrive_and_wait();  // nobody overwrites a slot before all have read it
+    return A(total);
+  }
+};
+
+template <class Body>
+void emulate_rows(std::int64_t rows, int lanes, const Body& body) {
+  std::vector<double> slots(static_cast<std::size_t>(lanes));
+  std::barrier<> sync(lanes);
+  std::vector<std::thread> warp;
+  for (int lane = 0; lane < lanes; ++lane)
+    warp.emplace_back([&, lane] {
+      for (std::int64_t i = 0; i < rows; ++i) body(i, lane, lanes, LaneSum{lane, &slots, &sync});
+    });
+  for (auto& t : warp) t.join();
 }
 
 using D = Tensor<double>;
@@ -288,4 +321,45 @@ TEST_CASE("kernels: fused cross-entropy bodies against the composite formula") {
   auto per_row = add(mul(mul(nll, index_select(w, 0, safe)), 1 - eps), mul(neg(sum(mul(lp, w), {1})), eps / cols));
   sum(mul(where(valid, per_row, 0.0), g)).backward();
   check_close(grad, xl.grad(), 1e-14, 1e-12, "gradient");
+}
+
+TEST_CASE("kernels: normalisation rows in place in NCHW, 4 lanes against one, with the per-row affine") {
+  // batch_norm's layout: the rows are the channels of [N, C, HW]; HW = 7 leaves lanes idle.
+  const std::int64_t N = 3, C = 5, HW = 7;
+  const auto layout = k::RowLayout::channels(N, C, HW);
+  const D x = randn_cpu({N, C, HW}, 20), w = randn_cpu({C}, 21), b = randn_cpu({C}, 22), g = randn_cpu({N, C, HW}, 23);
+  auto run = [&](int lanes) {
+    auto y = D::empty({N, C, HW}), mean = D::empty({C}), rstd = D::empty({C});
+    auto dx = D::empty({N, C, HW}), dw = D::empty({C}), db = D::empty({C});
+    emulate_rows(C, lanes, k::NormalizeRows<double>{x.data_ptr(), layout, true, 1e-5, w.data_ptr(), b.data_ptr(),
+                                                    y.data_ptr(), mean.data_ptr(), rstd.data_ptr()});
+    emulate_rows(C, lanes, k::NormalizeRowsBackward<double>{x.data_ptr(), mean.data_ptr(), rstd.data_ptr(),
+                                                            w.data_ptr(), g.data_ptr(), layout, true, dx.data_ptr(),
+                                                            dw.data_ptr(), db.data_ptr()});
+    return std::vector<D>{y, mean, rstd, dx, dw, db};
+  };
+  const auto one = run(1), four = run(4);
+  for (std::size_t i = 0; i < one.size(); ++i) check_close(four[i], one[i], 1e-13, 1e-12, "4 lanes vs 1");
+  // The forward against the formula: per channel over (N, HW), biased variance.
+  auto mean = x.mean({0, 2}, true), var = x.var({0, 2}, false, true);
+  auto expect = add(mul(div(sub(x, mean), sqrt(add(var, 1e-5))), w.reshape({1, C, 1})), b.reshape({1, C, 1}));
+  check_close(one[0], expect, 1e-12, 1e-12, "y");
+  // The backward against autograd through that formula.
+  auto xl = x.detach().requires_grad_(), wl = w.detach().requires_grad_(), bl = b.detach().requires_grad_();
+  auto ml = xl.mean({0, 2}, true), vl = xl.var({0, 2}, false, true);
+  sum(mul(add(mul(div(sub(xl, ml), sqrt(add(vl, 1e-5))), wl.reshape({1, C, 1})), bl.reshape({1, C, 1})), g)).backward();
+  check_close(one[3], xl.grad(), 1e-11, 1e-11, "dx");
+  check_close(one[4], wl.grad(), 1e-11, 1e-11, "dweight");
+  check_close(one[5], bl.grad(), 1e-11, 1e-11, "dbias");
+
+  // The matrix layout without centring (rms_norm's rows), 32 lanes on rows of 5.
+  const auto mat = k::RowLayout::matrix(5);
+  const D xm = randn_cpu({4, 5}, 24);
+  auto y1 = D::empty({4, 5}), y32 = D::empty({4, 5}), m = D::empty({4}), r = D::empty({4});
+  emulate_rows(4, 1, k::NormalizeRows<double>{xm.data_ptr(), mat, false, 1e-6, nullptr, nullptr, y1.data_ptr(),
+                                              m.data_ptr(), r.data_ptr()});
+  emulate_rows(4, 32, k::NormalizeRows<double>{xm.data_ptr(), mat, false, 1e-6, nullptr, nullptr, y32.data_ptr(),
+                                               m.data_ptr(), r.data_ptr()});
+  check_close(y32, y1, 1e-13, 1e-12, "rms rows, 32 lanes");
+  check_close(y1, mul(xm, rsqrt(add(square(xm).mean({1}, true), 1e-6))), 1e-12, 1e-12, "rms rows");
 }

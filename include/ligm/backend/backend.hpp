@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "ligm/backend/kernels/elementwise_math.hpp"
+#include "ligm/backend/kernels/norm.hpp"
 #include "ligm/core/device.hpp"
 #include "ligm/core/dtype.hpp"
 #include "ligm/core/shape.hpp"
@@ -120,13 +121,10 @@ class Backend {
   // Softmax or log-softmax over the last dim of a [rows, cols] buffer.
   virtual void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
                             T* dst) = 0;
-  // Normalises each row of a contiguous [rows, cols] buffer to zero mean (when center) and
-  // unit variance; writes xhat and each row's mean and 1/sqrt(var + eps) (kernels/norm.hpp).
-  virtual void normalize_rows(const T* x, std::int64_t rows, std::int64_t cols, bool center,
-                              double eps, T* xhat, T* mean, T* rstd) = 0;
-  virtual void normalize_rows_backward(const T* xhat, const T* rstd, const T* g,
-                                       std::int64_t rows, std::int64_t cols, bool center,
-                                       T* dx) = 0;
+  // Normalisation of rows (kernels/norm.hpp: a matrix's rows or an NCHW tensor's channels,
+  // with an optional per-row affine): runs the body over rows 0..rows-1.
+  virtual void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) = 0;
+  virtual void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) = 0;
   // Cross-entropy of each row of [rows, cols] logits against class indices, with optional
   // class weights (nullptr: all 1), ignore_index and label smoothing (the formulas are in
   // kernels/loss.hpp). Writes each row's loss and log-sum-exp; the backward reads the latter.

@@ -1,7 +1,8 @@
 // Functional normalizations: batch_norm (training and eval, running statistics), layer_norm,
-// group_norm, rms_norm. Each reshapes its input so that every normalised group is a row and
-// calls one fused op (normalize_rows: forward and backward kernels of kernels/norm.hpp); the
-// affine weight and bias are ordinary broadcasting ops.
+// group_norm, rms_norm. Each is one fused op over rows (normalize_rows: the forward and backward
+// kernels of kernels/norm.hpp): batch_norm's rows are the channels, normalised in place in the
+// NCHW layout together with their weight and bias; the others' rows are groups of trailing
+// elements, and their affine weight and bias are ordinary broadcasting ops.
 #pragma once
 #include <limits>
 #include <optional>
@@ -18,38 +19,53 @@ inline Shape channel_shape(const Shape& x, std::int64_t c) {
   return s;
 }
 
-// xhat = (x - mean) * rstd over each row of a 2-d x (no centring for RMS), differentiable in x;
-// mean and rstd come back detached, for running statistics.
+// y = (x - mean) * rstd over each row of `layout` (kernels/norm.hpp; no centring for RMS), times
+// the per-row weight plus the per-row bias when given; differentiable in x, weight and bias.
+// x must hold the layout densely (a contiguous tensor); mean and rstd come back detached, for
+// running statistics.
 template <class T>
 struct Normalized {
-  Tensor<T> xhat, mean, rstd;
+  Tensor<T> y, mean, rstd;
 };
 
 template <class T>
-Normalized<T> normalize_rows(const Tensor<T>& x2d, bool center, double eps) {
-  const std::int64_t rows = x2d.shape()[0], cols = x2d.shape()[1];
+Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::RowLayout layout, bool center,
+                             double eps, const Tensor<T>& weight = {}, const Tensor<T>& bias = {}) {
+  auto ptr = [](const Tensor<T>& t) -> T* { return t.defined() ? t.data_ptr() : nullptr; };
   Normalized<T> r;
-  Tensor<T> x;
+  Tensor<T> x, w, b;
   {
     NoGradGuard no_grad;
-    x = x2d.contiguous().detach();
-    r.xhat = Tensor<T>::empty(x.shape(), x.device());
+    x = x_in.contiguous().detach();
+    if (weight.defined()) w = weight.contiguous().detach();
+    if (bias.defined()) b = bias.contiguous().detach();
+    r.y = Tensor<T>::empty(x.shape(), x.device());
     r.mean = Tensor<T>::empty({rows}, x.device());
     r.rstd = Tensor<T>::empty({rows}, x.device());
   }
-  be(x).normalize_rows(x.data_ptr(), rows, cols, center, eps, r.xhat.data_ptr(), r.mean.data_ptr(),
-                       r.rstd.data_ptr());
-  r.xhat = autograd::record(
-      "NormalizeBackward", r.xhat, {x2d},
-      [xhat = autograd::save(r.xhat), rstd = r.rstd, center](const Tensor<T>& g, const NeedsGrad&)
-          -> std::vector<Tensor<T>> {
+  be(x).normalize_rows(rows, {x.data_ptr(), layout, center, eps, ptr(w), ptr(b), r.y.data_ptr(),
+                              r.mean.data_ptr(), r.rstd.data_ptr()});
+  r.y = autograd::record(
+      "NormalizeBackward", r.y, {x_in, weight, bias},
+      [x = autograd::save(x), w = w.defined() ? autograd::save(w) : w, mean = r.mean, rstd = r.rstd, rows,
+       layout, center, ptr](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
         auto gc = g.contiguous();
-        auto dx = Tensor<T>::empty(xhat.shape(), xhat.device());
-        be(xhat).normalize_rows_backward(xhat.data_ptr(), rstd.data_ptr(), gc.data_ptr(),
-                                         xhat.shape()[0], xhat.shape()[1], center, dx.data_ptr());
-        return {dx};
+        Tensor<T> dx, dw, db;
+        if (need[0]) dx = Tensor<T>::empty(x.shape(), x.device());
+        if (need[1]) dw = Tensor<T>::empty({rows}, x.device());
+        if (need[2]) db = Tensor<T>::empty({rows}, x.device());
+        be(x).normalize_rows_backward(rows, {x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), ptr(w), gc.data_ptr(),
+                                             layout, center, ptr(dx), ptr(dw), ptr(db)});
+        return {dx, dw, db};
       });
   return r;
+}
+
+// The rows of a [rows, cols] view of x.
+template <class T>
+Normalized<T> normalize_matrix_rows(const Tensor<T>& x, std::int64_t cols, bool center, double eps) {
+  const std::int64_t rows = x.numel() / std::max<std::int64_t>(cols, 1);
+  return normalize_rows(x, rows, kernels::RowLayout::matrix(cols), center, eps);
 }
 }  // namespace ops_detail
 
@@ -68,14 +84,12 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
       check(t->shape() == Shape{C}, op, "expected per-channel tensors of shape [", C, "], got ",
             t->shape(), " for input ", x.shape());
   const Shape cs = ops_detail::channel_shape(x.shape(), C);
-  Tensor<T> y;
   if (training) {
-    const std::int64_t n = x.numel() / std::max<std::int64_t>(C, 1);
+    const std::int64_t N = x.shape()[0], n = x.numel() / std::max<std::int64_t>(C, 1);
     check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
-    // Channels as rows: [N, C, ...] -> [C, N * ...].
-    const Shape moved_shape = x.transpose(0, 1).shape();
-    auto r = ops_detail::normalize_rows(x.transpose(0, 1).reshape({C, n}), true, eps);
-    y = r.xhat.reshape(moved_shape).transpose(0, 1);
+    // Each channel is a row, normalised where it lies in [N, C, HW], with its weight and bias.
+    auto r = ops_detail::normalize_rows(x, C, kernels::RowLayout::channels(N, C, n / std::max<std::int64_t>(N, 1)),
+                                        true, eps, weight, bias);
     if (running_mean.defined() || running_var.defined()) {
       NoGradGuard g;
       const T m = T(momentum);
@@ -89,11 +103,11 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
         running_var.add_(var_b, m * T(n) / T(n - 1));
       }
     }
-  } else {
-    check(running_mean.defined() && running_var.defined(), op,
-          "running_mean and running_var are needed in eval mode");
-    y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
+    return r.y;
   }
+  check(running_mean.defined() && running_var.defined(), op,
+        "running_mean and running_var are needed in eval mode");
+  auto y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
   if (weight.defined()) y = mul(y, weight.reshape(cs));
   if (bias.defined()) y = add(y, bias.reshape(cs));
   return y;
@@ -113,8 +127,7 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
       check(t->shape() == normalized_shape, op, "weight/bias of shape ", t->shape(),
             " must equal normalized_shape ", normalized_shape);
   const std::int64_t cols = numel_of(normalized_shape);
-  auto y = ops_detail::normalize_rows(x.reshape({x.numel() / std::max<std::int64_t>(cols, 1), cols}), true, eps)
-               .xhat.reshape(x.shape());
+  auto y = ops_detail::normalize_matrix_rows(x, cols, true, eps).y.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   if (bias.defined()) y = add(y, bias);
   return y;
@@ -130,7 +143,8 @@ Tensor<T> group_norm(const Tensor<T>& x, std::int64_t num_groups, const Tensor<T
   const std::int64_t N = x.shape()[0], C = x.shape()[1];
   check(num_groups > 0 && C % num_groups == 0, op, "channels ", C,
         " are not divisible by num_groups ", num_groups);
-  auto y = ops_detail::normalize_rows(x.reshape({N * num_groups, -1}), true, eps).xhat.reshape(x.shape());
+  auto y = ops_detail::normalize_matrix_rows(x, x.numel() / std::max<std::int64_t>(N * num_groups, 1), true, eps)
+               .y.reshape(x.shape());
   const Shape cs = ops_detail::channel_shape(x.shape(), C);
   if (weight.defined()) y = mul(y, weight.reshape(cs));
   if (bias.defined()) y = add(y, bias.reshape(cs));
@@ -149,8 +163,7 @@ Tensor<T> rms_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tens
         op, "normalized_shape ", normalized_shape, " does not match the trailing dims of input ", x.shape());
   const double e = eps.value_or(std::numeric_limits<T>::epsilon());
   const std::int64_t cols = numel_of(normalized_shape);
-  auto y = ops_detail::normalize_rows(x.reshape({x.numel() / std::max<std::int64_t>(cols, 1), cols}), false, e)
-               .xhat.reshape(x.shape());
+  auto y = ops_detail::normalize_matrix_rows(x, cols, false, e).y.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   return y;
 }

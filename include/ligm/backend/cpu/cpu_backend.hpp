@@ -441,23 +441,15 @@ class CpuBackend final : public Backend<T> {
   if constexpr (is_floating_v<T>) { call; } else { unsupported(name); }
 
   // The row bodies the CUDA backend runs a warp per row (kernels/norm.hpp), one lane here.
-  void normalize_rows(const T* x, std::int64_t rows, std::int64_t cols, bool center, double eps,
-                      T* xhat, T* mean, T* rstd) override {
-    if constexpr (is_floating_v<T>) {
-      const kernels::NormalizeRows<T> body{x, cols, center, eps, xhat, mean, rstd};
-      for_rows(rows, cols, [&](std::int64_t i) { body(i, 0, 1, kernels::OneLane{}); });
-    } else {
-      unsupported("normalize");
-    }
+  void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) override {
+    LIGM_CPU_FLOAT_ONLY("normalize", for_rows(rows, body.layout.cols(), [&](std::int64_t i) {
+                          body(i, 0, 1, kernels::OneLane{});
+                        }));
   }
-  void normalize_rows_backward(const T* xhat, const T* rstd, const T* g, std::int64_t rows,
-                               std::int64_t cols, bool center, T* dx) override {
-    if constexpr (is_floating_v<T>) {
-      const kernels::NormalizeRowsBackward<T> body{xhat, rstd, g, cols, center, dx};
-      for_rows(rows, cols, [&](std::int64_t i) { body(i, 0, 1, kernels::OneLane{}); });
-    } else {
-      unsupported("normalize_backward");
-    }
+  void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
+    LIGM_CPU_FLOAT_ONLY("normalize_backward", for_rows(rows, body.layout.cols(), [&](std::int64_t i) {
+                          body(i, 0, 1, kernels::OneLane{});
+                        }));
   }
   template <class F>
   static void for_rows(std::int64_t rows, std::int64_t cols, const F& f) {

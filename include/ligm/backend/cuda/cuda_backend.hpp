@@ -242,19 +242,16 @@ class CudaBackend final : public Backend<T> {
     }
   }
 
-  void normalize_rows(const T* x, std::int64_t rows, std::int64_t cols, bool center, double eps,
-                      T* xhat, T* mean, T* rstd) override {
+  void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) override {
     if constexpr (is_floating_v<T>) {
-      launch_rows("normalize", rows, kernels::NormalizeRows<T>{x, cols, center, eps, xhat, mean, rstd});
+      launch_rows("normalize", rows, body);
     } else {
       unsupported("normalize");
     }
   }
-  void normalize_rows_backward(const T* xhat, const T* rstd, const T* g, std::int64_t rows,
-                               std::int64_t cols, bool center, T* dx) override {
+  void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
     if constexpr (is_floating_v<T>) {
-      launch_rows("normalize_backward", rows,
-                  kernels::NormalizeRowsBackward<T>{xhat, rstd, g, cols, center, dx});
+      launch_rows("normalize_backward", rows, body);
     } else {
       unsupported("normalize_backward");
     }

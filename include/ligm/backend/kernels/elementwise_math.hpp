@@ -293,4 +293,11 @@ decltype(auto) dispatch_binary(BinaryOp op, const F& f) {
   return f(std::integral_constant<BinaryOp, BinaryOp::Add>{});
 }
 
+namespace kernels {
+// The accumulator of sums and means: float sums accumulate in double, as the CPU backend's
+// general path does.
+template <class T>
+using ReduceAcc = std::conditional_t<std::is_same_v<T, float>, double, T>;
+}  // namespace kernels
+
 }  // namespace ligm

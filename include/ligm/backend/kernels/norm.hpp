@@ -1,76 +1,111 @@
-// Normalisation of rows, forward and backward side by side: the core of layer_norm, rms_norm,
-// group_norm and batch_norm in training (each reshapes its input so that every normalised
-// group is one contiguous row; the affine part stays in the ops).
+// Normalisation of rows, forward and backward side by side: the core of batch_norm (training),
+// layer_norm, group_norm and rms_norm.
 //   forward:  m = mean(x) (0 when !center), v = mean((x - m)^2), r = 1/sqrt(v + eps),
-//             xhat = (x - m) r
-//   backward: dx = r (g - mean(g) - xhat mean(g xhat))   (no mean(g) term when !center)
-// A body handles one row, split over `lanes` cooperating threads that own the columns
-// lane, lane + lanes, ...; `all_sum` adds a value over the lanes (a warp shuffle on the GPU,
-// the identity for the CPU's single lane).
+//             xhat = (x - m) r,  y = xhat w_i + b_i  (the per-row affine of batch_norm, optional)
+//   backward: xhat recomputed from x, m, r;
+//             dx = w_i r (g - mean(g) - xhat mean(g xhat))   (no mean(g) term when !center),
+//             dw_i = sum(g xhat), db_i = sum(g)               (when asked for)
+// A row need not be contiguous (RowLayout): batch_norm's rows are the channels of an NCHW
+// tensor, normalised where they lie, without a transposed copy.
+// A body handles one row, split over `lanes` cooperating threads that own the elements
+// lane, lane + lanes, ... of each run; `all_sum` adds a value over the lanes (a warp shuffle on
+// the GPU, the identity for the CPU's single lane).
 #pragma once
 #include <cmath>
 #include <cstdint>
 
-#include "ligm/backend/kernels/reduce.hpp"  // ReduceAcc
+#include "ligm/backend/kernels/elementwise_math.hpp"  // LIGM_HD, ReduceAcc
 
 namespace ligm::kernels {
 
+// Where row i's elements lie: `runs` runs of `inner` contiguous elements, run s starting at
+// i * inner + s * run_stride. A [rows, cols] matrix has one run of cols per row; an [N, C, HW]
+// tensor normalised per channel has C rows of N runs of HW, run_stride C * HW.
+struct RowLayout {
+  std::int64_t runs = 1, inner = 0, run_stride = 0;
+  static RowLayout matrix(std::int64_t cols) { return {1, cols, 0}; }
+  static RowLayout channels(std::int64_t n, std::int64_t c, std::int64_t hw) { return {n, hw, c * hw}; }
+  LIGM_HD std::int64_t cols() const { return runs * inner; }
+  // f(offset) for this lane's elements of row i.
+  template <class F>
+  LIGM_HD void each(std::int64_t i, int lane, int lanes, const F& f) const {
+    for (std::int64_t s = 0; s < runs; ++s) {
+      const std::int64_t base = i * inner + s * run_stride;
+      for (std::int64_t k = lane; k < inner; k += lanes) f(base + k);
+    }
+  }
+};
+
 template <class T>
 struct NormalizeRows {
-  const T* x;  // [rows, cols], contiguous
-  std::int64_t cols;
+  const T* x;
+  RowLayout layout;
   bool center;
   double eps;
-  T* xhat;
-  T* mean;  // [rows]
-  T* rstd;  // [rows]
+  const T* weight;  // [rows] or nullptr (1)
+  const T* bias;    // [rows] or nullptr (0)
+  T* y;             // same layout as x
+  T* mean;          // [rows]
+  T* rstd;          // [rows]
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
-    const T* r = x + i * cols;
+    const Acc n = Acc(layout.cols());
     Acc m = 0;
     if (center) {
-      for (std::int64_t c = lane; c < cols; c += lanes) m += Acc(r[c]);
-      m = all_sum(m) / Acc(cols);
+      layout.each(i, lane, lanes, [&](std::int64_t o) { m += Acc(x[o]); });
+      m = all_sum(m) / n;
     }
     Acc v = 0;
-    for (std::int64_t c = lane; c < cols; c += lanes) {
-      const Acc d = Acc(r[c]) - m;
+    layout.each(i, lane, lanes, [&](std::int64_t o) {
+      const Acc d = Acc(x[o]) - m;
       v += d * d;
-    }
-    v = all_sum(v) / Acc(cols);
+    });
+    v = all_sum(v) / n;
     const Acc rs = Acc(1) / std::sqrt(v + Acc(eps));
     if (lane == 0) {
       mean[i] = T(m);
       rstd[i] = T(rs);
     }
-    for (std::int64_t c = lane; c < cols; c += lanes) xhat[i * cols + c] = T((Acc(r[c]) - m) * rs);
+    const Acc scale = weight ? rs * Acc(weight[i]) : rs, shift = bias ? Acc(bias[i]) : Acc(0);
+    layout.each(i, lane, lanes, [&](std::int64_t o) { y[o] = T((Acc(x[o]) - m) * scale + shift); });
   }
 };
 
 template <class T>
 struct NormalizeRowsBackward {
-  const T* xhat;  // [rows, cols]
-  const T* rstd;  // [rows]
-  const T* g;     // [rows, cols]
-  std::int64_t cols;
+  const T* x;
+  const T* mean;    // [rows] (ignored when !center)
+  const T* rstd;    // [rows]
+  const T* weight;  // [rows] or nullptr (1)
+  const T* g;       // same layout as x
+  RowLayout layout;
   bool center;
-  T* dx;
+  T* dx;            // same layout as x, or nullptr
+  T* dweight;       // [rows] or nullptr
+  T* dbias;         // [rows] or nullptr
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
-    const T* xr = xhat + i * cols;
-    const T* gr = g + i * cols;
+    const Acc n = Acc(layout.cols());
+    const Acc m = center ? Acc(mean[i]) : Acc(0), rs = Acc(rstd[i]);
     Acc sg = 0, sgx = 0;
-    for (std::int64_t c = lane; c < cols; c += lanes) {
-      sg += Acc(gr[c]);
-      sgx += Acc(gr[c]) * Acc(xr[c]);
+    layout.each(i, lane, lanes, [&](std::int64_t o) {
+      sg += Acc(g[o]);
+      sgx += Acc(g[o]) * (Acc(x[o]) - m) * rs;
+    });
+    sg = all_sum(sg);
+    sgx = all_sum(sgx);
+    if (lane == 0) {
+      if (dweight) dweight[i] = T(sgx);
+      if (dbias) dbias[i] = T(sg);
     }
-    const Acc mg = center ? all_sum(sg) / Acc(cols) : Acc(0);
-    const Acc mgx = all_sum(sgx) / Acc(cols);
-    const Acc rs = Acc(rstd[i]);
-    for (std::int64_t c = lane; c < cols; c += lanes)
-      dx[i * cols + c] = T(rs * (Acc(gr[c]) - mg - Acc(xr[c]) * mgx));
+    if (!dx) return;
+    const Acc mg = center ? sg / n : Acc(0), mgx = sgx / n;
+    const Acc scale = weight ? rs * Acc(weight[i]) : rs;
+    layout.each(i, lane, lanes, [&](std::int64_t o) {
+      dx[o] = T(scale * (Acc(g[o]) - mg - (Acc(x[o]) - m) * rs * mgx));
+    });
   }
 };
 

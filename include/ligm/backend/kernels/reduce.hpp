@@ -12,10 +12,6 @@
 
 namespace ligm::kernels {
 
-// float sums accumulate in double, as the CPU backend's general path does.
-template <class T>
-using ReduceAcc = std::conditional_t<std::is_same_v<T, float>, double, T>;
-
 template <class Acc>
 LIGM_HD Acc reduce_combine(ReduceOp op, Acc acc, Acc v) {
   if (op == ReduceOp::Sum) return Acc(acc + v);
