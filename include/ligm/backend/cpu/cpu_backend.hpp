@@ -490,9 +490,7 @@ class CpuBackend final : public Backend<T> {
   void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) override {
     if constexpr (is_floating_v<T>) {
       const auto body = kernels::AdamStep<T>::make(p, g, m, v, h);
-      parallel_for(0, n, 16384, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t i = lo; i < hi; ++i) body(i);
-      });
+      parallel_for(0, n, 16384, [&](std::int64_t lo, std::int64_t hi) { body.run(lo, hi); });
     } else {
       unsupported("adam_step");
     }

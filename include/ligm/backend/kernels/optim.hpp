@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "ligm/backend/backend.hpp"  // AdamHyper
 #include "ligm/backend/kernels/elementwise_math.hpp"
@@ -34,6 +35,32 @@ struct AdamStep {
     m[i] = mi;
     v[i] = vi;
     p[i] = param + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+  }
+  // Elements [lo, hi) on the host: the same arithmetic with the branches hoisted and the
+  // pointers unaliased, so that the compiler vectorises it (the per-element call above compiles
+  // to scalar code that reloads every coefficient).
+  void run(std::int64_t lo, std::int64_t hi) const {
+    T* __restrict pp = p;
+    const T* __restrict gg = g;
+    T* __restrict mm = m;
+    T* __restrict vv = v;
+    const T b1 = beta1, b2 = beta2, c1 = T(1) - beta1, c2 = T(1) - beta2, e = eps, wd = weight_decay,
+            s = shrink, step = step_size, bc = sqrt_bc2;
+    auto loop = [&](auto mode) {  // 0: no weight decay, 1: decoupled, 2: L2 in the gradient
+      for (std::int64_t i = lo; i < hi; ++i) {
+        T grad = gg[i], param = pp[i];
+        if constexpr (decltype(mode)::value == 1) param *= s;
+        if constexpr (decltype(mode)::value == 2) grad += param * wd;
+        const T mi = mm[i] * b1 + grad * c1;
+        const T vi = vv[i] * b2 + grad * grad * c2;
+        mm[i] = mi;
+        vv[i] = vi;
+        pp[i] = param + step * (mi / (std::sqrt(vi) / bc + e));
+      }
+    };
+    if (wd == T(0)) loop(std::integral_constant<int, 0>{});
+    else if (decoupled) loop(std::integral_constant<int, 1>{});
+    else loop(std::integral_constant<int, 2>{});
   }
   static AdamStep make(T* p, const T* g, T* m, T* v, const AdamHyper& h) {
     return {p,
