@@ -108,6 +108,13 @@ void case_2() {  // long reductions (one block per output) and long softmax rows
                           [](const auto& x) { return softmax(x[0], 1); }, 1e-15, 1e-10);
   compare_devices<float>("log_softmax 4099 cols", {randn_s<float>({9, 4099}, 6)},
                          [](const auto& x) { return log_softmax(x[0], 1); }, 1e-5, 1e-5);
+  compare_devices<double>("causal attention, 70 queries, 90 keys (softmax kernel with the mask inside)",
+                          {randn_s<double>({2, 3, 70, 16}, 30), randn_s<double>({2, 3, 90, 16}, 31),
+                           randn_s<double>({2, 3, 90, 8}, 32)},
+                          [](const auto& x) {
+                            return scaled_dot_product_attention(x[0], x[1], x[2], {.is_causal = true});
+                          },
+                          1e-12, 1e-10);
   compare_devices<float>("cross_entropy", {randn_s<float>({256, 1000}, 7)},
                          [](const auto& x) {
                            return cross_entropy(x[0], arange<std::int64_t>(0, 256, 1, x[0].device()));

@@ -134,6 +134,24 @@ TEST_CASE("scaled_dot_product_attention: masks, causal, gradients") {
              {leaf({2, 3, 4, 8}, 4), leaf({2, 3, 5, 8}, 5), leaf({2, 3, 5, 6}, 6)});
   check_grad([](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.is_causal = true}); },
              {leaf({2, 4, 8}, 7), leaf({2, 4, 8}, 8), leaf({2, 4, 8}, 9)});
+  // The causal softmax kernel (no mask tensor) against the same mask given as a tensor, with
+  // fewer and with more queries than keys: outputs and all three gradients.
+  for (auto [L, S] : {std::pair<std::int64_t, std::int64_t>{3, 5}, {6, 4}}) {
+    auto tril = le(arange<std::int64_t>(0, double(S)).unsqueeze(0), arange<std::int64_t>(0, double(L)).unsqueeze(1));
+    auto run = [&](bool kernel) {
+      auto ql = leaf({2, 2, L, 4}, 20), kl = leaf({2, 2, S, 4}, 21), vl = leaf({2, 2, S, 3}, 22);
+      AttentionOptions<double> o;
+      if (kernel) o.is_causal = true; else o.attn_mask_bool = tril;
+      auto out = scaled_dot_product_attention(ql, kl, vl, o);
+      Generator gen(23);
+      sum(mul(out, randn<double>(out.shape(), gen))).backward();
+      return std::vector<Tensor<double>>{out.detach(), ql.grad(), kl.grad(), vl.grad()};
+    };
+    const auto a = run(true), b = run(false);
+    for (std::size_t i = 0; i < a.size(); ++i) check_close(a[i], b[i], 1e-14, 1e-12);
+  }
+  check_grad([](const In& in) { return softmax(in[0], 1); }, {leaf({3, 4, 2}, 24)});
+  check_grad([](const In& in) { return log_softmax(in[0], 0); }, {leaf({3, 4}, 25)});
   auto mask = randn<double>({3, 5});
   check_grad([&](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.attn_mask = mask}); },
              {leaf({2, 3, 4}, 10), leaf({2, 5, 4}, 11), leaf({2, 5, 4}, 12)});

@@ -122,40 +122,72 @@ cudaError_t for_each_row(std::int64_t rows, const Body& body, cudaStream_t strea
 }
 
 // Same arithmetic as the CPU backend: subtract the row max (0 when the row is all -inf),
-// sum the exponentials, then x - logsumexp or exp(x - max) / sum.
+// sum the exponentials, then x - logsumexp or exp(x - max) / sum; masked columns (causal)
+// come out 0, or -inf for log.
 template <class T>
 __global__ void softmax_rows_kernel(const T* src, std::int64_t rows, std::int64_t cols, bool log,
-                                    T* dst) {
+                                    std::int64_t causal, T* dst) {
   const int lane = threadIdx.x % 32;
   const std::int64_t warps = std::int64_t(gridDim.x) * (blockDim.x / 32);
   for (std::int64_t row = std::int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
        row < rows; row += warps) {  // the same row for all 32 lanes: shuffles stay uniform
     const T* x = src + row * cols;
     T* y = dst + row * cols;
+    const std::int64_t n = causal > 0 ? (row % causal + 1 < cols ? row % causal + 1 : cols) : cols;
     T mx = -std::numeric_limits<T>::infinity();
-    for (std::int64_t c = lane; c < cols; c += 32) mx = mx < x[c] ? x[c] : mx;
+    for (std::int64_t c = lane; c < n; c += 32) mx = mx < x[c] ? x[c] : mx;
     mx = warp_max(mx);
     if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
     T sum = 0;
-    for (std::int64_t c = lane; c < cols; c += 32) sum += exp(x[c] - mx);
+    for (std::int64_t c = lane; c < n; c += 32) sum += exp(x[c] - mx);
     sum = warp_sum(sum);
     if (log) {
       const T lse = mx + ::log(sum);
-      for (std::int64_t c = lane; c < cols; c += 32) y[c] = x[c] - lse;
+      for (std::int64_t c = lane; c < n; c += 32) y[c] = x[c] - lse;
     } else {
       const T inv = T(1) / sum;
-      for (std::int64_t c = lane; c < cols; c += 32) y[c] = exp(x[c] - mx) * inv;
+      for (std::int64_t c = lane; c < n; c += 32) y[c] = exp(x[c] - mx) * inv;
     }
+    const T masked = log ? -std::numeric_limits<T>::infinity() : T(0);
+    for (std::int64_t c = n + lane; c < cols; c += 32) y[c] = masked;
   }
 }
 
 template <class T>
-cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log, T* dst,
-                         cudaStream_t stream) {
+cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log, std::int64_t causal,
+                         T* dst, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return cudaSuccess;
   constexpr int kWarps = kThreads / 32;
   softmax_rows_kernel<T><<<unsigned(blocks_for(rows, kWarps)), kThreads, 0, stream>>>(
-      src, rows, cols, log, dst);
+      src, rows, cols, log, causal, dst);
+  return cudaGetLastError();
+}
+
+// dx = y (g - sum(g y)), or g - exp(y) sum(g) for log_softmax; one warp per row.
+template <class T>
+__global__ void softmax_rows_backward_kernel(const T* y, const T* g, std::int64_t rows, std::int64_t cols,
+                                             bool log, T* dx) {
+  const int lane = threadIdx.x % 32;
+  const std::int64_t warps = std::int64_t(gridDim.x) * (blockDim.x / 32);
+  for (std::int64_t row = std::int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+       row < rows; row += warps) {
+    const T* yr = y + row * cols;
+    const T* gr = g + row * cols;
+    T* d = dx + row * cols;
+    T dot = 0;
+    for (std::int64_t c = lane; c < cols; c += 32) dot += log ? gr[c] : gr[c] * yr[c];
+    dot = warp_sum(dot);
+    for (std::int64_t c = lane; c < cols; c += 32) d[c] = log ? gr[c] - exp(yr[c]) * dot : yr[c] * (gr[c] - dot);
+  }
+}
+
+template <class T>
+cudaError_t softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std::int64_t cols, bool log,
+                                  T* dx, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return cudaSuccess;
+  constexpr int kWarps = kThreads / 32;
+  softmax_rows_backward_kernel<T><<<unsigned(blocks_for(rows, kWarps)), kThreads, 0, stream>>>(
+      y, g, rows, cols, log, dx);
   return cudaGetLastError();
 }
 
@@ -212,8 +244,10 @@ cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, boo
   LIGM_FOR_EACH(kernels::Interpolate<T, true>)                                               \
   LIGM_FOR_EACH(kernels::RandomUniform<T>)                                                   \
   LIGM_FOR_EACH(kernels::RandomNormal<T>)                                                    \
-  template cudaError_t softmax_rows<T>(const T*, std::int64_t, std::int64_t, bool, T*,     \
-                                       cudaStream_t);
+  template cudaError_t softmax_rows<T>(const T*, std::int64_t, std::int64_t, bool, std::int64_t, T*, \
+                                       cudaStream_t);                                        \
+  template cudaError_t softmax_rows_backward<T>(const T*, const T*, std::int64_t, std::int64_t, bool, \
+                                                T*, cudaStream_t);
 
 LIGM_ALL_TYPES(float)
 LIGM_ALL_TYPES(double)

@@ -118,9 +118,14 @@ class Backend {
                          T* values, std::int64_t* indices) = 0;
 
   // --- fused NN primitives (contiguous) ----------------------------------------------------
-  // Softmax or log-softmax over the last dim of a [rows, cols] buffer.
+  // Softmax or log-softmax over the last dim of a [rows, cols] buffer. causal > 0: row r sees
+  // only its first r % causal + 1 columns, the others come out 0 (-inf for log): attention's
+  // causal mask for rows that are [..., L queries] with L = causal, without a mask tensor.
   virtual void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
-                            T* dst) = 0;
+                            std::int64_t causal, T* dst) = 0;
+  // Their backward from the output y: dx = y (g - sum(g y)), or g - exp(y) sum(g) for log.
+  virtual void softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std::int64_t cols,
+                                     bool log, T* dx) = 0;
   // Normalisation of rows (kernels/norm.hpp: a matrix's rows or an NCHW tensor's channels,
   // with an optional per-row affine): runs the body over rows 0..rows-1.
   virtual void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) = 0;

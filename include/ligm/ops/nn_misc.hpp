@@ -109,16 +109,19 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
         op, "incompatible shapes q ", q.shape(), ", k ", k.shape(), ", v ", v.shape());
   const std::int64_t L = q.shape()[q.dim() - 2], S = k.shape()[k.dim() - 2];
   const double scale = o.scale.value_or(1.0 / std::sqrt(double(q.shape().back())));
-  auto scores = mul(matmul(q, k.transpose(-2, -1)), T(scale));
+  // The scale goes on q ([..., L, E]), not on the scores ([..., L, S]): one pass less when S > E.
+  auto scores = matmul(mul(q, T(scale)), k.transpose(-2, -1));
   const T neg_inf = -std::numeric_limits<T>::infinity();
-  if (o.is_causal) {
+  const bool masks = o.attn_mask_bool.defined() || o.attn_mask.defined();
+  if (o.is_causal && masks) {
     auto rows = arange<std::int64_t>(0, double(L), 1, q.device()).unsqueeze(1);
     auto cols = arange<std::int64_t>(0, double(S), 1, q.device()).unsqueeze(0);
     scores = masked_fill(scores, gt(cols, rows), neg_inf);
   }
   if (o.attn_mask_bool.defined()) scores = masked_fill(scores, logical_not(o.attn_mask_bool), neg_inf);
   if (o.attn_mask.defined()) scores = add(scores, o.attn_mask);
-  auto p = softmax(scores, -1);
+  // Causal alone: query i sees keys 0..i, masked inside the softmax kernel (no mask tensor).
+  auto p = o.is_causal && !masks ? ops_detail::softmax_impl(scores, -1, false, L) : softmax(scores, -1);
   if (o.dropout_p > 0) p = dropout(p, o.dropout_p, true, o.generator ? *o.generator : default_generator());
   return matmul(p, v);
 }

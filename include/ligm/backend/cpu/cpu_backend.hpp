@@ -405,7 +405,7 @@ class CpuBackend final : public Backend<T> {
   }
 
   // --- fused NN primitives -----------------------------------------------------------------
-  void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
+  void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log, std::int64_t causal,
                     T* dst) override {
     if constexpr (is_floating_v<T>) {
       parallel_for(0, rows, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(cols, 1)),
@@ -413,27 +413,53 @@ class CpuBackend final : public Backend<T> {
                      for (std::int64_t r = lo; r < hi; ++r) {
                        const T* x = src + r * cols;
                        T* y = dst + r * cols;
+                       // The columns this row sees; the rest are masked out.
+                       const std::int64_t n = causal > 0 ? std::min(cols, r % causal + 1) : cols;
                        T mx = -std::numeric_limits<T>::infinity();
-                       for (std::int64_t c = 0; c < cols; ++c) mx = std::max(mx, x[c]);
+                       for (std::int64_t c = 0; c < n; ++c) mx = std::max(mx, x[c]);
                        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
                        // Each output reads its own input before writing: safe when dst == src.
                        if (log) {
                          T sum = 0;
-                         for (std::int64_t c = 0; c < cols; ++c) sum += math::exp(x[c] - mx);
+                         for (std::int64_t c = 0; c < n; ++c) sum += math::exp(x[c] - mx);
                          const T lse = mx + std::log(sum);
-                         for (std::int64_t c = 0; c < cols; ++c) y[c] = x[c] - lse;
+                         for (std::int64_t c = 0; c < n; ++c) y[c] = x[c] - lse;
                        } else {
                          // exp once, into y (a loop that vectorises), then the sum and the scale.
-                         for (std::int64_t c = 0; c < cols; ++c) y[c] = math::exp(x[c] - mx);
+                         for (std::int64_t c = 0; c < n; ++c) y[c] = math::exp(x[c] - mx);
                          T sum = 0;
-                         for (std::int64_t c = 0; c < cols; ++c) sum += y[c];
+                         for (std::int64_t c = 0; c < n; ++c) sum += y[c];
                          const T inv = T(1) / sum;
-                         for (std::int64_t c = 0; c < cols; ++c) y[c] *= inv;
+                         for (std::int64_t c = 0; c < n; ++c) y[c] *= inv;
                        }
+                       std::fill(y + n, y + cols, log ? -std::numeric_limits<T>::infinity() : T(0));
                      }
                    });
     } else {
       unsupported("softmax");
+    }
+  }
+  void softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std::int64_t cols, bool log,
+                             T* dx) override {
+    if constexpr (is_floating_v<T>) {
+      parallel_for(0, rows, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(cols, 1)),
+                   [&](std::int64_t lo, std::int64_t hi) {
+                     for (std::int64_t r = lo; r < hi; ++r) {
+                       const T* yr = y + r * cols;
+                       const T* gr = g + r * cols;
+                       T* d = dx + r * cols;
+                       T dot = 0;
+                       if (log) {
+                         for (std::int64_t c = 0; c < cols; ++c) dot += gr[c];
+                         for (std::int64_t c = 0; c < cols; ++c) d[c] = gr[c] - math::exp(yr[c]) * dot;
+                       } else {
+                         for (std::int64_t c = 0; c < cols; ++c) dot += gr[c] * yr[c];
+                         for (std::int64_t c = 0; c < cols; ++c) d[c] = yr[c] * (gr[c] - dot);
+                       }
+                     }
+                   });
+    } else {
+      unsupported("softmax_backward");
     }
   }
 

@@ -231,14 +231,24 @@ class CudaBackend final : public Backend<T> {
   }
 
   // --- fused NN primitives -----------------------------------------------------------------
-  void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log,
+  void softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log, std::int64_t causal,
                     T* dst) override {
     if constexpr (is_floating_v<T>) {
       DeviceGuard guard(ctx_.index());
-      ctx_.after_launch(cuda_kernels::softmax_rows(src, rows, cols, log, dst, ctx_.stream()),
+      ctx_.after_launch(cuda_kernels::softmax_rows(src, rows, cols, log, causal, dst, ctx_.stream()),
                         log ? "log_softmax" : "softmax");
     } else {
       unsupported("softmax");
+    }
+  }
+  void softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std::int64_t cols, bool log,
+                             T* dx) override {
+    if constexpr (is_floating_v<T>) {
+      DeviceGuard guard(ctx_.index());
+      ctx_.after_launch(cuda_kernels::softmax_rows_backward(y, g, rows, cols, log, dx, ctx_.stream()),
+                        "softmax_backward");
+    } else {
+      unsupported("softmax_backward");
     }
   }
 

@@ -27,10 +27,14 @@ cudaError_t reduce_blocks(const kernels::ReducePerThread<T>& r, std::int64_t n_o
 template <class Body>
 cudaError_t for_each_row(std::int64_t rows, const Body& body, cudaStream_t stream);
 
-// Softmax or log-softmax over the last dim of a contiguous [rows, cols] buffer; one warp
+// Softmax or log-softmax over the last dim of a contiguous [rows, cols] buffer (causal > 0:
+// row r sees its first r % causal + 1 columns), and its backward from the output; one warp
 // per row.
 template <class T>
-cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log, T* dst,
-                         cudaStream_t stream);
+cudaError_t softmax_rows(const T* src, std::int64_t rows, std::int64_t cols, bool log, std::int64_t causal,
+                         T* dst, cudaStream_t stream);
+template <class T>
+cudaError_t softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std::int64_t cols, bool log,
+                                  T* dx, cudaStream_t stream);
 
 }  // namespace ligm::cuda_kernels

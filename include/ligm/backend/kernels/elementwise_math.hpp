@@ -12,8 +12,12 @@
 
 #if defined(__CUDACC__)
 #define LIGM_HD __host__ __device__ inline
+#define LIGM_HD_ALWAYS_INLINE __host__ __device__ __forceinline__
 #else
 #define LIGM_HD inline
+// For the branch-free math below: GCC otherwise keeps a call to it in some loops ("call is
+// cold"), and a loop with a call does not vectorise.
+#define LIGM_HD_ALWAYS_INLINE [[gnu::always_inline]] inline
 #endif
 
 namespace ligm {
@@ -44,7 +48,7 @@ template <class T> LIGM_HD bool is_nan(T x) {
 // erf: float32 as a rational function of x on [-4, 4] (|error| < 2e-7; the approximation
 // Eigen and XLA use), which has no exp in it, so loops over it vectorise; float64 keeps
 // std::erf.
-template <class T> LIGM_HD T erf(T x) {
+template <class T> LIGM_HD_ALWAYS_INLINE T erf(T x) {
   if constexpr (std::is_same_v<T, float>) {
     x = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
     const float x2 = x * x;
@@ -70,7 +74,7 @@ template <class T> LIGM_HD T erf(T x) {
 // a degree-6 polynomial, within 1 ulp), written without calls so that loops over it
 // vectorise; 0 below the smallest normal result, +inf above the largest. The device's expf and
 // std::exp for float64 otherwise.
-template <class T> LIGM_HD T exp(T x) {
+template <class T> LIGM_HD_ALWAYS_INLINE T exp(T x) {
 #if !defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<T, float>) {
     // Branch-free (selects, not jumps), so the compiler can vectorise loops over it.
