@@ -27,6 +27,15 @@ TEST_CASE("conv2d: a known value and gradchecks over stride, padding, dilation, 
              {leaf({2, 3, 7, 6}, 4), leaf({4, 3, 3, 2}, 5)});
   check_grad([](const In& in) { return conv2d(in[0], in[1], in[2], {.padding = 1, .groups = 2}); },
              {leaf({2, 4, 4, 4}, 6), leaf({6, 2, 3, 3}, 7), leaf({6}, 8)});
+  // Stride 1 with the output as wide as the input: im2col copies each tap's plane at once;
+  // dilated, rows cut off at the top and bottom (kernel 3x1, no vertical padding), and a
+  // padding wider than the kernel (whole taps in the zeros).
+  check_grad([](const In& in) { return conv2d(in[0], in[1], {}, {.padding = {2, 2}, .dilation = {2, 2}}); },
+             {leaf({2, 2, 5, 6}, 12), leaf({3, 2, 3, 3}, 13)});
+  check_grad([](const In& in) { return conv2d(in[0], in[1], in[2]); },
+             {leaf({2, 2, 6, 5}, 14), leaf({3, 2, 3, 1}, 15), leaf({3}, 16)});
+  check_grad([](const In& in) { return conv2d(in[0], in[1], {}, {.padding = {3, 1}}); },
+             {leaf({1, 2, 3, 4}, 17), leaf({2, 2, 2, 3}, 18)});
   check_grad([](const In& in) { return conv1d(in[0], in[1], in[2], {.stride = 2, .padding = 1}); },
              {leaf({2, 3, 9}, 9), leaf({4, 3, 3}, 10), leaf({4}, 11)});
   check_grad([](const In& in) { return conv_transpose2d(in[0], in[1], in[2], {.stride = 2, .padding = 1, .output_padding = 1}); },

@@ -33,12 +33,46 @@ inline void valid_outputs(std::int64_t tap, std::int64_t s, std::int64_t size, s
 }
 }  // namespace conv_detail
 
+namespace conv_detail {
+// im2col of one tap (kernel offsets tap_h, tap_w) of a plane when both strides are 1 and the
+// output is as wide as the input (a "same" convolution): consecutive output rows read
+// consecutive input rows, so the tap's valid rows are one contiguous copy of the plane shifted
+// by tap_h * w + tap_w; the columns that wrapped around a row end are zeroed afterwards.
+template <class T>
+void im2col_shifted_plane(const Conv2dGeometry& g, const T* plane, std::int64_t tap_h, std::int64_t tap_w, T* out) {
+  const std::int64_t w = g.w_in;
+  std::int64_t oh0, oh1, ow0, ow1;
+  valid_outputs(tap_h, 1, g.h_in, g.h_out, oh0, oh1);
+  valid_outputs(tap_w, 1, g.w_in, g.w_out, ow0, ow1);
+  std::fill(out, out + oh0 * w, T(0));
+  std::fill(out + oh1 * w, out + g.h_out * w, T(0));
+  // out[k] = plane[start + k] for the valid rows, clipped to the plane (what the clipping
+  // leaves out lies in the wrapped columns).
+  const std::int64_t start = (oh0 + tap_h) * w + tap_w, n = (oh1 - oh0) * w;
+  const std::int64_t k0 = std::max<std::int64_t>(0, -start), k1 = std::min(n, g.h_in * w - start);
+  if (k0 < k1) std::copy(plane + start + k0, plane + start + k1, out + oh0 * w + k0);
+  for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+    T* r = out + oh * w;
+    std::fill(r, r + ow0, T(0));
+    std::fill(r + std::max(ow0, ow1), r + w, T(0));
+  }
+}
+}  // namespace conv_detail
+
 // col[(c * kh + i) * kw + j][oh * w_out + ow] = x[c][oh*s - p + i*d][ow*s - p + j*d] (0 outside).
 // The in-bounds columns of each tap are found once, so the inner loop is a plain (for stride
-// 1, contiguous) copy.
+// 1, contiguous) copy; a "same" convolution with stride 1 copies each tap's plane at once.
 template <class T>
 void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col) {
   const std::int64_t hw_out = g.h_out * g.w_out;
+  if (g.stride_h == 1 && g.stride_w == 1 && g.w_out == g.w_in) {
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j)
+          conv_detail::im2col_shifted_plane(g, x + c * g.h_in * g.w_in, i * g.dil_h - g.pad_h,
+                                            j * g.dil_w - g.pad_w, col + ((c * g.kh + i) * g.kw + j) * hw_out);
+    return;
+  }
   for (std::int64_t c = 0; c < channels; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
