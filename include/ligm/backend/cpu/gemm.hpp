@@ -58,8 +58,10 @@ void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
     const T* ai = a + i * sa;
     const T* bi = b + i * sb;
     T* ci = c + i * sc;
-    // Split the rows of C; rows of op(A) are rows of A (or columns when transposed).
-    parallel_for(0, m, std::max<std::int64_t>(1, 65536 / flops_per_row),
+    // Split the rows of C, one block per thread (each block packs all of B); rows of op(A)
+    // are rows of A (or columns when transposed).
+    const std::int64_t per_thread = (m + get_num_threads() - 1) / get_num_threads();
+    parallel_for(0, m, std::max<std::int64_t>({1, 65536 / flops_per_row, per_thread}),
                  [&](std::int64_t lo, std::int64_t hi) {
                    const T* a_block = ta ? ai + lo : ai + lo * lda;
                    gemm_one(ta, tb, hi - lo, n, k, alpha, a_block, lda, bi, ldb, beta,

@@ -120,9 +120,15 @@ inline std::unique_ptr<ThreadPool>& pool_slot() {
 }
 }  // namespace detail
 
-// Splits [begin, end) into at most get_num_threads() chunks of at least `grain` items and
-// calls f(lo, hi) on each, in parallel. The chunks depend only on n, grain and the thread
-// setting, never on whether the pool is free: when another thread holds it (a DataLoader
+// Chunks per thread: the workers and the caller take chunks in turn from a shared counter, so
+// a thread the OS stalls (a busy host, a noisy VM) leaves its remaining chunks to the others
+// instead of holding up the whole loop.
+inline constexpr int kChunksPerThread = 4;
+
+// Splits [begin, end) into at most kChunksPerThread * get_num_threads() chunks of at least
+// `grain` items (a caller that wants one chunk per thread passes grain = n / threads) and calls
+// f(lo, hi) on each, in parallel. The chunks depend only on n, grain and the thread setting,
+// never on timing or on whether the pool is free: when another thread holds it (a DataLoader
 // prefetching), the same chunks run here one after the other, so results that depend on the
 // split (GEMM blocking, partial sums) are the same on every run.
 template <class F>
@@ -130,12 +136,12 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
   const std::int64_t n = end - begin;
   if (n <= 0) return;
   const std::int64_t max_chunks = std::max<std::int64_t>(1, n / std::max<std::int64_t>(grain, 1));
-  const int threads = static_cast<int>(std::min<std::int64_t>(get_num_threads(), max_chunks));
-  if (threads <= 1 || detail::in_parallel_region()) {
+  const int tasks = static_cast<int>(std::min<std::int64_t>(std::int64_t(get_num_threads()) * kChunksPerThread, max_chunks));
+  if (get_num_threads() <= 1 || tasks <= 1 || detail::in_parallel_region()) {
     f(begin, end);
     return;
   }
-  const std::int64_t chunk = (n + threads - 1) / threads;
+  const std::int64_t chunk = (n + tasks - 1) / tasks;
   std::unique_lock<std::mutex> lock(detail::pool_mutex(), std::try_to_lock);
   if (!lock.owns_lock()) {  // another thread is using the pool: the same chunks, here
     for (std::int64_t lo = begin; lo < end; lo += chunk) f(lo, std::min(end, lo + chunk));
@@ -156,7 +162,7 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
     }
     detail::in_parallel_region() = false;
   };
-  pool->run(threads, task);
+  pool->run(static_cast<int>((n + chunk - 1) / chunk), task);
 }
 
 }  // namespace ligm::cpu
