@@ -147,9 +147,10 @@ template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
-  std::fill(gx, gx + g.n * g.c_in * g.h_in * g.w_in, T(0));
+  const std::int64_t image = g.c_in * g.h_in * g.w_in;
   parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
     T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
+    std::fill(gx + lo * image, gx + hi * image, T(0));  // this chunk's images, zeroed here
     for (std::int64_t n = lo; n < hi; ++n)
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
         gemm_one(true, false, kdim, hw_out, cout_g, T(1), w + gr * cout_g * kdim, kdim,
