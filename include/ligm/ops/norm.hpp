@@ -83,7 +83,6 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
     if (t->defined())
       check(t->shape() == Shape{C}, op, "expected per-channel tensors of shape [", C, "], got ",
             t->shape(), " for input ", x.shape());
-  const Shape cs = ops_detail::channel_shape(x.shape(), C);
   if (training) {
     const std::int64_t N = x.shape()[0], n = x.numel() / std::max<std::int64_t>(C, 1);
     check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
@@ -107,6 +106,7 @@ Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> runni
   }
   check(running_mean.defined() && running_var.defined(), op,
         "running_mean and running_var are needed in eval mode");
+  const Shape cs = ops_detail::channel_shape(x.shape(), C);
   auto y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
   if (weight.defined()) y = mul(y, weight.reshape(cs));
   if (bias.defined()) y = add(y, bias.reshape(cs));

@@ -24,22 +24,11 @@ struct AdamStep {
   T beta1, beta2, eps, weight_decay;
   T shrink, step_size, sqrt_bc2;  // 1 - lr * weight_decay, -lr / bc1, sqrt(bc2)
   bool decoupled;
-  LIGM_HD void operator()(std::int64_t i) const {
-    T grad = g[i], param = p[i];
-    if (weight_decay != T(0)) {
-      if (decoupled) param *= shrink;
-      else grad += param * weight_decay;
-    }
-    const T mi = m[i] * beta1 + grad * (T(1) - beta1);
-    const T vi = v[i] * beta2 + grad * grad * (T(1) - beta2);
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = param + step_size * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
-  }
-  // Elements [lo, hi) on the host: the same arithmetic with the branches hoisted and the
-  // pointers unaliased, so that the compiler vectorises it (the per-element call above compiles
-  // to scalar code that reloads every coefficient).
-  void run(std::int64_t lo, std::int64_t hi) const {
+  // One element: a GPU thread's share.
+  LIGM_HD void operator()(std::int64_t i) const { run(i, i + 1); }
+  // Elements [lo, hi), the branches hoisted out of the loop and the pointers unaliased, so
+  // that the host compiler vectorises the CPU's ranges.
+  LIGM_HD void run(std::int64_t lo, std::int64_t hi) const {
     T* __restrict pp = p;
     const T* __restrict gg = g;
     T* __restrict mm = m;
