@@ -42,6 +42,25 @@ TEST_CASE("gradients accumulate across backward calls and over shared inputs") {
   CHECK(w.grad().to_vector() == std::vector<double>{7, 7});
 }
 
+TEST_CASE("gradients meeting at a node are summed in place only into buffers nobody else holds") {
+  // A hook keeps the gradient that the add passes through unchanged to `a`; the other branch's
+  // gradient meets it at `a`. Whichever arrives first, the kept tensor must not change.
+  auto x = leaf({3}, 3);
+  auto a = x * 1.0;
+  auto b = a + 0.0;
+  Tensor<double> kept;
+  b.register_hook([&](const Tensor<double>& g) { kept = g; return Tensor<double>(); });
+  ((b * 2.0).sum() + (a * 3.0).sum()).backward();
+  CHECK(kept.to_vector() == std::vector<double>{2, 2, 2});
+  CHECK(x.grad().to_vector() == std::vector<double>{5, 5, 5});
+  // Three uses of one input through disjoint slices, and one rule returning one tensor twice.
+  auto w = leaf({3, 2}, 4);
+  auto s = w.select(0, 0) * 1.0 + w.select(0, 1) * 2.0 + w.select(0, 2) * 3.0;
+  auto u = w * 1.0;
+  ((u + u).sum() + s.sum()).backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{3, 3, 4, 4, 5, 5});
+}
+
 TEST_CASE("retain_graph allows a second backward; without it the error is clear") {
   auto x = leaf({2}, 3);
   auto y = exp(x).sum();

@@ -58,6 +58,24 @@ TEST_CASE("gradcheck: matmul family") {
   check_grad([](const In& in) { return linear(in[0], in[1], in[2]); }, {leaf({2, 3, 4}, 15), leaf({5, 4}, 16), leaf({5}, 17)});
 }
 
+TEST_CASE("matmul over batch dims that do not merge (heads split from a packed projection) copies nothing and agrees") {
+  // [B, N, 3, H, Dh] permuted to [3, B, H, N, Dh]: q, k, v have batch strides [N*3*H*Dh, Dh].
+  const std::int64_t B = 3, N = 5, H = 2, Dh = 4;
+  auto packed = leaf({B, N, 3, H, Dh}, 21);
+  auto heads = packed.permute({2, 0, 3, 1, 4});
+  auto q = heads.select(0, 0), k = heads.select(0, 1);
+  auto scores = matmul(q, k.transpose(-2, -1));
+  auto expect = matmul(q.contiguous(), k.transpose(-2, -1).contiguous());
+  CHECK(scores.shape() == Shape{B, H, N, N});
+  CHECK(scores.to_vector() == expect.to_vector());  // same GEMMs, same order: bit for bit
+  // A broadcast leading dim against a non-merging operand, and the gradients.
+  check_grad([](const In& in) {
+    auto h = in[0].permute({2, 0, 3, 1, 4});
+    return matmul(h.select(0, 0), h.select(0, 1).transpose(-2, -1)).sum() * 0.5 +
+           matmul(in[1], h.select(0, 2)).pow(2).sum();
+  }, {leaf({2, 3, 3, 2, 4}, 22), leaf({1, 2, 5, 3}, 23)});
+}
+
 TEST_CASE("matmul errors name the shapes, dtype and device") {
   check_error([] { matmul(ones<float>({2, 3}), ones<float>({4, 5})); },
               {"ligm::matmul", "[2, 3]", "[4, 5]", "float32", "cpu"});

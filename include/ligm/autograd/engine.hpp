@@ -109,10 +109,13 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
       if (slot == pending.end()) {
         pending.emplace(child, grads[i]);
       } else {
-        // A fresh sum: the first gradient may alias a tensor a rule still holds.
-        auto sum = detail::contiguous_copy(slot->second);
-        detail::add_into(sum, grads[i]);
-        slot->second = sum;
+        // Sum in place only into a buffer nothing else can see (a rule may still hold the
+        // first gradient, or return one tensor for two inputs); otherwise into a fresh one.
+        Tensor<T>& acc = slot->second;
+        const bool exclusive = acc.impl().use_count() == 1 && acc.storage().use_count() == 1 &&
+                               acc.is_contiguous();
+        if (!exclusive) acc = detail::contiguous_copy(acc);
+        detail::add_into(acc, grads[i]);
       }
     }
   }

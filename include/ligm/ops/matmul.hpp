@@ -30,16 +30,49 @@ GemmOperand<T> gemm_operand(const Tensor<T>& t) {
   return {cc, cc.data_ptr(), c, r * c, false};
 }
 
-// out[B, m, n] = a[B, m, k] @ b[B, k, n]; a or b may have B = 1 (broadcast).
+// out[B, m, n] = a[B, m, k] @ b[B, k, n], written to out's contiguous buffer at `out_data`;
+// a or b may have B = 1 (broadcast).
 template <class T>
-Tensor<T> bmm_raw(const Tensor<T>& a, const Tensor<T>& b) {
+void bmm_into(const Tensor<T>& a, const Tensor<T>& b, T* out_data) {
   const auto batch = std::max(a.shape()[0], b.shape()[0]);
   const auto m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
-  auto out = Tensor<T>::empty({batch, m, n}, a.device());
   auto A = gemm_operand(a), B = gemm_operand(b);
   be(a).gemm(A.trans, B.trans, m, n, k, T(1), A.data, A.ld, a.shape()[0] == 1 ? 0 : A.batch_stride,
-             B.data, B.ld, b.shape()[0] == 1 ? 0 : B.batch_stride, T(0), out.data_ptr(), n, m * n, batch);
+             B.data, B.ld, b.shape()[0] == 1 ? 0 : B.batch_stride, T(0), out_data, n, m * n, batch);
+}
+
+template <class T>
+Tensor<T> bmm_raw(const Tensor<T>& a, const Tensor<T>& b) {
+  auto out = Tensor<T>::empty({std::max(a.shape()[0], b.shape()[0]), a.shape()[1], b.shape()[2]}, a.device());
+  bmm_into(a, b, out.data_ptr());
   return out;
+}
+
+// t [batch..., r, c] as [numel(batch), r, c]: a view when the batch dims merge, else a copy.
+template <class T>
+bool batch_dims_merge(const Tensor<T>& t, std::size_t nbatch) {
+  for (std::size_t d = 0; d + 1 < nbatch; ++d)
+    if (t.shape()[d] != 1 && t.strides()[d] != t.strides()[d + 1] * t.shape()[d + 1]) return false;
+  return true;
+}
+
+// a [batch..., m, k] @ b [batch..., k, n] (batch already broadcast) into out [batch..., m, n].
+// Batch dims that do not merge into one stride (attention heads split from a packed
+// projection: [B, H] with strides [N * 3D, Dh]) are walked one leading index at a time
+// instead of copying the operand.
+template <class T>
+void bmm_batch_dims(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
+  const std::size_t nbatch = static_cast<std::size_t>(a.dim()) - 2;
+  const auto m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
+  const std::int64_t nb = numel_of(Shape(a.shape().begin(), a.shape().end() - 2));
+  if (nbatch <= 1 || nb == 0 || (batch_dims_merge(a, nbatch) && batch_dims_merge(b, nbatch))) {
+    bmm_into(a.reshape({nb, m, k}), b.reshape({nb, k, n}), out.data_ptr());
+    return;
+  }
+  for (std::int64_t i = 0; i < a.shape()[0]; ++i) {
+    auto oi = out.select(0, i);
+    bmm_batch_dims(a.select(0, i), b.select(0, i), oi);
+  }
 }
 
 // a [..., m, k] @ b [..., k, n] with broadcast batch dims; both have >= 2 dims.
@@ -66,8 +99,8 @@ Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
       sa.insert(sa.end(), {m, k});
       sb.insert(sb.end(), {k, n});
       so.insert(so.end(), {m, n});
-      const std::int64_t nb = numel_of(batch);
-      out = bmm_raw(a.expand(sa).reshape({nb, m, k}), b.expand(sb).reshape({nb, k, n})).view(so);
+      out = Tensor<T>::empty(so, a.device());
+      bmm_batch_dims(a.expand(sa), b.expand(sb), out);
     }
   }
   out = out.detach();

@@ -505,9 +505,10 @@ class CpuBackend final : public Backend<T> {
     if constexpr (is_floating_v<T>) {
       const kernels::CrossEntropyBackward<T> body{logits, lse, cols, target, weight, weight_sum,
                                                   ignore, T(smoothing), g, grad};
-      parallel_for(0, rows * cols, 16384, [&](std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t e = lo; e < hi; ++e) body(e);
-      });
+      parallel_for(0, rows, std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(cols, 1)),
+                   [&](std::int64_t lo, std::int64_t hi) {
+                     for (std::int64_t i = lo; i < hi; ++i) body.row(i);
+                   });
     } else {
       unsupported("cross_entropy_backward");
     }

@@ -75,6 +75,34 @@ struct CrossEntropyBackward {
     }
     grad[e] = g[i] * d;
   }
+  // Row i at once: the CPU's loop (no division per element; the column loop vectorises).
+  void row(std::int64_t i) const {
+    T* out = grad + i * cols;
+    const std::int64_t t = target[i];
+    if (t == ignore_index) {
+      for (std::int64_t c = 0; c < cols; ++c) out[c] = T(0);
+      return;
+    }
+    const T* x = logits + i * cols;
+    const T l = lse[i], gi = g[i];
+    const T a = gi * (T(1) - smoothing) * (weight ? weight[t] : T(1));  // times (p - [c == t])
+    const T s = gi * smoothing / T(cols);                               // times (total p - w_c)
+    const T total = weight ? *weight_sum : T(cols);
+    if (smoothing == T(0)) {
+      for (std::int64_t c = 0; c < cols; ++c) out[c] = a * math::exp(x[c] - l);
+    } else if (!weight) {
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const T p = math::exp(x[c] - l);
+        out[c] = a * p + s * (total * p - T(1));
+      }
+    } else {
+      for (std::int64_t c = 0; c < cols; ++c) {
+        const T p = math::exp(x[c] - l);
+        out[c] = a * p + s * (total * p - weight[c]);
+      }
+    }
+    out[t] -= a;
+  }
 };
 
 }  // namespace ligm::kernels
