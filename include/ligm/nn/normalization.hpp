@@ -34,10 +34,18 @@ class BatchNormBase : public Module<T> {
       NoGradGuard no_grad;
       num_batches_tracked.add_(T(1));
     }
+    if (this->is_training() && frozen_channels.defined() && running_mean.defined()) return forward_frozen(x);
     return batch_norm(x, use_batch && !this->is_training() ? Tensor<T>() : running_mean,
                       use_batch && !this->is_training() ? Tensor<T>() : running_var, weight, bias, use_batch,
                       momentum, eps);
   }
+  // Channels (a [C] mask, true = frozen) that normalise with their running statistics in
+  // training mode too and never update them: their outputs equal eval mode's and their
+  // gradient is dy * weight / sqrt(running_var + eps). Undefined (the default): none. Their
+  // weight and bias still receive gradients; freeze those with the optimizer's update mask.
+  // Eidetic learning freezes the channels that an earlier task owns this way.
+  Tensor<bool> frozen_channels;
+
   std::string extra_repr() const override {
     return std::to_string(num_features) + ", eps=" + repr_number(eps) + ", momentum=" + repr_number(momentum) +
            ", affine=" + (weight.defined() ? "True" : "False") +
@@ -49,6 +57,31 @@ class BatchNormBase : public Module<T> {
 
  protected:
   virtual void check_input(const Tensor<T>& x) const = 0;
+
+ private:
+  // Training mode with frozen channels: both normalisations, each channel takes its own; the
+  // running statistics of the frozen channels are put back after the batch's update.
+  Tensor<T> forward_frozen(const Tensor<T>& x) {
+    check(frozen_channels.dim() == 1 && frozen_channels.shape()[0] == num_features, this->type_name(),
+          "frozen_channels must have shape [", num_features, "], got ", frozen_channels.shape());
+    Shape cs(static_cast<std::size_t>(x.dim()), 1);
+    cs[1] = num_features;
+    const auto frozen = frozen_channels.to(x.device());
+    Tensor<T> mean0, var0;
+    {
+      NoGradGuard no_grad;
+      mean0 = running_mean.clone();
+      var0 = running_var.clone();
+    }
+    auto y_batch = batch_norm(x, running_mean, running_var, weight, bias, true, momentum, eps);
+    auto y_frozen = batch_norm(x, mean0, var0, weight, bias, false, momentum, eps);
+    {
+      NoGradGuard no_grad;
+      running_mean.copy_(where(frozen, mean0, running_mean));
+      running_var.copy_(where(frozen, var0, running_var));
+    }
+    return where(frozen.reshape(cs), y_frozen, y_batch);
+  }
 };
 
 // Input [N, C] or [N, C, L].

@@ -1,0 +1,278 @@
+// Eidetic learning (methods/eidetic): the spec's invariants I1-I8 on small synthetic tasks,
+// and regression tests for the official code's bugs (shared/specs/eidetic.md section 7).
+#include <ligm/methods/eidetic/eidetic.hpp>
+
+#include "helpers.hpp"
+
+using namespace th;
+namespace eid = ligm::methods::eidetic;
+using F = Tensor<float>;
+
+namespace {
+
+// Task t: two Gaussian clusters in 8 dims (class 0 and 1), well separated, 160 examples.
+data::TensorDataset<float> make_task(std::uint64_t t, std::int64_t n = 160) {
+  Generator g(100 + t);
+  auto centers = mul(randn<float>({2, 8}, g), 2.5f);
+  auto y = randint(0, 2, {n}, g);
+  auto x = add(index_select(centers, 0, y), randn<float>({n, 8}, g));
+  return {x, y};
+}
+
+eid::Options quiet(eid::Pruning p) {
+  eid::Options o;
+  o.pruning = p;
+  o.lr = 1e-2;
+  o.batch_size = 32;
+  o.patience = 1;
+  o.max_epochs = 6;
+  o.max_recovery_epochs = 1;
+  o.step = 0.2;
+  o.tol = 0.05;
+  o.router_max_epochs = 8;
+  o.verbose = false;
+  return o;
+}
+
+// Every parameter and buffer, by name (values copied).
+std::map<std::string, F> values(eid::EideticNet<float>& net) {
+  std::map<std::string, F> m;
+  for (auto& [n, p] : net.named_parameters()) m[n] = p.detach().clone();
+  for (auto& [n, b] : net.named_buffers()) m[n] = b.clone();
+  return m;
+}
+
+// Rows owned by task s, of every layer, hold the values they had at end(s) (I1); so do the
+// BatchNorm weight, bias and running statistics of those channels, and head s entirely.
+void check_persistence(eid::EideticNet<float>& net, const std::vector<std::map<std::string, F>>& at_end) {
+  for (std::size_t li = 0; li < net.layers().size(); ++li) {
+    auto& l = net.layers()[li];
+    const std::string k = std::to_string(li), pre = "bn" + k + ".";
+    const std::string wname = (l.linear ? "linear" : "conv") + k + ".weight";
+    for (std::int64_t i = 0; i < l.neurons(); ++i) {
+      const auto s = l.owner[std::size_t(i)];
+      if (s < 0) continue;
+      const auto& then = at_end[std::size_t(s)];
+      CHECK(l.weight().detach().select(0, i).to_vector() == then.at(wname).select(0, i).to_vector());
+      if (l.bn)
+        for (const char* b : {"weight", "bias", "running_mean", "running_var"}) {
+          auto now = values(net).at(pre + b).to_vector();
+          CHECK(now[std::size_t(i)] == then.at(pre + b).to_vector()[std::size_t(i)]);
+        }
+    }
+  }
+  for (std::size_t s = 0; s + 1 < at_end.size(); ++s)
+    for (const char* p : {"weight", "bias"}) {
+      const std::string n = "head" + std::to_string(s) + "." + p;
+      CHECK(values(net).at(n).to_vector() == at_end[s].at(n).to_vector());
+    }
+}
+
+// An owned neuron reads exact zeros from every input neuron not owned by the same or an
+// earlier task (I2); so does every old head.
+void check_resistance(eid::EideticNet<float>& net) {
+  auto& layers = net.layers();
+  for (std::size_t li = 1; li < layers.size(); ++li) {
+    auto& l = layers[li];
+    const auto& in = layers[li - 1].owner;
+    auto w = l.weight().detach().reshape({l.neurons(), std::int64_t(in.size()), -1});
+    for (std::int64_t i = 0; i < l.neurons(); ++i) {
+      const auto s = l.owner[std::size_t(i)];
+      if (s < 0) continue;
+      for (std::size_t j = 0; j < in.size(); ++j)
+        if (in[j] < 0 || in[j] > s) REQUIRE(abs(w.select(0, i).select(0, std::int64_t(j))).max().item() == 0.0f);
+    }
+  }
+  const auto& last = layers.back().owner;
+  for (std::size_t s = 0; s + 1 < net.heads().size(); ++s) {
+    auto w = net.heads()[s]->weight.detach();
+    for (std::size_t j = 0; j < last.size(); ++j)
+      if (last[j] < 0 || last[j] > std::int64_t(s)) REQUIRE(abs(w.select(1, std::int64_t(j))).max().item() == 0.0f);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("eidetic: zero forgetting, bit for bit, with every pruning criterion (I1, I2, I3, I5, I6)") {
+  for (auto p : {eid::Pruning::Taylor, eid::Pruning::L2, eid::Pruning::L1, eid::Pruning::Random}) {
+    CAPTURE(std::string(eid::pruning_name(p)));
+    manual_seed(1);
+    eid::EideticNet<float> net(quiet(p));
+    net.add_linear(8, 16).add_linear(16, 16);
+    const int T = 3;
+    std::vector<data::TensorDataset<float>> tasks;
+    for (int t = 0; t < T; ++t) {
+      tasks.push_back(make_task(std::uint64_t(t)));
+      net.add_task(2);
+    }
+    const auto probe = randn<float>({24, 8});
+    std::vector<std::vector<float>> logits_at_end;
+    std::vector<std::map<std::string, F>> at_end;
+    std::vector<std::vector<std::int64_t>> owners_before(2);
+    for (int t = 0; t < T; ++t) {
+      for (std::size_t li = 0; li < 2; ++li) owners_before[li] = net.layers()[li].owner;
+      auto r = net.learn_task(t, tasks[std::size_t(t)], t + 1 < T);
+      CHECK(r.final_train_accuracy > 0.8);
+      // I5: earlier owners never change, and no owned neuron was pruned.
+      for (std::size_t li = 0; li < 2; ++li) {
+        auto& l = net.layers()[li];
+        for (std::size_t i = 0; i < l.owner.size(); ++i) {
+          if (owners_before[li][i] >= 0) CHECK(l.owner[i] == owners_before[li][i]);
+          if (l.owner[i] >= 0) CHECK(l.pruned[i] == 0);
+        }
+      }
+      logits_at_end.push_back(net.task_logits(probe, t).to_vector());
+      at_end.push_back(values(net));
+      for (int s = 0; s <= t; ++s) CHECK(net.task_logits(probe, s).to_vector() == logits_at_end[std::size_t(s)]);  // I3
+    }
+    const double router_acc = net.learn_router(tasks);
+    CHECK(router_acc > 0.5);
+    for (int s = 0; s < T; ++s) CHECK(net.task_logits(probe, s).to_vector() == logits_at_end[std::size_t(s)]);
+    check_persistence(net, at_end);
+    check_resistance(net);
+    // I6: per layer, free + owned = neurons.
+    for (auto& c : net.capacity()) {
+      std::int64_t owned = 0;
+      for (auto o : c.owned) owned += o;
+      CHECK(c.free + owned == c.neurons);
+      CHECK(owned > 0);
+    }
+    // Routing: the router sends most inputs to their own task's head; the oracle route matches
+    // each head's own argmax.
+    std::int64_t right = 0, total = 0;
+    for (int t = 0; t < T; ++t) {
+      auto routed = net.route(tasks[std::size_t(t)].inputs);
+      right += sum(eq(routed.task, std::int64_t(t)).to<std::int64_t>()).item();
+      total += tasks[std::size_t(t)].size();
+      auto oracle = net.route(tasks[std::size_t(t)].inputs, full<std::int64_t>({tasks[std::size_t(t)].size()}, t));
+      CHECK(oracle.cls.to_vector() == argmax(net.task_logits(tasks[std::size_t(t)].inputs, t), 1).to_vector());
+    }
+    CHECK(double(right) / double(total) > 0.6);
+  }
+}
+
+TEST_CASE("eidetic: pruning past the free pool never picks an owned neuron and terminates (P3, P4, P5)") {
+  for (auto p : {eid::Pruning::L2, eid::Pruning::L1, eid::Pruning::Random, eid::Pruning::Taylor}) {
+    CAPTURE(std::string(eid::pruning_name(p)));
+    manual_seed(2);
+    auto o = quiet(p);
+    o.step = 0.5;
+    o.tol = 1.0;                // accuracy never stops pruning: only the candidates and the ratio do
+    o.max_masking_ratio = 1.0;  // not even the ratio: pruning runs out of candidates
+    eid::EideticNet<float> net(o);
+    net.add_linear(8, 12).add_linear(12, 12).add_linear(12, 12);
+    std::vector<data::TensorDataset<float>> tasks;
+    for (int t = 0; t < 3; ++t) {
+      tasks.push_back(make_task(std::uint64_t(t) + 10));
+      net.add_task(2);
+    }
+    const auto probe = randn<float>({16, 8});
+    std::vector<std::vector<float>> logits;
+    for (int t = 0; t < 3; ++t) {
+      auto r = net.learn_task(t, tasks[std::size_t(t)]);
+      CHECK(r.prune_steps > 0);
+      for (auto& l : net.layers())
+        for (std::size_t i = 0; i < l.owner.size(); ++i)
+          if (l.owner[i] >= 0) CHECK(l.pruned[i] == 0);
+      logits.push_back(net.task_logits(probe, t).to_vector());
+      for (int s = 0; s <= t; ++s) CHECK(net.task_logits(probe, s).to_vector() == logits[std::size_t(s)]);
+    }
+    check_resistance(net);
+  }
+}
+
+TEST_CASE("eidetic: frozen BatchNorm channels apply their affine once and keep their statistics (I4, P6)") {
+  Generator g(3);
+  nn::BatchNorm1d<float> bn(4);
+  {
+    NoGradGuard ng;
+    bn.weight.copy_(tensor<float>({1.5f, -0.5f, 2.0f, 0.7f}, {4}));
+    bn.bias.copy_(tensor<float>({0.3f, -1.0f, 0.5f, 2.0f}, {4}));
+    bn.running_mean.copy_(tensor<float>({0.1f, 0.2f, -0.3f, 0.4f}, {4}));
+    bn.running_var.copy_(tensor<float>({1.2f, 0.8f, 2.0f, 0.5f}, {4}));
+  }
+  bn.frozen_channels = tensor<bool>({true, false, true, false}, {4});
+  const auto mean0 = bn.running_mean.to_vector(), var0 = bn.running_var.to_vector();
+  auto x = add(mul(randn<float>({32, 4}, g), 3.0f), 1.0f);
+  bn.eval();
+  const auto y_eval = bn(x).to_vector();
+  bn.train();
+  x.requires_grad_(true);
+  auto y_train = bn(x);
+  const auto yt = y_train.to_vector();
+  for (int n = 0; n < 32; ++n) {
+    CHECK(yt[std::size_t(n * 4 + 0)] == doctest::Approx(y_eval[std::size_t(n * 4 + 0)]).epsilon(1e-6));
+    CHECK(yt[std::size_t(n * 4 + 2)] == doctest::Approx(y_eval[std::size_t(n * 4 + 2)]).epsilon(1e-6));
+  }
+  // Free channels normalise with the batch: mean 0 before the affine.
+  auto col1 = y_train.detach().select(1, 1);
+  CHECK(mean(col1).item() == doctest::Approx(-1.0f).epsilon(1e-4));
+  const auto mean1 = bn.running_mean.to_vector(), var1 = bn.running_var.to_vector();
+  CHECK(mean1[0] == mean0[0]);
+  CHECK(var1[2] == var0[2]);
+  CHECK(mean1[1] != mean0[1]);  // free channels update
+  // The gradient through a frozen channel is dy * weight / sqrt(running_var + eps).
+  sum(y_train).backward();
+  auto gx = x.grad().to_vector();
+  CHECK(gx[0] == doctest::Approx(1.5 / std::sqrt(1.2 + 1e-5)).epsilon(1e-5));
+  CHECK(gx[1] == doctest::Approx(0.0).scale(1.0).epsilon(1e-4));  // batch-normalised channel: sum of dy cancels
+}
+
+TEST_CASE("eidetic: recycling resets free capacity only; masked updates hold owned rows with weight decay and old moments (I7, I8)") {
+  manual_seed(4);
+  eid::EideticNet<float> net(quiet(eid::Pruning::L2));
+  net.add_linear(8, 16).add_linear(16, 16);
+  auto task = make_task(20);
+  net.add_task(2);
+  net.add_task(2);
+  net.learn_task(0, task);
+  net.commit();
+  const auto before = values(net);
+  net.recycle();
+  for (std::size_t li = 0; li < 2; ++li) {
+    auto& l = net.layers()[li];
+    const std::string wname = "linear" + std::to_string(li) + ".weight";
+    const double bound = 1.0 / std::sqrt(double(l.weight().shape()[1]));
+    for (std::int64_t i = 0; i < l.neurons(); ++i) {
+      auto row = l.weight().detach().select(0, i);
+      auto bnw = l.bn->weight.to_vector()[std::size_t(i)], bnb = l.bn->bias.to_vector()[std::size_t(i)];
+      auto rm = l.bn->running_mean.to_vector()[std::size_t(i)], rv = l.bn->running_var.to_vector()[std::size_t(i)];
+      if (l.owner[std::size_t(i)] >= 0) {
+        CHECK(row.to_vector() == before.at(wname).select(0, i).to_vector());
+      } else {
+        CHECK(abs(row).max().item() <= bound);
+        CHECK(bnw == 1.0f);
+        CHECK(bnb == 0.0f);
+        CHECK(rm == 0.0f);
+        CHECK(rv == 1.0f);
+      }
+    }
+  }
+  // An optimizer with moments built up before the mask, and weight decay: owned rows hold.
+  auto& l = net.layers()[1];
+  optim::AdamW<float> opt({l.weight()}, {.lr = 0.1, .weight_decay = 0.5});
+  auto x = randn<float>({8, 16});
+  for (int k = 0; k < 3; ++k) {
+    opt.zero_grad();
+    sum(square(linear(x, l.weight(), F()))).backward();
+    opt.step();
+  }
+  const auto w0 = l.weight().detach().clone();
+  opt.set_update_mask(l.weight(), net.trainable_mask(1));
+  opt.zero_grad();
+  sum(square(linear(x, l.weight(), F()))).backward();
+  opt.step();
+  for (std::int64_t i = 0; i < l.neurons(); ++i)
+    if (l.owner[std::size_t(i)] >= 0) CHECK(l.weight().detach().select(0, i).to_vector() == w0.select(0, i).to_vector());
+}
+
+TEST_CASE("eidetic: misuse is refused with a clear error") {
+  eid::EideticNet<float> net(quiet(eid::Pruning::Taylor));
+  CHECK_THROWS_WITH_AS(net.add_task(2), doctest::Contains("needs layers"), ligm::Error);
+  net.add_linear(8, 4);
+  net.add_task(2);
+  net.add_task(2);
+  CHECK_THROWS_WITH_AS(net.add_linear(4, 4), doctest::Contains("before the tasks"), ligm::Error);
+  CHECK_THROWS_WITH_AS(net.learn_task(1, make_task(0)), doctest::Contains("in order"), ligm::Error);
+  CHECK_THROWS_WITH_AS(net.route(randn<float>({2, 8})), doctest::Contains("router"), ligm::Error);
+}
