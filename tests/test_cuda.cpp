@@ -12,6 +12,7 @@
 #include <cmath>
 #include <map>
 
+#include <ligm/methods/eidetic/eidetic.hpp>
 #include <ligm/models/models.hpp>
 
 #include "golden_cases.hpp"
@@ -289,6 +290,40 @@ void case_8() {  // the models and the fused AdamW step train on CUDA as on the 
   }
 }
 
+// Eidetic learning on the device: old heads' logits stay bit-identical through a later task
+// and the router (masks, frozen BatchNorm channels and masked Adam all on the device).
+void case_9() {
+  namespace eid = ligm::methods::eidetic;
+  eid::Options o;
+  o.lr = 1e-2;
+  o.batch_size = 32;
+  o.max_epochs = 3;
+  o.step = 0.25;
+  o.tol = 0.05;
+  o.router_max_epochs = 2;
+  o.verbose = false;
+  eid::EideticNet<float> net(o);
+  net.add_conv(1, 4, 3, 1, true, 2).add_linear(4 * 3 * 3, 8);
+  net.to(kGpu);
+  std::vector<data::TensorDataset<float>> tasks;
+  for (int t = 0; t < 2; ++t) {
+    Generator g(40 + std::uint64_t(t));
+    auto y = randint(0, 2, {96}, g);
+    auto x = add(randn<float>({96, 1, 6, 6}, g), mul(y.to<float>().reshape({96, 1, 1, 1}), 1.5f));
+    tasks.push_back({x, y});
+    net.add_task(2);
+  }
+  const auto probe = randn_s<float>({12, 1, 6, 6}, 41).to(kGpu);
+  net.learn_task(0, tasks[0]);
+  const auto first = net.task_logits(probe, 0);
+  REQUIRE(first.device() == kGpu);
+  net.learn_task(1, tasks[1]);
+  CHECK(net.task_logits(probe, 0).to_vector() == first.to_vector());
+  net.learn_router(tasks);
+  CHECK(net.task_logits(probe, 0).to_vector() == first.to_vector());
+  CHECK(net.route(probe).task.device() == kGpu);
+}
+
 // ---- registration --------------------------------------------------------------------------
 
 struct CrossDeviceCase {
@@ -306,6 +341,7 @@ const CrossDeviceCase kCases[] = {
     {"device errors name the op and both devices", case_6, true},
     {"a short training run follows the CPU's loss curve", case_7, false},
     {"the models and the fused AdamW step train on CUDA as on the CPU", case_8, false},
+    {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
 };
 }  // namespace
 
@@ -352,6 +388,11 @@ TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::s
 TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_8();
+}
+
+TEST_CASE("cuda: Eidetic learning keeps old heads bit-identical on the device" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_9();
 }
 
 TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {

@@ -1,5 +1,7 @@
 // Eidetic learning (methods/eidetic): the spec's invariants I1-I8 on small synthetic tasks,
 // and regression tests for the official code's bugs (shared/specs/eidetic.md section 7).
+#include <fstream>
+
 #include <ligm/methods/eidetic/eidetic.hpp>
 
 #include "helpers.hpp"
@@ -151,6 +153,39 @@ TEST_CASE("eidetic: zero forgetting, bit for bit, with every pruning criterion (
   }
 }
 
+TEST_CASE("eidetic: a CNN (conv -> BN -> ReLU -> max-pool, flattened into a Linear) forgets nothing") {
+  for (auto p : {eid::Pruning::Taylor, eid::Pruning::L2}) {
+    CAPTURE(std::string(eid::pruning_name(p)));
+    manual_seed(5);
+    auto o = quiet(p);
+    o.step = 0.3;
+    eid::EideticNet<float> net(o);
+    net.add_conv(1, 6, 3, 1, true, 2).add_conv(6, 6, 3, 1, true, 0).add_linear(6 * 3 * 3, 8);
+    std::vector<data::TensorDataset<float>> tasks;
+    for (int t = 0; t < 3; ++t) {
+      auto d = make_task(std::uint64_t(t) + 30);
+      // 8 features -> a 1x6x6 image: the features spread over the plane.
+      auto img = matmul(d.inputs, randn<float>({8, 36})).reshape({d.size(), 1, 6, 6});
+      tasks.push_back({img, d.targets});
+      net.add_task(2);
+    }
+    const auto probe = randn<float>({10, 1, 6, 6});
+    std::vector<std::vector<float>> logits;
+    std::vector<std::map<std::string, F>> at_end;
+    for (int t = 0; t < 3; ++t) {
+      auto r = net.learn_task(t, tasks[std::size_t(t)]);
+      CHECK(r.prune_steps > 0);
+      logits.push_back(net.task_logits(probe, t).to_vector());
+      at_end.push_back(values(net));
+      for (int s = 0; s <= t; ++s) CHECK(net.task_logits(probe, s).to_vector() == logits[std::size_t(s)]);
+    }
+    net.learn_router(tasks);
+    for (int s = 0; s < 3; ++s) CHECK(net.task_logits(probe, s).to_vector() == logits[std::size_t(s)]);
+    check_persistence(net, at_end);
+    check_resistance(net);
+  }
+}
+
 TEST_CASE("eidetic: pruning past the free pool never picks an owned neuron and terminates (P3, P4, P5)") {
   for (auto p : {eid::Pruning::L2, eid::Pruning::L1, eid::Pruning::Random, eid::Pruning::Taylor}) {
     CAPTURE(std::string(eid::pruning_name(p)));
@@ -275,4 +310,53 @@ TEST_CASE("eidetic: misuse is refused with a clear error") {
   CHECK_THROWS_WITH_AS(net.add_linear(4, 4), doctest::Contains("before the tasks"), ligm::Error);
   CHECK_THROWS_WITH_AS(net.learn_task(1, make_task(0)), doctest::Contains("in order"), ligm::Error);
   CHECK_THROWS_WITH_AS(net.route(randn<float>({2, 8})), doctest::Contains("router"), ligm::Error);
+}
+
+// The spec's CI-sized Experiment A: split Fashion-MNIST (5 two-class tasks), MLP 784-64-64 with
+// BatchNorm, 1000 training images per task, at most 5 dense epochs; zero forgetting on the real
+// test images and every task above 90%.
+TEST_CASE("eidetic: split Fashion-MNIST, CI-sized: no forgetting, every task above 90%" *
+          doctest::skip(!std::ifstream(data::kFashionMnistDir + std::string("/t10k-labels-idx1-ubyte.gz")))) {
+  auto train = data::FashionMNIST::load("train");
+  auto test = data::FashionMNIST::load("test");
+  const float mu = train.images.mean().item(), sd = train.images.std().item();
+  const data::TensorDataset<float> tr{div(sub(train.images, mu), sd), train.labels},
+      te{div(sub(test.images, mu), sd), test.labels};
+  auto o = quiet(eid::Pruning::Taylor);
+  o.lr = 1e-3;
+  o.batch_size = 128;
+  o.patience = 2;
+  o.max_epochs = 5;
+  o.step = 0.1;
+  o.tol = 0.01;
+  o.max_recovery_epochs = 2;
+  o.router_max_epochs = 5;
+  manual_seed(0);
+  eid::EideticNet<float> net(o);
+  net.add_linear(784, 64).add_linear(64, 64);
+  std::vector<data::TensorDataset<float>> tasks, tests;
+  for (std::int64_t t = 0; t < 5; ++t) {
+    auto local = [&](data::TensorDataset<float> d) {
+      d.targets = eq(d.targets, 2 * t + 1).to<std::int64_t>();
+      return d;
+    };
+    tasks.push_back(local(tr.subset(data::class_subset_indices(train.labels, {2 * t, 2 * t + 1}, 500))));
+    tests.push_back(local(te.subset(data::class_subset_indices(test.labels, {2 * t, 2 * t + 1}))));
+    net.add_task(2);
+  }
+  std::vector<std::vector<float>> at_end;
+  for (std::int64_t t = 0; t < 5; ++t) {
+    net.learn_task(t, tasks[std::size_t(t)]);
+    at_end.push_back(net.task_logits(tests[std::size_t(t)].inputs, t).to_vector());
+  }
+  net.learn_router(tasks);
+  for (std::int64_t s = 0; s < 5; ++s) {
+    CAPTURE(s);
+    auto logits = net.task_logits(tests[std::size_t(s)].inputs, s);
+    CHECK(logits.to_vector() == at_end[std::size_t(s)]);
+    auto acc = double(sum(eq(argmax(logits, 1), tests[std::size_t(s)].targets).to<std::int64_t>()).item()) /
+               double(tests[std::size_t(s)].size());
+    CHECK(acc > 0.9);
+  }
+  check_resistance(net);
 }

@@ -554,6 +554,7 @@ class EideticNet : public nn::Module<T> {
   void prune_loop(nn::Linear<T>& head, const data::TensorDataset<T>& d, optim::Adam<T>& opt, double best,
                   TaskReport& r) {
     const std::int64_t at_start = candidates();
+    if (at_start == 0) return;  // no free capacity: nothing to prune
     double a = best;
     Snapshot s = snapshot();
     for (;;) {
@@ -562,7 +563,7 @@ class EideticNet : public nn::Module<T> {
         r.rolled_back = true;
         break;
       }
-      if (at_start == 0 || double(at_start - candidates()) / double(at_start) > options_.max_masking_ratio) {
+      if (double(at_start - candidates()) / double(at_start) > options_.max_masking_ratio) {
         restore(s);
         r.rolled_back = true;
         break;
