@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "ligm/data/data.hpp"
+#include "ligm/io/progress.hpp"
 #include "ligm/nn/nn.hpp"
 #include "ligm/optim/optim.hpp"
 
@@ -85,13 +86,20 @@ struct Options {
 
 // One prunable layer: Linear or Conv2d, optionally followed by BatchNorm, then ReLU (and an
 // optional max-pool). Neuron i is row i of the weight (output channel i for a convolution).
-// In the state_dict: layer k is "linear<k>" or "conv<k>" and "bn<k>"; heads are "head<t>".
+// In the state_dict: layer k is "linear<k>" or "conv<k>" and "bn<k>" (a block's projection
+// "proj<k>", "proj_bn<k>"); heads are "head<t>".
 template <class T>
 struct Layer {
   std::shared_ptr<nn::Linear<T>> linear;  // exactly one of linear, conv
   std::shared_ptr<nn::Conv2d<T>> conv;
   std::shared_ptr<nn::BatchNormBase<T>> bn;  // or null
   std::int64_t pool = 0;                     // max-pool kernel after the ReLU (0: none)
+  bool relu = true;
+  // The second layer of a residual block adds proj (a 1x1 convolution with its own BatchNorm)
+  // of the block's input, the input of the layer before it. proj's rows belong to this
+  // layer's neurons: channel i of the sum is neuron i.
+  std::shared_ptr<nn::Conv2d<T>> proj;
+  std::shared_ptr<nn::BatchNormBase<T>> proj_bn;
   std::vector<std::int64_t> owner;           // per neuron: owning task, -1 = free
   std::vector<char> pruned;                  // per neuron: pruned in the current task
 
@@ -147,6 +155,37 @@ class EideticNet : public nn::Module<T> {
     if (batch_norm) l.bn = register_bn(std::make_shared<nn::BatchNorm2d<T>>(out));
     l.pool = pool;
     add_layer(std::move(l), in);
+    return *this;
+  }
+  // A residual block as the paper's ResNets build it: Conv3x3(in, out, stride) -> BatchNorm ->
+  // ReLU -> Conv3x3(out, out) -> BatchNorm, plus Conv1x1(in, out, stride) -> BatchNorm of the
+  // block's input; no identity shortcut and no ReLU after the sum; then [MaxPool2d(pool)].
+  // Two prunable layers; pruning channel i of the second also masks row i of the projection.
+  EideticNet& add_residual_block(std::int64_t in, std::int64_t out, std::int64_t stride = 1, std::int64_t pool = 0) {
+    check_building("add_residual_block");
+    check(layers_.empty() || layers_.back().conv, "EideticNet",
+          "add_residual_block: a convolution cannot follow a Linear layer");
+    Conv2dOptions co;
+    co.stride = stride;
+    co.padding = 1;
+    Layer<T> a;
+    a.conv = this->register_module("conv" + std::to_string(layers_.size()),
+                                   std::make_shared<nn::Conv2d<T>>(in, out, 3, co, false, gen_));
+    a.bn = register_bn(std::make_shared<nn::BatchNorm2d<T>>(out));
+    add_layer(std::move(a), in);
+    Layer<T> b;
+    const std::string k = std::to_string(layers_.size());
+    Conv2dOptions c2;
+    c2.padding = 1;
+    b.conv = this->register_module("conv" + k, std::make_shared<nn::Conv2d<T>>(out, out, 3, c2, false, gen_));
+    b.bn = register_bn(std::make_shared<nn::BatchNorm2d<T>>(out));
+    Conv2dOptions cp;
+    cp.stride = stride;
+    b.proj = this->register_module("proj" + k, std::make_shared<nn::Conv2d<T>>(in, out, 1, cp, false, gen_));
+    b.proj_bn = this->register_module("proj_bn" + k, std::make_shared<nn::BatchNorm2d<T>>(out));
+    b.relu = false;
+    b.pool = pool;
+    add_layer(std::move(b), out);
     return *this;
   }
   // A new task with its own head (Linear over the last layer's neurons); returns its id.
@@ -227,7 +266,8 @@ class EideticNet : public nn::Module<T> {
         if (!l.pruned[i] && l.owner[i] < 0) l.owner[i] = current_;
         l.pruned[i] = 0;
       }
-      if (l.bn) l.bn->frozen_channels = owned_mask(l);
+      for (auto* bn : {l.bn.get(), l.proj_bn.get()})
+        if (bn) bn->frozen_channels = owned_mask(l);
     }
     heads_[current_]->requires_grad_(false);
     committed_ = current_;
@@ -320,8 +360,8 @@ class EideticNet : public nn::Module<T> {
     const std::int64_t n = l.weight().shape()[0];
     if (!layers_.empty()) {
       const std::int64_t prev = layers_.back().neurons();
-      check(in % prev == 0, "EideticNet", "layer ", layers_.size(), " reads ", in, " inputs, not a multiple of the ",
-            prev, " neurons before it");
+      check(l.conv ? in == prev : in % prev == 0, "EideticNet", "layer ", layers_.size(), " reads ", in,
+            " inputs, which does not fit the ", prev, " neurons (channels) before it");
     }
     l.owner.assign(std::size_t(n), -1);
     l.pruned.assign(std::size_t(n), 0);
@@ -329,12 +369,14 @@ class EideticNet : public nn::Module<T> {
       if (l.linear) l.linear->to(device());
       else l.conv->to(device());
       if (l.bn) l.bn->to(device());
+      if (l.proj) l.proj->to(device());
+      if (l.proj_bn) l.proj_bn->to(device());
     }
     layers_.push_back(std::move(l));
   }
 
   Tensor<T> features(const Tensor<T>& x) {
-    Tensor<T> h = x;
+    Tensor<T> h = x, block_in;
     for (auto& l : layers_) {
       if (l.linear && h.dim() > 2) h = h.flatten(1);
       Tensor<T> z = l.linear ? (*l.linear)(h) : (*l.conv)(h);
@@ -343,7 +385,12 @@ class EideticNet : public nn::Module<T> {
         captured_.push_back(z);
       }
       if (l.bn) z = (*l.bn)(z);
-      h = relu(z);
+      if (l.proj) {
+        auto r = (*l.proj)(block_in);
+        z = add(z, l.proj_bn ? (*l.proj_bn)(r) : r);
+      }
+      block_in = h;  // the next layer's input, a residual projection's too
+      h = l.relu ? relu(z) : z;
       if (options_.dropout > 0) h = dropout(h, options_.dropout, this->is_training(), gen_);
       if (l.pool > 1) h = max_pool2d(h, MaxPool2dOptions{.kernel_size = l.pool});
     }
@@ -359,6 +406,16 @@ class EideticNet : public nn::Module<T> {
     const std::int64_t n = w.shape()[0], per_row = w.numel() / std::max<std::int64_t>(n, 1);
     const std::vector<char>* in_pruned = li == 0 ? nullptr : &layers_[li - 1].pruned;
     return element_mask(n, per_row, in_pruned, [&](std::int64_t i) {
+      return !l.pruned[i] && (!trainable || l.owner[i] < 0);
+    }, w.shape());
+  }
+  // The projection of a residual block (layer li): rows are layer li's neurons, columns the
+  // block's input neurons (the input of layer li - 1).
+  Tensor<bool> proj_mask(std::size_t li, bool trainable) const {
+    const auto& l = layers_[li];
+    const Tensor<T>& w = l.proj->weight;
+    const std::vector<char>* in_pruned = li < 2 ? nullptr : &layers_[li - 2].pruned;
+    return element_mask(w.shape()[0], w.numel() / w.shape()[0], in_pruned, [&](std::int64_t i) {
       return !l.pruned[i] && (!trainable || l.owner[i] < 0);
     }, w.shape());
   }
@@ -402,10 +459,12 @@ class EideticNet : public nn::Module<T> {
       keep_where(l.weight(), weight_mask(li, false));
       const auto kept = neuron_mask(l, [&](std::int64_t i) { return !l.pruned[i]; });
       if (l.bias().defined()) keep_where(l.bias(), kept);
-      if (l.bn && l.bn->weight.defined()) {
-        keep_where(l.bn->weight, kept);
-        keep_where(l.bn->bias, kept);
-      }
+      for (auto* bn : {l.bn.get(), l.proj_bn.get()})
+        if (bn && bn->weight.defined()) {
+          keep_where(bn->weight, kept);
+          keep_where(bn->bias, kept);
+        }
+      if (l.proj) keep_where(l.proj->weight, proj_mask(li, false));
     }
     if (head) keep_where(head->weight, head_mask(*head));
   }
@@ -419,11 +478,15 @@ class EideticNet : public nn::Module<T> {
       opt.set_update_mask(l.weight(), weight_mask(li, true));
       const auto free = neuron_mask(l, [&](std::int64_t i) { return !l.pruned[i] && l.owner[i] < 0; });
       if (l.bias().defined()) opt.set_update_mask(l.bias(), free);
-      if (l.bn && l.bn->weight.defined()) {
-        opt.set_update_mask(l.bn->weight, free);
-        opt.set_update_mask(l.bn->bias, free);
+      if (l.proj) opt.set_update_mask(l.proj->weight, proj_mask(li, true));
+      for (auto* bn : {l.bn.get(), l.proj_bn.get()}) {
+        if (!bn) continue;
+        if (bn->weight.defined()) {
+          opt.set_update_mask(bn->weight, free);
+          opt.set_update_mask(bn->bias, free);
+        }
+        bn->frozen_channels = owned_mask(l);
       }
-      if (l.bn) l.bn->frozen_channels = owned_mask(l);
     }
     opt.set_update_mask(head.weight, head_mask(head));
   }
@@ -432,10 +495,12 @@ class EideticNet : public nn::Module<T> {
     for (auto& l : layers_) {
       params.push_back(l.weight());
       if (l.bias().defined()) params.push_back(l.bias());
-      if (l.bn && l.bn->weight.defined()) {
-        params.push_back(l.bn->weight);
-        params.push_back(l.bn->bias);
-      }
+      if (l.proj) params.push_back(l.proj->weight);
+      for (auto* bn : {l.bn.get(), l.proj_bn.get()})
+        if (bn && bn->weight.defined()) {
+          params.push_back(bn->weight);
+          params.push_back(bn->bias);
+        }
     }
     for (auto& p : head.parameters()) params.push_back(p);
     optim::AdamOptions o;
@@ -451,35 +516,42 @@ class EideticNet : public nn::Module<T> {
     NoGradGuard no_grad;
     for (auto& l : layers_) {
       const auto free = neuron_mask(l, [&](std::int64_t i) { return l.owner[i] < 0; });
-      Tensor<T>& w = l.weight();
-      const std::int64_t n = w.shape()[0], fan_in = w.numel() / std::max<std::int64_t>(n, 1);
-      const double bound = 1.0 / std::sqrt(double(std::max<std::int64_t>(fan_in, 1)));
-      Shape rows(std::size_t(w.dim()), 1);
-      rows[0] = n;
-      auto fresh = Tensor<T>::empty(w.shape(), w.device());
-      nn::init::uniform_(fresh, -bound, bound, gen_);
-      w.copy_(where(free.reshape(rows), fresh, w));
-      if (l.bias().defined()) {
-        auto fb = Tensor<T>::empty(l.bias().shape(), w.device());
-        nn::init::uniform_(fb, -bound, bound, gen_);
-        l.bias().copy_(where(free, fb, l.bias()));
-      }
-      if (l.bn) {
-        auto& bn = *l.bn;
-        if (bn.weight.defined()) {
-          bn.weight.copy_(where(free, ones_like(bn.weight), bn.weight));
-          bn.bias.copy_(where(free, zeros_like(bn.bias), bn.bias));
+      reinit_rows(l.weight(), l.bias(), free);
+      if (l.proj) reinit_rows(l.proj->weight, Tensor<T>(), free);
+      for (auto* bn : {l.bn.get(), l.proj_bn.get()}) {
+        if (!bn) continue;
+        if (bn->weight.defined()) {
+          bn->weight.copy_(where(free, ones_like(bn->weight), bn->weight));
+          bn->bias.copy_(where(free, zeros_like(bn->bias), bn->bias));
         }
-        if (bn.running_mean.defined()) {
-          bn.running_mean.copy_(where(free, zeros_like(bn.running_mean), bn.running_mean));
-          bn.running_var.copy_(where(free, ones_like(bn.running_var), bn.running_var));
+        if (bn->running_mean.defined()) {
+          bn->running_mean.copy_(where(free, zeros_like(bn->running_mean), bn->running_mean));
+          bn->running_var.copy_(where(free, ones_like(bn->running_var), bn->running_var));
         }
       }
     }
   }
 
-  // --- training loops --------------------------------------------------------------------
  private:
+  // Rows of w (and entries of bias) where `rows` is true get U(+-1/sqrt(fan_in)).
+  void reinit_rows(Tensor<T>& w, Tensor<T> bias, const Tensor<bool>& rows) {
+    const std::int64_t n = w.shape()[0], fan_in = w.numel() / std::max<std::int64_t>(n, 1);
+    const double bound = 1.0 / std::sqrt(double(std::max<std::int64_t>(fan_in, 1)));
+    Shape row_shape(std::size_t(w.dim()), 1);
+    row_shape[0] = n;
+    auto fresh = Tensor<T>::empty(w.shape(), w.device());
+    nn::init::uniform_(fresh, -bound, bound, gen_);
+    w.copy_(where(rows.reshape(row_shape), fresh, w));
+    if (bias.defined()) {
+      auto fb = Tensor<T>::empty(bias.shape(), w.device());
+      nn::init::uniform_(fb, -bound, bound, gen_);
+      bias.copy_(where(rows, fb, bias));
+    }
+  }
+
+  // --- training loops --------------------------------------------------------------------
+  // One epoch; returns the running training accuracy (train mode, as the official code). A
+  // progress bar on a terminal (io::ProgressBar: quiet in logs).
   double train_epoch(nn::Linear<T>& head, const data::TensorDataset<T>& d, optim::Adam<T>& opt) {
     ModeGuard train(*this, true);
     data::LoaderOptions lo;
@@ -489,6 +561,7 @@ class EideticNet : public nn::Module<T> {
     lo.prefetch = false;
     data::DataLoader<T> loader(d, lo);
     std::int64_t correct = 0, seen = 0;
+    io::ProgressBar bar(loader.size(), &head == router_.get() ? "router" : "task " + std::to_string(current_));
     for (auto [x, y] : loader.epoch(epochs_run_++)) {
       x = x.to(device());
       y = y.to(device());
@@ -501,6 +574,7 @@ class EideticNet : public nn::Module<T> {
       NoGradGuard no_grad;
       correct += sum(eq(argmax(logits.detach(), 1), y).template to<std::int64_t>()).item();
       seen += y.numel();
+      bar.update(1, {{"loss", double(loss.item())}, {"acc", double(correct) / double(seen)}});
     }
     return seen ? double(correct) / double(seen) : 0.0;
   }
