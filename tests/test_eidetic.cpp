@@ -318,6 +318,66 @@ TEST_CASE("eidetic: recycling resets free capacity only; masked updates hold own
     if (l.owner[std::size_t(i)] >= 0) CHECK(l.weight().detach().select(0, i).to_vector() == w0.select(0, i).to_vector());
 }
 
+// Ported from the official tests (test_prepare_for_task): a 4-neuron layer and 3 heads; task 0
+// keeps neuron 3, task 1 neuron 2, task 2 neuron 1; head 2 reads neurons 1-3 but not neuron 0.
+TEST_CASE("eidetic: ownership after pruning by hand, as the official test_prepare_for_task") {
+  manual_seed(6);
+  auto o = quiet(eid::Pruning::L2);
+  o.max_epochs = 1;
+  eid::EideticNet<float> net(o);
+  net.add_linear(8, 4);
+  for (int t = 0; t < 3; ++t) net.add_task(2);
+  const auto task = make_task(50);
+  const std::vector<std::vector<std::int64_t>> prune = {{0, 1, 2}, {0, 1}, {0}};
+  for (std::int64_t t = 0; t < 3; ++t) {
+    net.learn_task(t, task, false);
+    net.prune(0, prune[std::size_t(t)]);
+  }
+  net.commit();
+  CHECK(net.layers()[0].owner == std::vector<std::int64_t>{-1, 2, 1, 0});
+  auto h2 = net.heads()[2]->weight.detach();
+  CHECK(abs(h2.select(1, 0)).max().item() == 0.0f);
+  for (std::int64_t j = 1; j < 4; ++j) CHECK(abs(h2.select(1, j)).max().item() > 0.0f);
+  CHECK_THROWS_WITH_AS(net.prune(0, {1}), doctest::Contains("no task is being learned"), ligm::Error);
+}
+
+// Ported from the official tests (test_simple_eideticnet_does_not_forget), with and without
+// BatchNorm: input 2, one hidden layer of 2, two heads; neuron 1's weights are half of neuron
+// 0's, so L2 pruning at 50% removes neuron 1; task 0's outputs survive task 1.
+TEST_CASE("eidetic: the official does-not-forget test, with and without BatchNorm") {
+  for (bool bn : {false, true}) {
+    CAPTURE(bn);
+    manual_seed(7);
+    auto o = quiet(eid::Pruning::L2);
+    o.step = 0.5;
+    o.tol = 1.0;
+    eid::EideticNet<float> net(o);
+    net.add_linear(2, 2, bn);
+    net.add_task(2);
+    net.add_task(2);
+    auto w = net.layers()[0].weight();
+    {
+      NoGradGuard ng;
+      w.select(0, 1).copy_(mul(w.select(0, 0).detach(), 0.5f));
+    }
+    Generator g(8);
+    auto y = randint(0, 2, {64}, g);
+    auto x = add(randn<float>({64, 2}, g), mul(y.to<float>().reshape({64, 1}), 2.0f));
+    net.options().max_epochs = 1;
+    net.options().lr = 1e-9;  // task 0 barely trains: neuron 1 stays the smaller row
+    auto r = net.learn_task(0, {x, y});
+    CHECK(r.pruned == std::vector<std::int64_t>{1});
+    CHECK(net.layers()[0].pruned == std::vector<char>{0, 1});
+    const auto before = net.task_logits(x, 0).to_vector();
+    net.options().lr = 0.1;
+    net.options().max_epochs = 5;
+    net.learn_task(1, {x, sub(1, y)}, false);
+    net.commit();
+    CHECK(net.layers()[0].owner == std::vector<std::int64_t>{0, 1});
+    CHECK(net.task_logits(x, 0).to_vector() == before);
+  }
+}
+
 TEST_CASE("eidetic: misuse is refused with a clear error") {
   eid::EideticNet<float> net(quiet(eid::Pruning::Taylor));
   CHECK_THROWS_WITH_AS(net.add_task(2), doctest::Contains("needs layers"), ligm::Error);

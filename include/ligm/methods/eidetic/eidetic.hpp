@@ -273,6 +273,22 @@ class EideticNet : public nn::Module<T> {
     committed_ = current_;
   }
 
+  // Prunes the given free neurons of a layer in the current task, by hand (custom pruning
+  // schedules, tests): their rows, BatchNorm channels and the columns that read them become
+  // exact zeros, and commit() leaves them free. Owned neurons are refused.
+  void prune(std::size_t layer, const std::vector<std::int64_t>& neurons) {
+    check(current_ >= 0 && current_ != committed_, "EideticNet", "prune: no task is being learned");
+    check(layer < layers_.size(), "EideticNet", "prune: no layer ", layer, " (", layers_.size(), " layers)");
+    auto& l = layers_[layer];
+    for (auto i : neurons) {
+      check(i >= 0 && i < l.neurons(), "EideticNet", "prune: layer ", layer, " has no neuron ", i);
+      check(l.owner[std::size_t(i)] < 0, "EideticNet", "prune: neuron ", i, " of layer ", layer,
+            " is owned by task ", l.owner[std::size_t(i)]);
+      l.pruned[std::size_t(i)] = 1;
+    }
+    apply_masks(heads_[std::size_t(current_)].get());
+  }
+
   // --- inference -------------------------------------------------------------------------
   // The trunk's output (the heads' input). Module::operator() runs this.
   Tensor<T> forward(const Tensor<T>& x) override { return features(x); }
