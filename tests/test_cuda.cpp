@@ -324,6 +324,17 @@ void case_9() {
   CHECK(net.route(probe).task.device() == kGpu);
 }
 
+// The Curvature Tuning unit: per-channel beta and c on NCHW, the fast path included.
+void case_10() {
+  auto x = randn_s<float>({4, 3, 5, 5}, 50);
+  auto beta = tensor<float>({0.3f, 0.9f, 1.0f}, {3}), c = tensor<float>({0.5f, 0.2f, 0.7f}, {3});
+  compare_devices<float>("ctu per channel", {x, beta, c},
+                         [](const std::vector<Tensor<float>>& in) { return ctu(in[0], in[1], in[2], 1); }, 1e-5, 1e-4);
+  auto xd = randn_s<double>({64, 7}, 51);
+  compare_devices<double>("ctu shared, float64", {xd, full<double>({1}, 0.8), full<double>({1}, 0.5)},
+                          [](const std::vector<Tensor<double>>& in) { return ctu(in[0], in[1], in[2]); }, 1e-12, 1e-10);
+}
+
 // ---- registration --------------------------------------------------------------------------
 
 struct CrossDeviceCase {
@@ -342,6 +353,7 @@ const CrossDeviceCase kCases[] = {
     {"a short training run follows the CPU's loss curve", case_7, false},
     {"the models and the fused AdamW step train on CUDA as on the CPU", case_8, false},
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
+    {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
 };
 }  // namespace
 
@@ -393,6 +405,11 @@ TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU
 TEST_CASE("cuda: Eidetic learning keeps old heads bit-identical on the device" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_9();
+}
+
+TEST_CASE("cuda: the Curvature Tuning unit matches the CPU, per channel and shared" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_10();
 }
 
 TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {

@@ -22,6 +22,7 @@
 #include "ligm/ops/conv.hpp"
 #include "ligm/ops/copy.hpp"
 #include "ligm/ops/creation.hpp"
+#include "ligm/ops/curvature.hpp"
 #include "ligm/ops/elementwise.hpp"
 #include "ligm/ops/loss.hpp"
 #include "ligm/ops/matmul.hpp"

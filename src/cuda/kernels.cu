@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "ligm/backend/cuda/launch.hpp"
+#include "ligm/backend/kernels/curvature.hpp"
 #include "ligm/backend/kernels/elementwise.hpp"
 #include "ligm/backend/kernels/index.hpp"
 #include "ligm/backend/kernels/loss.hpp"
@@ -229,6 +230,8 @@ cudaError_t softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std
   LIGM_FOR_EACH(kernels::UnaryBackward<T>)                                                   \
   LIGM_FOR_EACH(kernels::CrossEntropyForward<T>)                                             \
   LIGM_FOR_EACH(kernels::AdamStep<T>)                                                        \
+  LIGM_FOR_EACH(kernels::CtuForward<T>)                                                      \
+  LIGM_FOR_EACH(kernels::CtuBackward<T>)                                                     \
   LIGM_FOR_EACH(kernels::CrossEntropyBackward<T>)                                            \
   template cudaError_t for_each_row<kernels::NormalizeRows<T>>(                              \
       std::int64_t, const kernels::NormalizeRows<T>&, cudaStream_t);                         \

@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "ligm/backend/kernels/elementwise_math.hpp"
+#include "ligm/backend/kernels/curvature.hpp"
 #include "ligm/backend/kernels/norm.hpp"
 #include "ligm/core/device.hpp"
 #include "ligm/core/dtype.hpp"
@@ -147,6 +148,10 @@ class Backend {
   // One fused Adam/AdamW step over n contiguous elements: p, m (exp_avg) and v (exp_avg_sq)
   // updated in place from the gradient g (kernels/optim.hpp).
   virtual void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) = 0;
+  // The Curvature Tuning unit over n contiguous elements, forward and backward
+  // (kernels/curvature.hpp: beta and c per channel, element i uses (i / inner) % channels).
+  virtual void ctu_forward(std::int64_t n, const kernels::CtuForward<T>& body) = 0;
+  virtual void ctu_backward(std::int64_t n, const kernels::CtuBackward<T>& body) = 0;
   virtual void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) = 0;
   virtual void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w,
                                      T* gx) = 0;  // gx is overwritten

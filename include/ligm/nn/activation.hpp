@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ligm/nn/module.hpp"
+#include "ligm/ops/curvature.hpp"
 #include "ligm/ops/elementwise.hpp"
 #include "ligm/ops/nn_misc.hpp"
 
@@ -52,6 +53,46 @@ class Softplus : public Module<T> {
     return "beta=" + repr_number(beta) + ", threshold=" + repr_number(threshold);
   }
   double beta, threshold;
+};
+
+// The Curvature Tuning unit (ops/curvature.hpp) as a module. beta and c are stored
+// unconstrained behind a sigmoid, as in the paper's code: parameters "rho_beta" and "rho_c",
+// beta = sigmoid(rho_beta), c = sigmoid(rho_c). channels = 0: one (beta, c) shared by every
+// element (steering); channels > 0: one per channel along `dim` (1 for NCHW, -1 for [B, D] or
+// [B, L, D]; trainable CT). beta = 1 stores rho_beta = +inf and is ReLU bit for bit.
+template <class T = float>
+class CTU : public Module<T> {
+ public:
+  explicit CTU(double beta = 0.8, double c = 0.5, std::int64_t channels = 0, std::int64_t dim = 1)
+      : channels(channels), dim(dim) {
+    check(channels >= 0, "CTU", "channels must be >= 0, got ", channels);
+    const Shape s{channels > 0 ? channels : 1};
+    rho_beta = this->register_parameter("rho_beta", full<T>(s, T(logit(beta, "beta"))));
+    rho_c = this->register_parameter("rho_c", full<T>(s, T(logit(c, "c"))));
+  }
+  Tensor<T> forward(const Tensor<T>& x) override { return ctu(x, sigmoid(rho_beta), sigmoid(rho_c), dim); }
+  // Sets every beta (and c) to one value, keeping the parameters' shapes and devices.
+  void set_beta(double beta) { fill(rho_beta, logit(beta, "beta")); }
+  void set_c(double c) { fill(rho_c, logit(c, "c")); }
+  Tensor<T> beta() const { return sigmoid(rho_beta.detach()); }
+  Tensor<T> c() const { return sigmoid(rho_c.detach()); }
+  std::string type_name() const override { return "CTU"; }
+  std::string extra_repr() const override {
+    return channels > 0 ? "channels=" + std::to_string(channels) + ", dim=" + std::to_string(dim)
+                        : "beta=" + repr_number(double(beta().item())) + ", c=" + repr_number(double(c().item()));
+  }
+  std::int64_t channels, dim;
+  Tensor<T> rho_beta, rho_c;
+
+ private:
+  static double logit(double p, const char* what) {
+    check(p >= 0 && p <= 1, "CTU", what, " must be in [0, 1], got ", p);
+    return std::log(p) - std::log1p(-p);  // p = 1: +inf (sigmoid(+inf) = 1, the ReLU fast path)
+  }
+  static void fill(Tensor<T>& t, double v) {
+    NoGradGuard no_grad;
+    t.fill_(T(v));
+  }
 };
 
 // Zeroes elements with probability p in training (scaling the rest by 1/(1-p)); the identity

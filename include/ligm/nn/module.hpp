@@ -265,6 +265,7 @@ class Module {
     Ptr old = it->second;
     it->second = m;
     if (old != m) old->replacement_ = m;
+    if (m->replacement_ == old) m->replacement_ = nullptr;  // putting a replaced module back
     return old;
   }
 

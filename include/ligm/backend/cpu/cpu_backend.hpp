@@ -514,6 +514,25 @@ class CpuBackend final : public Backend<T> {
     }
   }
 
+  void ctu_forward(std::int64_t n, const kernels::CtuForward<T>& body) override {
+    if constexpr (is_floating_v<T>) {
+      parallel_for(0, n, 8192, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) body(i);
+      });
+    } else {
+      unsupported("ctu");
+    }
+  }
+  void ctu_backward(std::int64_t n, const kernels::CtuBackward<T>& body) override {
+    if constexpr (is_floating_v<T>) {
+      parallel_for(0, n, 4096, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t i = lo; i < hi; ++i) body(i);
+      });
+    } else {
+      unsupported("ctu_backward");
+    }
+  }
+
   void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) override {
     if constexpr (is_floating_v<T>) {
       const auto body = kernels::AdamStep<T>::make(p, g, m, v, h);

@@ -267,6 +267,21 @@ class CudaBackend final : public Backend<T> {
     }
   }
 
+  void ctu_forward(std::int64_t n, const kernels::CtuForward<T>& body) override {
+    if constexpr (is_floating_v<T>) {
+      launch("ctu", n, body);
+    } else {
+      unsupported("ctu");
+    }
+  }
+  void ctu_backward(std::int64_t n, const kernels::CtuBackward<T>& body) override {
+    if constexpr (is_floating_v<T>) {
+      launch("ctu_backward", n, body);
+    } else {
+      unsupported("ctu_backward");
+    }
+  }
+
   void adam_step(std::int64_t n, T* p, const T* g, T* m, T* v, const AdamHyper& h) override {
     if constexpr (is_floating_v<T>) {
       launch("adam_step", n, kernels::AdamStep<T>::make(p, g, m, v, h));
