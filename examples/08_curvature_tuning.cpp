@@ -9,9 +9,18 @@
 // the paper's grid 0.70 ... 0.99, probe each, choose beta on 1000 validation images, and report
 // the test accuracy against ReLU's (beta = 1), for three seeds.
 //
-//   build/examples/08_curvature_tuning [--seeds 3] [--metrics PATH]
+// --experiment robust: the same MLP pretrained on all 10 classes, attacked (l-inf, eps 0.1 in
+// pixel units: FGSM and 10-step PGD, computed with the framework's input gradients through the
+// steered network); beta swept; robust accuracy on 1000 test images, beta chosen on 1000
+// attacked validation images (and, for comparison, on the test images themselves).
+// --experiment trainable: trainable CT (one (beta, c) per neuron, lr 0.1) with a new head
+// (lr 1e-3) on the 250 transfer images, against the linear probe.
+//
+//   build/examples/08_curvature_tuning [--experiment transfer|robust|trainable|all] [--seeds 3]
+//                                      [--metrics PATH]
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <numeric>
 #include <cstdio>
 #include <optional>
@@ -55,6 +64,39 @@ Split take(const Tensor<float>& images, const Tensor<std::int64_t>& labels, cons
   return {index_select(images, 0, t), tensor<std::int64_t>(y, {std::int64_t(y.size())})};
 }
 
+// MLP 784-256-256-256-256, BatchNorm before each ReLU: the backbone (the head apart).
+nn::Sequential<float> make_trunk() {
+  auto trunk = nn::Sequential<float>(nn::Flatten<float>());
+  std::int64_t width = 784;
+  for (int l = 0; l < 4; ++l) {
+    trunk.push_back(nn::Linear<float>(width, 256));
+    trunk.push_back(nn::BatchNorm1d<float>(256));
+    trunk.push_back(nn::ReLU<float>());
+    width = 256;
+  }
+  return trunk;
+}
+
+// Adam 1e-3, batch 128, `epochs` over (x, y); then the backbone is frozen and in eval mode.
+void pretrain(nn::Module<float>& trunk, nn::Linear<float>& head, const Tensor<float>& x,
+              const Tensor<std::int64_t>& y, int epochs, std::uint64_t seed) {
+  auto params = trunk.parameters();
+  for (auto& p : head.parameters()) params.push_back(p);
+  optim::Adam<float> opt(params, {.lr = 1e-3});
+  data::DataLoader loader(x, y, {.batch_size = 128, .shuffle = true, .seed = seed});
+  trunk.train();
+  for (int epoch = 0; epoch < epochs; ++epoch)
+    for (auto [bx, by] : loader.epoch(std::uint64_t(epoch))) {
+      auto loss = cross_entropy(head(trunk(bx)), by);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+  trunk.requires_grad_(false);
+  head.requires_grad_(false);
+  trunk.eval();
+}
+
 Tensor<float> features(nn::Module<float>& trunk, const Tensor<float>& x) {
   NoGradGuard no_grad;
   trunk.eval();
@@ -96,18 +138,173 @@ Probe linear_probe(const Tensor<float>& ftr, const Tensor<std::int64_t>& ytr, co
   return best;
 }
 
+// An l-inf attack on `net` in standardised units: FGSM (one step of eps) or PGD (`steps` of
+// eps / 4), each step along the sign of the input gradient, projected on the eps-ball and the
+// valid pixel range [lo, hi].
+Tensor<float> attack(const std::function<Tensor<float>(const Tensor<float>&)>& net, const Tensor<float>& x,
+                     const Tensor<std::int64_t>& y, float eps, int steps, float lo, float hi) {
+  Tensor<float> adv = x;
+  const float step = steps == 1 ? eps : eps / 4;
+  for (int k = 0; k < steps; ++k) {
+    auto a = adv.detach().clone().requires_grad_(true);
+    cross_entropy(net(a), y).backward();
+    NoGradGuard no_grad;
+    adv = add(a.detach(), mul(sign(a.grad()), step));
+    adv = clamp(add(x, clamp(sub(adv, x), -eps, eps)), lo, hi);
+  }
+  return adv.detach();
+}
+
+// CT-2: robustness to FGSM / PGD by steering alone.
+void run_robust(const examples::StandardFashionMNIST& d, const std::vector<double>& grid,
+                std::optional<io::MetricsLog>& log) {
+  const auto start = std::chrono::steady_clock::now();
+  manual_seed(0);
+  Generator gen(200);
+  const auto order = randperm(d.train_y.numel(), gen).to_vector();
+  const std::vector<std::int64_t> all{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  auto trunk = make_trunk();
+  nn::Linear<float> head(256, 10);
+  pretrain(trunk, head, d.train_x, d.train_y, 2, 0);
+  const auto val = take(d.train_x, d.train_y, all, 100, 0, order);  // 1000 training images
+  std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
+  std::iota(test_order.begin(), test_order.end(), std::int64_t(0));
+  const auto test = take(d.test_x, d.test_y, all, 100, 0, test_order);  // the first 100 of each class
+  const float mean = 0.2860f, sd = 0.3530f, eps = 0.1f / sd, lo = (0 - mean) / sd, hi = (1 - mean) / sd;
+  auto net = [&](const Tensor<float>& x) { return head(trunk(x)); };
+  methods::curvature::Steering<float> ct(trunk);
+  struct Row {
+    double beta, clean, fgsm_val, fgsm, pgd_val, pgd;
+  };
+  auto eval = [&](double beta) {
+    ct.set_beta(beta);
+    NoGradGuard no_grad;
+    Row r{beta, accuracy(net(test.x), test.y), 0, 0, 0, 0};
+    {
+      EnableGradGuard with_grad;
+      const auto fv = attack(net, val.x, val.y, eps, 1, lo, hi), ft = attack(net, test.x, test.y, eps, 1, lo, hi);
+      const auto pv = attack(net, val.x, val.y, eps, 10, lo, hi), pt = attack(net, test.x, test.y, eps, 10, lo, hi);
+      NoGradGuard none;
+      r.fgsm_val = accuracy(net(fv), val.y);
+      r.fgsm = accuracy(net(ft), test.y);
+      r.pgd_val = accuracy(net(pv), val.y);
+      r.pgd = accuracy(net(pt), test.y);
+    }
+    return r;
+  };
+  std::printf("[robust] MLP pretrained on all 10 classes; l-inf eps = 0.1 (pixels); 1000 test images\n");
+  std::printf("  beta   clean%%   FGSM%%   PGD-10%%\n");
+  const Row relu = eval(1.0);
+  std::vector<Row> rows;
+  for (double beta : grid) rows.push_back(eval(beta));
+  rows.push_back(relu);
+  for (auto& r : rows) {
+    std::printf("  %.2f   %.2f   %.2f   %.2f\n", r.beta, 100 * r.clean, 100 * r.fgsm, 100 * r.pgd);
+    if (log)
+      log->write({{"experiment", "robust"}, {"beta", r.beta}, {"clean", r.clean}, {"fgsm", r.fgsm}, {"pgd", r.pgd},
+                  {"fgsm_val", r.fgsm_val}, {"pgd_val", r.pgd_val}, {"relu_pgd", relu.pgd}, {"relu_fgsm", relu.fgsm}});
+  }
+  auto pick = [&](auto key) {
+    const Row* best = &relu;
+    for (auto& r : rows)
+      if (key(r) > key(*best)) best = &r;
+    return *best;
+  };
+  const Row fv = pick([](const Row& r) { return r.fgsm_val; }), pv = pick([](const Row& r) { return r.pgd_val; });
+  const Row ft = pick([](const Row& r) { return r.fgsm; }), pt = pick([](const Row& r) { return r.pgd; });
+  std::printf("[robust] ReLU: clean %.2f%%, FGSM %.2f%%, PGD %.2f%%\n", 100 * relu.clean, 100 * relu.fgsm, 100 * relu.pgd);
+  std::printf("[robust] beta by validation: FGSM beta %.2f -> %.2f%% (clean %.2f%%), PGD beta %.2f -> %.2f%% (clean %.2f%%)\n",
+              fv.beta, 100 * fv.fgsm, 100 * fv.clean, pv.beta, 100 * pv.pgd, 100 * pv.clean);
+  std::printf("[robust] beta by test (oracle, as the paper's robustness protocol): FGSM beta %.2f -> %.2f%%, PGD beta "
+              "%.2f -> %.2f%% (%.0f s)\n", ft.beta, 100 * ft.fgsm, pt.beta, 100 * pt.pgd,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+// CT-3: trainable CT (per-neuron beta and c, lr 0.1, and a new head, lr 1e-3; batch 32, 20
+// epochs, lr x0.1 at epoch 10, the best validation epoch) against the linear probe.
+void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::optional<io::MetricsLog>& log) {
+  double sum_probe = 0, sum_head = 0, sum_tct = 0;
+  for (int seed = 0; seed < seeds; ++seed) {
+    const auto start = std::chrono::steady_clock::now();
+    manual_seed(std::uint64_t(seed));
+    Generator gen(std::uint64_t(seed) + 100);
+    const auto order = randperm(d.train_y.numel(), gen).to_vector();
+    const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
+    auto trunk = make_trunk();
+    nn::Linear<float> pre_head(256, 5);
+    pretrain(trunk, pre_head, source.x, source.y, 2, std::uint64_t(seed));
+    const auto tr = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 50, 0, order);
+    const auto val = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 200, 50, order);
+    std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
+    std::iota(test_order.begin(), test_order.end(), std::int64_t(0));
+    const auto test = take(d.test_x, d.test_y, {5, 6, 7, 8, 9}, -1, 0, test_order);
+    const Probe probe = linear_probe(features(trunk, tr.x), tr.y, features(trunk, val.x), val.y,
+                                     features(trunk, test.x), test.y, std::uint64_t(seed) * 7 + 1);
+    // The paper's loop: a new head (lr 1e-3) and, for trainable CT, the units (lr 0.1).
+    trunk.eval();  // BatchNorm keeps its pretrained statistics
+    auto train_loop = [&](const std::vector<Tensor<float>>& rho) {
+      Generator hg(std::uint64_t(seed) * 7 + 1);
+      nn::Linear<float> head(256, 5, true, hg);
+      using Adam = optim::Adam<float>;
+      std::vector<Adam::Group> groups{{head.parameters(), {.lr = 1e-3}}};
+      if (!rho.empty()) groups.push_back({rho, {.lr = 0.1}});
+      Adam opt(groups, {});
+      data::DataLoader loader(tr.x, tr.y, {.batch_size = 32, .shuffle = true, .seed = std::uint64_t(seed)});
+      Probe best;
+      for (int epoch = 1; epoch <= 20; ++epoch) {
+        if (epoch == 11)
+          for (auto& g : opt.param_groups()) g.options.lr *= 0.1;
+        for (auto [x, y] : loader.epoch(std::uint64_t(epoch))) {
+          auto loss = cross_entropy(head(trunk(x)), y);
+          opt.zero_grad();
+          loss.backward();
+          opt.step();
+        }
+        NoGradGuard no_grad;
+        const double va = accuracy(head(trunk(val.x)), val.y);
+        if (va > best.val) best = {va, accuracy(head(trunk(test.x)), test.y)};
+      }
+      return best;
+    };
+    const Probe head_only = train_loop({});
+    auto units = methods::curvature::make_trainable(trunk, tr.x.narrow(0, 0, 32));
+    std::vector<Tensor<float>> rho;
+    std::int64_t n_ct = 0;
+    for (auto& u : units) {
+      u->requires_grad_(true);
+      for (auto& p : u->parameters()) rho.push_back(p), n_ct += p.numel();
+    }
+    const Probe tct = train_loop(rho);
+    sum_probe += probe.test;
+    sum_head += head_only.test;
+    sum_tct += tct.test;
+    if (log)
+      log->write({{"experiment", "trainable"}, {"seed", seed}, {"probe_test", probe.test},
+                  {"head_same_loop_test", head_only.test}, {"tct_test", tct.test}});
+    std::printf("[trainable] seed %d: linear probe %.2f%%; the paper's loop: head alone %.2f%%, trainable CT %.2f%% "
+                "(%lld CT parameters + the 1285 of the head) (%.0f s)\n", seed, 100 * probe.test, 100 * head_only.test,
+                100 * tct.test, static_cast<long long>(n_ct),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::printf("[trainable] mean over %d seeds: linear probe %.2f%%, head alone (same loop) %.2f%%, trainable CT %.2f%%\n",
+              seeds, 100 * sum_probe / seeds, 100 * sum_head / seeds, 100 * sum_tct / seeds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int seeds = 3;
-  std::string metrics;
+  std::string metrics, experiment = "transfer";
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     if (s == "--seeds" && i + 1 < argc) seeds = std::atoi(argv[++i]);
     else if (s == "--metrics" && i + 1 < argc) metrics = argv[++i];
-    else fail("08_curvature_tuning", "unknown argument \"", s, "\" (--seeds N, --metrics PATH)");
+    else if (s == "--experiment" && i + 1 < argc) experiment = argv[++i];
+    else fail("08_curvature_tuning", "unknown argument \"", s, "\" (--experiment E, --seeds N, --metrics PATH)");
   }
+  check(experiment == "transfer" || experiment == "robust" || experiment == "trainable" || experiment == "all",
+        "08_curvature_tuning", "unknown experiment \"", experiment, "\" (transfer, robust, trainable, all)");
   std::optional<io::MetricsLog> log;
   if (!metrics.empty()) log.emplace(metrics);
   const auto d = examples::load_fashion_mnist(Device::cpu());
@@ -116,6 +313,9 @@ int main(int argc, char** argv) {
   for (int k = 70; k <= 99; ++k)
     if (k % 5 != 0) grid.push_back(k / 100.0);                        // the paper's, the rest of it
   std::sort(grid.begin(), grid.end());
+  if (experiment == "robust" || experiment == "all") run_robust(d, grid, log);
+  if (experiment == "trainable" || experiment == "all") run_trainable(d, seeds, log);
+  if (experiment != "transfer" && experiment != "all") return 0;
   std::vector<double> gains, gains_paper;
   for (int seed = 0; seed < seeds; ++seed) {
     const auto start = std::chrono::steady_clock::now();
@@ -124,27 +324,9 @@ int main(int argc, char** argv) {
     // Pretraining on the source classes 0-4.
     const auto order = randperm(d.train_y.numel(), gen).to_vector();
     const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
-    auto trunk = nn::Sequential<float>(nn::Flatten<float>());
-    std::int64_t width = 784;
-    for (int l = 0; l < 4; ++l) {
-      trunk.push_back(nn::Linear<float>(width, 256));
-      trunk.push_back(nn::BatchNorm1d<float>(256));
-      trunk.push_back(nn::ReLU<float>());
-      width = 256;
-    }
+    auto trunk = make_trunk();
     nn::Linear<float> head(256, 5);
-    auto params = trunk.parameters();
-    for (auto& p : head.parameters()) params.push_back(p);
-    optim::Adam<float> opt(params, {.lr = 1e-3});
-    data::DataLoader loader(source.x, source.y, {.batch_size = 128, .shuffle = true, .seed = std::uint64_t(seed)});
-    for (int epoch = 0; epoch < 2; ++epoch)
-      for (auto [x, y] : loader.epoch(std::uint64_t(epoch))) {
-        auto loss = cross_entropy(head(trunk(x)), y);
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-      }
-    trunk.requires_grad_(false);
+    pretrain(trunk, head, source.x, source.y, 2, std::uint64_t(seed));
     // Target: classes 5-9, 50 training images each, 1000 validation images from the rest of
     // the training set, the 5000 test images.
     const auto tr = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 50, 0, order);
@@ -167,7 +349,7 @@ int main(int argc, char** argv) {
     for (double beta : grid) {
       const Probe p = run(beta);
       std::printf("  %.2f  %.2f  %.2f\n", beta, 100 * p.val, 100 * p.test);
-      if (log) log->write({{"seed", seed}, {"beta", beta}, {"val", p.val}, {"test", p.test}, {"relu_test", relu.test}});
+      if (log) log->write({{"experiment", "transfer"}, {"seed", seed}, {"beta", beta}, {"val", p.val}, {"test", p.test}, {"relu_test", relu.test}});
       if (p.val > best.val) best = p, best_beta = beta;
       if (beta >= 0.70 && p.val > best_paper.val) best_paper = p, best_beta_paper = beta;
     }
