@@ -17,7 +17,8 @@
 // (lr 1e-3) on the 250 transfer images, against the linear probe.
 //
 //   build/examples/08_curvature_tuning [--experiment transfer|robust|trainable|all] [--seeds 3]
-//                                      [--metrics PATH]
+//                                      [--model mlp|cnn] [--metrics PATH]
+// (--model cnn: the transfer experiment with a small CNN with BatchNorm instead of the MLP)
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -64,8 +65,19 @@ Split take(const Tensor<float>& images, const Tensor<std::int64_t>& labels, cons
   return {index_select(images, 0, t), tensor<std::int64_t>(y, {std::int64_t(y.size())})};
 }
 
-// MLP 784-256-256-256-256, BatchNorm before each ReLU: the backbone (the head apart).
-nn::Sequential<float> make_trunk() {
+// The backbone (the head apart) and its feature width. "mlp": 784-256-256-256-256 with
+// BatchNorm before each ReLU; "cnn": conv3x3(32)-BN-ReLU-maxpool, conv3x3(64)-BN-ReLU-maxpool,
+// Linear(3136, 128)-BN-ReLU.
+std::pair<nn::Sequential<float>, std::int64_t> make_trunk(const std::string& model = "mlp") {
+  if (model == "cnn") {
+    auto trunk = nn::Sequential<float>(
+        nn::Conv2d<float>(1, 32, 3, {.padding = 1}), nn::BatchNorm2d<float>(32), nn::ReLU<float>(),
+        nn::MaxPool2d<float>(2), nn::Conv2d<float>(32, 64, 3, {.padding = 1}), nn::BatchNorm2d<float>(64),
+        nn::ReLU<float>(), nn::MaxPool2d<float>(2), nn::Flatten<float>(), nn::Linear<float>(3136, 128),
+        nn::BatchNorm1d<float>(128), nn::ReLU<float>());
+    return {std::move(trunk), 128};
+  }
+  check(model == "mlp", "08_curvature_tuning", "unknown model \"", model, "\" (mlp, cnn)");
   auto trunk = nn::Sequential<float>(nn::Flatten<float>());
   std::int64_t width = 784;
   for (int l = 0; l < 4; ++l) {
@@ -74,7 +86,7 @@ nn::Sequential<float> make_trunk() {
     trunk.push_back(nn::ReLU<float>());
     width = 256;
   }
-  return trunk;
+  return {std::move(trunk), 256};
 }
 
 // Adam 1e-3, batch 128, `epochs` over (x, y); then the backbone is frozen and in eval mode.
@@ -163,8 +175,8 @@ void run_robust(const examples::StandardFashionMNIST& d, const std::vector<doubl
   Generator gen(200);
   const auto order = randperm(d.train_y.numel(), gen).to_vector();
   const std::vector<std::int64_t> all{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-  auto trunk = make_trunk();
-  nn::Linear<float> head(256, 10);
+  auto [trunk, width] = make_trunk();
+  nn::Linear<float> head(width, 10);
   pretrain(trunk, head, d.train_x, d.train_y, 2, 0);
   const auto val = take(d.train_x, d.train_y, all, 100, 0, order);  // 1000 training images
   std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
@@ -230,8 +242,8 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
     Generator gen(std::uint64_t(seed) + 100);
     const auto order = randperm(d.train_y.numel(), gen).to_vector();
     const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
-    auto trunk = make_trunk();
-    nn::Linear<float> pre_head(256, 5);
+    auto [trunk, width] = make_trunk();
+    nn::Linear<float> pre_head(width, 5);
     pretrain(trunk, pre_head, source.x, source.y, 2, std::uint64_t(seed));
     const auto tr = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 50, 0, order);
     const auto val = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 200, 50, order);
@@ -244,7 +256,7 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
     trunk.eval();  // BatchNorm keeps its pretrained statistics
     auto train_loop = [&](const std::vector<Tensor<float>>& rho) {
       Generator hg(std::uint64_t(seed) * 7 + 1);
-      nn::Linear<float> head(256, 5, true, hg);
+      nn::Linear<float> head(width, 5, true, hg);
       using Adam = optim::Adam<float>;
       std::vector<Adam::Group> groups{{head.parameters(), {.lr = 1e-3}}};
       if (!rho.empty()) groups.push_back({rho, {.lr = 0.1}});
@@ -295,12 +307,13 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int seeds = 3;
-  std::string metrics, experiment = "transfer";
+  std::string metrics, experiment = "transfer", model = "mlp";  // model: of the transfer experiment
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     if (s == "--seeds" && i + 1 < argc) seeds = std::atoi(argv[++i]);
     else if (s == "--metrics" && i + 1 < argc) metrics = argv[++i];
     else if (s == "--experiment" && i + 1 < argc) experiment = argv[++i];
+    else if (s == "--model" && i + 1 < argc) model = argv[++i];
     else fail("08_curvature_tuning", "unknown argument \"", s, "\" (--experiment E, --seeds N, --metrics PATH)");
   }
   check(experiment == "transfer" || experiment == "robust" || experiment == "trainable" || experiment == "all",
@@ -324,8 +337,8 @@ int main(int argc, char** argv) {
     // Pretraining on the source classes 0-4.
     const auto order = randperm(d.train_y.numel(), gen).to_vector();
     const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
-    auto trunk = make_trunk();
-    nn::Linear<float> head(256, 5);
+    auto [trunk, width] = make_trunk(model);
+    nn::Linear<float> head(width, 5);
     pretrain(trunk, head, source.x, source.y, 2, std::uint64_t(seed));
     // Target: classes 5-9, 50 training images each, 1000 validation images from the rest of
     // the training set, the 5000 test images.
@@ -349,7 +362,7 @@ int main(int argc, char** argv) {
     for (double beta : grid) {
       const Probe p = run(beta);
       std::printf("  %.2f  %.2f  %.2f\n", beta, 100 * p.val, 100 * p.test);
-      if (log) log->write({{"experiment", "transfer"}, {"seed", seed}, {"beta", beta}, {"val", p.val}, {"test", p.test}, {"relu_test", relu.test}});
+      if (log) log->write({{"experiment", "transfer"}, {"model", model}, {"seed", seed}, {"beta", beta}, {"val", p.val}, {"test", p.test}, {"relu_test", relu.test}});
       if (p.val > best.val) best = p, best_beta = beta;
       if (beta >= 0.70 && p.val > best_paper.val) best_paper = p, best_beta_paper = beta;
     }
