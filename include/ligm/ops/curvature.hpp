@@ -31,6 +31,7 @@ Tensor<T> ctu(const Tensor<T>& x, const Tensor<T>& beta, const Tensor<T>& c, std
           x.shape(), " has ", x.shape()[dim], " (", dtype_name<T>(), ", ", x.device().str(), ")");
     for (std::int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.shape()[d];
   }
+  inner = std::max<std::int64_t>(inner, 1);  // (an empty trailing dim: no element anyway)
   Tensor<T> xc, bc, cc, y;
   {
     NoGradGuard no_grad;
@@ -41,10 +42,11 @@ Tensor<T> ctu(const Tensor<T>& x, const Tensor<T>& beta, const Tensor<T>& c, std
   }
   const std::int64_t n = xc.numel();
   if (n > 0)
-    ops_detail::be(xc).ctu_forward(n, {xc.data_ptr(), bc.data_ptr(), cc.data_ptr(), std::max<std::int64_t>(inner, 1), channels, y.data_ptr()});
+    ops_detail::be(xc).ctu_forward(n, {xc.data_ptr(), bc.data_ptr(), cc.data_ptr(), inner, channels, y.data_ptr()});
   return autograd::record(
       "CtuBackward", y, {x, beta, c},
-      [xc = autograd::save(xc), bc, cc, inner, channels, bshape = beta.shape(), cshape = c.shape()](
+      [xc = autograd::save(xc), bc = autograd::save(bc), cc = autograd::save(cc), inner, channels,
+       bshape = beta.shape(), cshape = c.shape()](
           const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
         const std::int64_t n = xc.numel();
         auto gc = g.contiguous();
@@ -53,14 +55,14 @@ Tensor<T> ctu(const Tensor<T>& x, const Tensor<T>& beta, const Tensor<T>& c, std
         if (need[1]) db = Tensor<T>::empty(xc.shape(), xc.device());
         if (need[2]) dc = Tensor<T>::empty(xc.shape(), xc.device());
         if (n > 0)
-          ops_detail::be(xc).ctu_backward(n, {xc.data_ptr(), bc.data_ptr(), cc.data_ptr(), std::max<std::int64_t>(inner, 1), channels,
-                                  gc.data_ptr(), dx.data_ptr(), db.defined() ? db.data_ptr() : nullptr,
-                                  dc.defined() ? dc.data_ptr() : nullptr});
+          ops_detail::be(xc).ctu_backward(n, {xc.data_ptr(), bc.data_ptr(), cc.data_ptr(), inner, channels, gc.data_ptr(),
+                                              dx.data_ptr(), db.defined() ? db.data_ptr() : nullptr,
+                                              dc.defined() ? dc.data_ptr() : nullptr});
         // Per element -> per channel: view as [outer, channels, inner] and sum the outer dims.
         auto per_channel = [&](const Tensor<T>& d, const Shape& shape) {
           if (!d.defined()) return Tensor<T>();
           if (n == 0) return zeros<T>(shape, d.device());
-          return sum(d.reshape({-1, channels, std::max<std::int64_t>(inner, 1)}), {0, 2}).reshape(shape);
+          return sum(d.reshape({-1, channels, inner}), {0, 2}).reshape(shape);
         };
         return {dx, per_channel(db, bshape), per_channel(dc, cshape)};
       });
