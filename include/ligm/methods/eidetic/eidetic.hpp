@@ -87,7 +87,11 @@ struct Options {
 // One prunable layer: Linear or Conv2d, optionally followed by BatchNorm, then ReLU (and an
 // optional max-pool). Neuron i is row i of the weight (output channel i for a convolution).
 // In the state_dict: layer k is "linear<k>" or "conv<k>" and "bn<k>" (a block's projection
-// "proj<k>", "proj_bn<k>"); heads are "head<t>".
+// "proj<k>", "proj_bn<k>"), with its owners and pruned flags as buffers "owner<k>" and
+// "pruned<k>"; heads are "head<t>", the router "router"; "progress" holds the task being
+// learned, the last committed task and whether the router is trained. So a state_dict saved
+// between tasks resumes exactly: build the same network, add the same tasks (and, if it was
+// trained, add_router()), load_state_dict, continue.
 template <class T>
 struct Layer {
   std::shared_ptr<nn::Linear<T>> linear;  // exactly one of linear, conv
@@ -102,6 +106,7 @@ struct Layer {
   std::shared_ptr<nn::BatchNormBase<T>> proj_bn;
   std::vector<std::int64_t> owner;           // per neuron: owning task, -1 = free
   std::vector<char> pruned;                  // per neuron: pruned in the current task
+  Tensor<T> owner_state, pruned_state;       // the same as buffers "owner<k>", "pruned<k>" (state_dict)
 
   Tensor<T>& weight() { return linear ? linear->weight : conv->weight; }
   Tensor<T>& bias() { return linear ? linear->bias : conv->bias; }
@@ -127,7 +132,9 @@ struct TaskReport {
 template <class T = float>
 class EideticNet : public nn::Module<T> {
  public:
-  explicit EideticNet(Options options = {}) : options_(options), gen_(options.seed) {}
+  explicit EideticNet(Options options = {}) : options_(options), gen_(options.seed) {
+    progress_ = this->register_buffer("progress", full<T>({3}, T(-1)));
+  }
   std::string type_name() const override { return "EideticNet"; }
 
   // --- building --------------------------------------------------------------------------
@@ -192,7 +199,7 @@ class EideticNet : public nn::Module<T> {
   std::int64_t add_task(std::int64_t classes) {
     check(!layers_.empty() && layers_.back().linear, "EideticNet",
           "add_task: the network needs layers, the last one Linear, before the heads");
-    check(!router_, "EideticNet", "add_task: the router is trained; it would not know the new task");
+    check(!router_, "EideticNet", "add_task: the network has a router; it would not know the new task");
     check(classes > 0, "EideticNet", "add_task: classes must be positive, got ", classes);
     auto head = std::make_shared<nn::Linear<T>>(layers_.back().neurons(), classes, true, gen_);
     head->to(device());
@@ -206,6 +213,7 @@ class EideticNet : public nn::Module<T> {
   // prunes with rollback. The task is committed (owned, frozen) when the next one starts, or
   // by learn_router / commit().
   TaskReport learn_task(std::int64_t t, const data::TensorDataset<T>& train, bool prune = true) {
+    reload();
     check(t == current_ + 1 && t < std::int64_t(heads_.size()), "EideticNet",
           "learn_task: tasks are learned in order; the next is ", current_ + 1, " (", heads_.size(),
           " heads), got ", t);
@@ -215,6 +223,7 @@ class EideticNet : public nn::Module<T> {
       recycle();
     }
     current_ = t;
+    store();
     TaskReport r;
     r.task = t;
     auto& head = *heads_[t];
@@ -227,16 +236,18 @@ class EideticNet : public nn::Module<T> {
     if (prune && options_.tol >= 0) prune_loop(head, train, *opt, d.best, r);
     r.pruned.clear();
     for (auto& l : layers_) r.pruned.push_back(std::count(l.pruned.begin(), l.pruned.end(), 1));
+    store();
     return r;
   }
 
   // Commits the last task and trains the router head (task id as the label) on the union of
   // all tasks' training data, without pruning. After this no task can be added.
   double learn_router(const std::vector<data::TensorDataset<T>>& tasks) {
+    reload();
     check(std::int64_t(tasks.size()) == std::int64_t(heads_.size()) && current_ + 1 == std::int64_t(heads_.size()),
           "EideticNet", "learn_router: needs the data of all ", heads_.size(), " tasks after all are learned (",
           current_ + 1, " learned, ", tasks.size(), " datasets)");
-    check(!router_, "EideticNet", "learn_router: the router is already trained");
+    check(!router_trained_, "EideticNet", "learn_router: the router is already trained");
     commit();
     recycle();
     std::vector<Tensor<T>> xs;
@@ -245,20 +256,33 @@ class EideticNet : public nn::Module<T> {
       xs.push_back(tasks[s].inputs);
       ys.push_back(full<std::int64_t>({tasks[s].size()}, std::int64_t(s), tasks[s].targets.device()));
     }
-    router_ = this->register_module(
-        "router", std::make_shared<nn::Linear<T>>(layers_.back().neurons(), std::int64_t(heads_.size()), true, gen_));
-    router_->to(device());
+    add_router();
     auto opt = make_optimizer(*router_);
     install_masks(*opt, *router_);
     const Dense d = train_dense(*router_, {cat(xs, 0), cat(ys, 0)}, *opt, options_.router_patience,
                                 options_.router_max_epochs, "router");
     router_->requires_grad_(false);
+    router_trained_ = true;
+    store();
     return d.best;
+  }
+
+  // The router head (Linear over the last layer's neurons, one output per task), created once:
+  // learn_router calls it; call it before load_state_dict to load a trained router.
+  nn::Linear<T>& add_router() {
+    check(!heads_.empty(), "EideticNet", "add_router: add the tasks first");
+    if (!router_) {
+      router_ = this->register_module(
+          "router", std::make_shared<nn::Linear<T>>(layers_.back().neurons(), std::int64_t(heads_.size()), true, gen_));
+      router_->to(device());
+    }
+    return *router_;
   }
 
   // Makes the current task's survivors owned by it (exact zeros where masked, frozen from now
   // on) and freezes its head. learn_task and learn_router call it; idempotent.
   void commit() {
+    reload();
     if (current_ < 0 || current_ == committed_) return;
     apply_masks(heads_[current_].get());
     for (auto& l : layers_) {
@@ -267,16 +291,18 @@ class EideticNet : public nn::Module<T> {
         l.pruned[i] = 0;
       }
       for (auto* bn : {l.bn.get(), l.proj_bn.get()})
-        if (bn) bn->frozen_channels = owned_mask(l);
+        if (bn) bn->frozen_channels = frozen_channels(l);
     }
     heads_[current_]->requires_grad_(false);
     committed_ = current_;
+    store();
   }
 
   // Prunes the given free neurons of a layer in the current task, by hand (custom pruning
   // schedules, tests): their rows, BatchNorm channels and the columns that read them become
   // exact zeros, and commit() leaves them free. Owned neurons are refused.
   void prune(std::size_t layer, const std::vector<std::int64_t>& neurons) {
+    reload();
     check(current_ >= 0 && current_ != committed_, "EideticNet", "prune: no task is being learned");
     check(layer < layers_.size(), "EideticNet", "prune: no layer ", layer, " (", layers_.size(), " layers)");
     auto& l = layers_[layer];
@@ -287,6 +313,7 @@ class EideticNet : public nn::Module<T> {
       l.pruned[std::size_t(i)] = 1;
     }
     apply_masks(heads_[std::size_t(current_)].get());
+    store();
   }
 
   // --- inference -------------------------------------------------------------------------
@@ -305,7 +332,9 @@ class EideticNet : public nn::Module<T> {
   // One trunk pass: the router picks the task, that task's head the class. With `oracle`
   // ([N] task ids) the given task is used instead of the router's.
   Routed route(const Tensor<T>& x, const Tensor<std::int64_t>& oracle = {}) {
-    check(router_ || oracle.defined(), "EideticNet", "route: the router is not trained (learn_router) and no task ids were given");
+    reload();
+    check(router_trained_ || oracle.defined(), "EideticNet",
+          "route: the router is not trained (learn_router) and no task ids were given");
     NoGradGuard no_grad;
     ModeGuard eval(*this, false);
     auto h = features(x);
@@ -322,10 +351,14 @@ class EideticNet : public nn::Module<T> {
   std::vector<Layer<T>>& layers() { return layers_; }
   const std::vector<std::shared_ptr<nn::Linear<T>>>& heads() const { return heads_; }
   const std::shared_ptr<nn::Linear<T>>& router() const { return router_; }
-  std::int64_t tasks_learned() const { return current_ + 1; }
+  std::int64_t tasks_learned() {
+    reload();
+    return current_ + 1;
+  }
   const Options& options() const { return options_; }
   Options& options() { return options_; }
-  std::vector<LayerCapacity> capacity() const {
+  std::vector<LayerCapacity> capacity() {
+    reload();
     std::vector<LayerCapacity> out;
     for (auto& l : layers_) {
       LayerCapacity c;
@@ -355,8 +388,7 @@ class EideticNet : public nn::Module<T> {
     double best = 0, last = 0;
   };
   struct Snapshot {
-    std::vector<Tensor<T>> tensors;  // parameters, then buffers
-    std::vector<std::vector<char>> pruned;
+    std::vector<Tensor<T>> tensors;  // parameters, then buffers (owners and pruned flags too)
   };
 
   // Where the network lives (the first layer's weight; Module::to moves everything).
@@ -381,6 +413,9 @@ class EideticNet : public nn::Module<T> {
     }
     l.owner.assign(std::size_t(n), -1);
     l.pruned.assign(std::size_t(n), 0);
+    const std::string k = std::to_string(layers_.size());
+    l.owner_state = this->register_buffer("owner" + k, full<T>({n}, T(-1), device()));
+    l.pruned_state = this->register_buffer("pruned" + k, zeros<T>({n}, device()));
     if (!layers_.empty()) {  // join the device of the layers before it
       if (l.linear) l.linear->to(device());
       else l.conv->to(device());
@@ -463,6 +498,12 @@ class EideticNet : public nn::Module<T> {
   Tensor<bool> owned_mask(const Layer<T>& l) const {
     return neuron_mask(l, [&](std::int64_t i) { return l.owner[i] >= 0; });
   }
+  // BatchNorm's frozen_channels for a layer: its owned channels (undefined while none is owned:
+  // plain BatchNorm, one normalisation instead of two).
+  Tensor<bool> frozen_channels(const Layer<T>& l) const {
+    const bool any = std::any_of(l.owner.begin(), l.owner.end(), [](std::int64_t o) { return o >= 0; });
+    return any ? owned_mask(l) : Tensor<bool>();
+  }
   static void keep_where(Tensor<T>& p, const Tensor<bool>& mask) {
     NoGradGuard no_grad;
     p.copy_(where(mask, p, zeros_like(p)));
@@ -501,7 +542,7 @@ class EideticNet : public nn::Module<T> {
           opt.set_update_mask(bn->weight, free);
           opt.set_update_mask(bn->bias, free);
         }
-        bn->frozen_channels = owned_mask(l);
+        bn->frozen_channels = frozen_channels(l);
       }
     }
     opt.set_update_mask(head.weight, head_mask(head));
@@ -529,6 +570,7 @@ class EideticNet : public nn::Module<T> {
   // BatchNorm channels to weight 1, bias 0, mean 0, var 1. Owned rows keep their values.
   // learn_task and learn_router call it after commit().
   void recycle() {
+    reload();
     NoGradGuard no_grad;
     for (auto& l : layers_) {
       const auto free = neuron_mask(l, [&](std::int64_t i) { return l.owner[i] < 0; });
@@ -622,7 +664,6 @@ class EideticNet : public nn::Module<T> {
     NoGradGuard no_grad;
     for (auto& p : this->parameters()) s.tensors.push_back(p.detach().clone());
     for (auto& b : this->buffers()) s.tensors.push_back(b.clone());
-    for (auto& l : layers_) s.pruned.push_back(l.pruned);
     return s;
   }
   void restore(const Snapshot& s) {
@@ -630,7 +671,37 @@ class EideticNet : public nn::Module<T> {
     std::size_t k = 0;
     for (auto& p : this->parameters()) p.copy_(s.tensors[k++]);
     for (auto& b : this->buffers()) b.copy_(s.tensors[k++]);
-    for (std::size_t i = 0; i < layers_.size(); ++i) layers_[i].pruned = s.pruned[i];
+    reload();
+  }
+
+  // The per-neuron state lives in buffers (so that state_dict carries it) and, for the loops,
+  // in host vectors: store() writes the vectors to the buffers, reload() reads them back.
+  void store() {
+    NoGradGuard no_grad;
+    for (auto& l : layers_) {
+      std::vector<T> o(l.owner.begin(), l.owner.end()), p(l.pruned.begin(), l.pruned.end());
+      l.owner_state.copy_(tensor<T>(o, {l.neurons()}).to(l.owner_state.device()));
+      l.pruned_state.copy_(tensor<T>(p, {l.neurons()}).to(l.pruned_state.device()));
+    }
+    progress_.copy_(tensor<T>(std::vector<T>{T(current_), T(committed_), T(router_trained_ ? 1 : -1)}, {3}).to(progress_.device()));
+  }
+  void reload() {
+    for (auto& l : layers_) {
+      const auto o = l.owner_state.to(Device::cpu()).to_vector(), p = l.pruned_state.to(Device::cpu()).to_vector();
+      for (std::size_t i = 0; i < o.size(); ++i) {
+        l.owner[i] = std::int64_t(o[i]);
+        l.pruned[i] = p[i] != T(0);
+      }
+      for (auto* bn : {l.bn.get(), l.proj_bn.get()})
+        if (bn) bn->frozen_channels = frozen_channels(l);
+    }
+    const auto pr = progress_.to(Device::cpu()).to_vector();
+    current_ = std::int64_t(pr[0]);
+    committed_ = std::int64_t(pr[1]);
+    router_trained_ = pr[2] > T(0);
+    check(current_ < std::int64_t(heads_.size()) && (!router_trained_ || router_), "EideticNet",
+          "the loaded state has ", current_ + 1, " tasks", router_trained_ ? " and a router" : "", " but the network ",
+          heads_.size(), " heads", router_ ? " and a router" : " and no router (add_router() before loading)");
   }
 
   std::int64_t candidates() const {
@@ -727,6 +798,7 @@ class EideticNet : public nn::Module<T> {
     for (std::size_t li = 0; li < layers_.size(); ++li)
       for (auto i : chosen[li]) layers_[li].pruned[i] = 1;
     apply_masks(&head);
+    store();
     return true;
   }
 
@@ -778,7 +850,9 @@ class EideticNet : public nn::Module<T> {
   std::vector<Layer<T>> layers_;
   std::vector<std::shared_ptr<nn::Linear<T>>> heads_;
   std::shared_ptr<nn::Linear<T>> router_;
+  Tensor<T> progress_;  // [current_, committed_, router trained ? 1 : -1], a buffer
   std::int64_t current_ = -1, committed_ = -1;
+  bool router_trained_ = false;
   std::uint64_t epochs_run_ = 0;
   bool capture_ = false;
   std::vector<Tensor<T>> captured_;
