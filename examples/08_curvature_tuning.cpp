@@ -109,6 +109,20 @@ void pretrain(nn::Module<float>& trunk, nn::Linear<float>& head, const Tensor<fl
   trunk.eval();
 }
 
+// The transfer target: classes 5-9 (relabelled 0-4), 50 training images each and 1000
+// validation images from the rest of the training set (in the order `order`), the 5000 test
+// images.
+struct Target {
+  Split tr, val, test;
+};
+Target target_split(const examples::StandardFashionMNIST& d, const std::vector<std::int64_t>& order) {
+  std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
+  std::iota(test_order.begin(), test_order.end(), std::int64_t(0));
+  return {take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 50, 0, order),
+          take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 200, 50, order),
+          take(d.test_x, d.test_y, {5, 6, 7, 8, 9}, -1, 0, test_order)};
+}
+
 Tensor<float> features(nn::Module<float>& trunk, const Tensor<float>& x) {
   NoGradGuard no_grad;
   trunk.eval();
@@ -245,11 +259,7 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
     auto [trunk, width] = make_trunk();
     nn::Linear<float> pre_head(width, 5);
     pretrain(trunk, pre_head, source.x, source.y, 2, std::uint64_t(seed));
-    const auto tr = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 50, 0, order);
-    const auto val = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 200, 50, order);
-    std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
-    std::iota(test_order.begin(), test_order.end(), std::int64_t(0));
-    const auto test = take(d.test_x, d.test_y, {5, 6, 7, 8, 9}, -1, 0, test_order);
+    const auto [tr, val, test] = target_split(d, order);
     const Probe probe = linear_probe(features(trunk, tr.x), tr.y, features(trunk, val.x), val.y,
                                      features(trunk, test.x), test.y, std::uint64_t(seed) * 7 + 1);
     // The paper's loop: a new head (lr 1e-3) and, for trainable CT, the units (lr 0.1).
@@ -340,13 +350,7 @@ int main(int argc, char** argv) {
     auto [trunk, width] = make_trunk(model);
     nn::Linear<float> head(width, 5);
     pretrain(trunk, head, source.x, source.y, 2, std::uint64_t(seed));
-    // Target: classes 5-9, 50 training images each, 1000 validation images from the rest of
-    // the training set, the 5000 test images.
-    const auto tr = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 50, 0, order);
-    const auto val = take(d.train_x, d.train_y, {5, 6, 7, 8, 9}, 200, 50, order);
-    std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
-    std::iota(test_order.begin(), test_order.end(), std::int64_t(0));
-    const auto test = take(d.test_x, d.test_y, {5, 6, 7, 8, 9}, -1, 0, test_order);
+    const auto [tr, val, test] = target_split(d, order);
     methods::curvature::Steering<float> ct(trunk);
     auto run = [&](double beta) {
       ct.set_beta(beta);
