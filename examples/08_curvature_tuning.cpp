@@ -123,6 +123,24 @@ Target target_split(const examples::StandardFashionMNIST& d, const std::vector<s
           take(d.test_x, d.test_y, {5, 6, 7, 8, 9}, -1, 0, test_order)};
 }
 
+// One transfer seed: the backbone pretrained 2 epochs on classes 0-4 (then frozen), its
+// feature width, and the target split drawn in the same order.
+struct Pretrained {
+  nn::Sequential<float> trunk;
+  std::int64_t width;
+  Target target;
+};
+Pretrained pretrained_on_source(const examples::StandardFashionMNIST& d, const std::string& model, int seed) {
+  manual_seed(std::uint64_t(seed));
+  Generator gen(std::uint64_t(seed) + 100);
+  const auto order = randperm(d.train_y.numel(), gen).to_vector();
+  const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
+  auto [trunk, width] = make_trunk(model);
+  nn::Linear<float> head(width, 5);
+  pretrain(trunk, head, source.x, source.y, 2, std::uint64_t(seed));
+  return {std::move(trunk), width, target_split(d, order)};
+}
+
 Tensor<float> features(nn::Module<float>& trunk, const Tensor<float>& x) {
   NoGradGuard no_grad;
   trunk.eval();
@@ -252,14 +270,8 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
   double sum_probe = 0, sum_head = 0, sum_tct = 0;
   for (int seed = 0; seed < seeds; ++seed) {
     const auto start = std::chrono::steady_clock::now();
-    manual_seed(std::uint64_t(seed));
-    Generator gen(std::uint64_t(seed) + 100);
-    const auto order = randperm(d.train_y.numel(), gen).to_vector();
-    const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
-    auto [trunk, width] = make_trunk();
-    nn::Linear<float> pre_head(width, 5);
-    pretrain(trunk, pre_head, source.x, source.y, 2, std::uint64_t(seed));
-    const auto [tr, val, test] = target_split(d, order);
+    auto [trunk, width, target] = pretrained_on_source(d, "mlp", seed);
+    const auto& [tr, val, test] = target;
     const Probe probe = linear_probe(features(trunk, tr.x), tr.y, features(trunk, val.x), val.y,
                                      features(trunk, test.x), test.y, std::uint64_t(seed) * 7 + 1);
     // The paper's loop: a new head (lr 1e-3) and, for trainable CT, the units (lr 0.1).
@@ -342,15 +354,8 @@ int main(int argc, char** argv) {
   std::vector<double> gains, gains_paper;
   for (int seed = 0; seed < seeds; ++seed) {
     const auto start = std::chrono::steady_clock::now();
-    manual_seed(std::uint64_t(seed));
-    Generator gen(std::uint64_t(seed) + 100);
-    // Pretraining on the source classes 0-4.
-    const auto order = randperm(d.train_y.numel(), gen).to_vector();
-    const auto source = take(d.train_x, d.train_y, {0, 1, 2, 3, 4}, -1, 0, order);
-    auto [trunk, width] = make_trunk(model);
-    nn::Linear<float> head(width, 5);
-    pretrain(trunk, head, source.x, source.y, 2, std::uint64_t(seed));
-    const auto [tr, val, test] = target_split(d, order);
+    auto [trunk, width, target] = pretrained_on_source(d, model, seed);
+    const auto& [tr, val, test] = target;
     methods::curvature::Steering<float> ct(trunk);
     auto run = [&](double beta) {
       ct.set_beta(beta);
