@@ -13,6 +13,7 @@
 #include <map>
 
 #include <ligm/methods/eidetic/eidetic.hpp>
+#include <ligm/methods/lora/lora.hpp>
 #include <ligm/models/models.hpp>
 
 #include "golden_cases.hpp"
@@ -335,6 +336,47 @@ void case_10() {
                           [](const std::vector<Tensor<double>>& in) { return ctu(in[0], in[1], in[2]); }, 1e-12, 1e-10);
 }
 
+// LoRA, DoRA and ALLoRA adapters (ALLoRA's custom backward on a Linear, its gradient hook on
+// MultiheadAttention's in-projection): outputs and adapter gradients match the CPU's.
+void case_11() {
+  namespace lora = ligm::methods::lora;
+  for (auto method : {lora::Method::LoRA, lora::Method::DoRA, lora::Method::ALLoRA}) {
+    CAPTURE(lora::method_name(method));
+    lora::Config c;
+    c.method = method;
+    c.r = 3;
+    c.seed = 5;
+    auto build = [&](Device d) {
+      Generator g(60);
+      auto block = std::make_shared<nn::TransformerEncoderLayer<float>>(
+          8, 2, nn::TransformerOptions{.dim_feedforward = 16, .dropout = 0.0}, g);
+      lora::add_adapters(*block, c);
+      Generator gb(61);
+      NoGradGuard no_grad;
+      for (auto& [path, a] : lora::adapter_layers(*block))
+        a->lora_B->weight.detach().copy_(mul(randn<float>(a->lora_B->weight.shape(), gb), 0.3f));
+      block->to(d);
+      return block;
+    };
+    auto cpu = build(Device::cpu()), gpu = build(kGpu);
+    auto x = randn_s<float>({3, 5, 8}, 62);
+    auto y_cpu = (*cpu)(x), y_gpu = (*gpu)(x.to(kGpu));
+    REQUIRE(y_gpu.device() == kGpu);
+    check_close(y_gpu.to(Device::cpu()), y_cpu, 1e-5, 1e-4, "forward");
+    auto cot = randn_s<float>(y_cpu.shape(), 63);
+    y_cpu.backward(cot);
+    y_gpu.backward(cot.to(kGpu));
+    auto pc = lora::adapter_parameters(*cpu), pg = lora::adapter_parameters(*gpu);
+    REQUIRE(pc.size() == pg.size());
+    for (std::size_t k = 0; k < pc.size(); ++k) {
+      CAPTURE(k);
+      check_close(pg[k].grad().to(Device::cpu()), pc[k].grad(), 1e-5, 1e-4, "adapter gradient");
+    }
+    lora::merge_adapters(*gpu);
+    check_close((*gpu)(x.to(kGpu)).to(Device::cpu()), y_cpu, 1e-5, 1e-4, "merged");
+  }
+}
+
 // ---- registration --------------------------------------------------------------------------
 
 struct CrossDeviceCase {
@@ -354,6 +396,7 @@ const CrossDeviceCase kCases[] = {
     {"the models and the fused AdamW step train on CUDA as on the CPU", case_8, false},
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
+    {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
 };
 }  // namespace
 
@@ -410,6 +453,11 @@ TEST_CASE("cuda: Eidetic learning keeps old heads bit-identical on the device" *
 TEST_CASE("cuda: the Curvature Tuning unit matches the CPU, per channel and shared" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_10();
+}
+
+TEST_CASE("cuda: LoRA, DoRA and ALLoRA adapters match the CPU, merged and not" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_11();
 }
 
 TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {

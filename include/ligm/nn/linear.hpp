@@ -1,4 +1,4 @@
-// Linear, Identity, Flatten.
+// Linear, Identity, Flatten, and WeightAdapter (the interface of a module that adapts a weight).
 #pragma once
 #include <cmath>
 
@@ -33,6 +33,15 @@ class Linear : public Module<T> {
 
   std::int64_t in_features, out_features;
   Tensor<T> weight, bias;
+};
+
+// A module that stands in for a weight: adapt(W) returns the weight to use in place of the
+// frozen W (W + BA for a LoRA adapter). Layers that use a weight directly rather than through
+// a Linear child (MultiheadAttention's packed in-projection) accept one.
+template <class T = float>
+class WeightAdapter : public Module<T> {
+ public:
+  virtual Tensor<T> adapt(const Tensor<T>& weight) = 0;
 };
 
 template <class T = float>

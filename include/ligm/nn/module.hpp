@@ -107,6 +107,15 @@ class Module {
     children_.emplace_back(name, std::static_pointer_cast<Module>(m));
     return m;
   }
+  // Takes the child `name` out of the tree again (an optional part, such as an adapter that
+  // is unloaded); returns it.
+  Ptr unregister_module(const std::string& name) {
+    auto it = std::find_if(children_.begin(), children_.end(), [&](auto& c) { return c.first == name; });
+    check(it != children_.end(), "unregister_module", type_name(), " has no child \"", name, "\"");
+    Ptr m = it->second;
+    children_.erase(it);
+    return m;
+  }
 
   // --- traversal ---------------------------------------------------------------------------
   std::vector<std::pair<std::string, Tensor<T>>> named_parameters(bool recurse = true) const {

@@ -39,8 +39,9 @@ class MultiheadAttention : public Module<T> {
           "expects batch-first [B, L, ", embed_dim, "] inputs, got query ", query.shape(), ", key ", key.shape(),
           ", value ", value.shape());
     const std::int64_t E = embed_dim;
+    const Tensor<T> w_in = in_proj_adapter ? in_proj_adapter->adapt(in_proj_weight) : in_proj_weight;
     auto project = [&](const Tensor<T>& x, std::int64_t block) {
-      auto w = in_proj_weight.narrow(0, block * E, E);
+      auto w = w_in.narrow(0, block * E, E);
       auto b = in_proj_bias.defined() ? in_proj_bias.narrow(0, block * E, E) : Tensor<T>();
       auto y = linear(x, w, b);  // [B, N, E]
       return y.reshape({x.shape()[0], x.shape()[1], num_heads, E / num_heads}).transpose(1, 2);  // [B, H, N, D]
@@ -56,6 +57,14 @@ class MultiheadAttention : public Module<T> {
   }
   // Self-attention.
   Tensor<T> forward(const Tensor<T>& x) override { return attend(x, x, x); }
+
+  // Computes the packed in-projection with adapter->adapt(in_proj_weight) from now on (a LoRA
+  // adapter; it becomes the child "in_proj_adapter"); null takes it away again.
+  void set_in_proj_adapter(std::shared_ptr<WeightAdapter<T>> adapter) {
+    if (in_proj_adapter) this->unregister_module("in_proj_adapter");
+    in_proj_adapter = adapter;
+    if (adapter) this->register_module("in_proj_adapter", adapter);
+  }
   std::string type_name() const override { return "MultiheadAttention"; }
   std::string extra_repr() const override {
     return "embed_dim=" + std::to_string(embed_dim) + ", num_heads=" + std::to_string(num_heads);
@@ -65,6 +74,7 @@ class MultiheadAttention : public Module<T> {
   double dropout;
   Tensor<T> in_proj_weight, in_proj_bias;
   std::shared_ptr<Linear<T>> out_proj;
+  std::shared_ptr<WeightAdapter<T>> in_proj_adapter;  // null unless set_in_proj_adapter
 
  private:
   Generator* gen_;
