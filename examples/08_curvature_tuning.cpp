@@ -17,7 +17,7 @@
 // (lr 1e-3) on the 250 transfer images, against the linear probe.
 //
 //   build/examples/08_curvature_tuning [--experiment transfer|robust|trainable|all] [--seeds 3]
-//                                      [--model mlp|cnn] [--metrics PATH]
+//                                      [--model mlp|cnn] [--device cpu|cuda] [--metrics PATH]
 // (--model cnn: the transfer experiment with a small CNN with BatchNorm instead of the MLP)
 #include <algorithm>
 #include <chrono>
@@ -37,6 +37,9 @@
 using namespace ligm;
 
 namespace {
+
+// Where the networks run and the splits live (--device; set once in main).
+Device device = Device::cpu();
 
 struct Split {
   Tensor<float> x;
@@ -62,7 +65,7 @@ Split take(const Tensor<float>& images, const Tensor<std::int64_t>& labels, cons
       }
   }
   auto t = tensor<std::int64_t>(idx, {std::int64_t(idx.size())});
-  return {index_select(images, 0, t), tensor<std::int64_t>(y, {std::int64_t(y.size())})};
+  return {index_select(images, 0, t).to(device), tensor<std::int64_t>(y, {std::int64_t(y.size())}).to(device)};
 }
 
 // The backbone (the head apart) and its feature width. "mlp": 784-256-256-256-256 with
@@ -92,6 +95,8 @@ std::pair<nn::Sequential<float>, std::int64_t> make_trunk(const std::string& mod
 // Adam 1e-3, batch 128, `epochs` over (x, y); then the backbone is frozen and in eval mode.
 void pretrain(nn::Module<float>& trunk, nn::Linear<float>& head, const Tensor<float>& x,
               const Tensor<std::int64_t>& y, int epochs, std::uint64_t seed) {
+  trunk.to(device);
+  head.to(device);
   auto params = trunk.parameters();
   for (auto& p : head.parameters()) params.push_back(p);
   optim::Adam<float> opt(params, {.lr = 1e-3});
@@ -99,7 +104,7 @@ void pretrain(nn::Module<float>& trunk, nn::Linear<float>& head, const Tensor<fl
   trunk.train();
   for (int epoch = 0; epoch < epochs; ++epoch)
     for (auto [bx, by] : loader.epoch(std::uint64_t(epoch))) {
-      auto loss = cross_entropy(head(trunk(bx)), by);
+      auto loss = cross_entropy(head(trunk(bx.to(device))), by.to(device));
       opt.zero_grad();
       loss.backward();
       opt.step();
@@ -166,6 +171,7 @@ Probe linear_probe(const Tensor<float>& ftr, const Tensor<std::int64_t>& ytr, co
   auto a = div(ftr, sd), v = div(fval, sd), t = div(ftest, sd);
   Generator gen(seed);
   nn::Linear<float> probe(ftr.shape()[1], 5, true, gen);
+  probe.to(device);
   optim::Adam<float> opt(probe.parameters(), {.lr = 1e-2, .weight_decay = 1e-4});
   Probe best;
   for (int step = 1; step <= 300; ++step) {
@@ -279,6 +285,7 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
     auto train_loop = [&](const std::vector<Tensor<float>>& rho) {
       Generator hg(std::uint64_t(seed) * 7 + 1);
       nn::Linear<float> head(width, 5, true, hg);
+      head.to(device);
       using Adam = optim::Adam<float>;
       std::vector<Adam::Group> groups{{head.parameters(), {.lr = 1e-3}}};
       if (!rho.empty()) groups.push_back({rho, {.lr = 0.1}});
@@ -336,7 +343,8 @@ int main(int argc, char** argv) {
     else if (s == "--metrics" && i + 1 < argc) metrics = argv[++i];
     else if (s == "--experiment" && i + 1 < argc) experiment = argv[++i];
     else if (s == "--model" && i + 1 < argc) model = argv[++i];
-    else fail("08_curvature_tuning", "unknown argument \"", s, "\" (--experiment E, --seeds N, --metrics PATH)");
+    else if (s == "--device" && i + 1 < argc) device = std::string(argv[++i]) == "cuda" ? Device::cuda() : Device::cpu();
+    else fail("08_curvature_tuning", "unknown argument \"", s, "\" (--experiment E, --seeds N, --model M, --device D, --metrics PATH)");
   }
   check(experiment == "transfer" || experiment == "robust" || experiment == "trainable" || experiment == "all",
         "08_curvature_tuning", "unknown experiment \"", experiment, "\" (transfer, robust, trainable, all)");
