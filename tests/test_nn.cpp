@@ -154,6 +154,14 @@ TEST_CASE("nn: surgery replaces by path or by type, and typed handles follow") {
   CHECK(names == std::vector<std::string>{"block.fc.delta", "block.fc.base.weight", "block.fc.base.bias",
                                           "head.delta", "head.base.weight", "head.base.bias"});
   CHECK(net(x).shape() == before.shape());
+  // A container that calls its children directly reaches the wrapper once: the wrapper's call
+  // into the module it wraps computes that module, not the wrapper again.
+  nn::Sequential<float> seq;
+  auto lin = std::make_shared<nn::Linear<float>>(4, 3);
+  seq.push_back(lin);
+  seq.replace_module("0", std::make_shared<Offset>(lin));
+  check_close(seq(x), add(lin->forward(x), 100.0f), 0, 0, "wrapped child of a Sequential");
+  check_close((*lin)(x), add(lin->forward(x), 100.0f), 0, 0, "the old handle");
   check_error([&] { net.replace_module("block.nothing", std::make_shared<nn::ReLU<float>>()); },
               {"replace_module", "block.nothing"});
 }

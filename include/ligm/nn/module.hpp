@@ -67,16 +67,16 @@ class Module {
     fail(type_name(), "forward(x) is not defined for this module");
   }
 
-  // forward() plus the forward hooks; a replaced module passes the call to its replacement.
+  // forward() plus the forward hooks. A replaced module passes the call to its replacement,
+  // unless the replacement is running: then the call comes from a wrapper calling the module
+  // it wraps, and this module computes.
   Tensor<T> operator()(const Tensor<T>& x) {
-    if (replacement_ && !forwarding_) {
-      forwarding_ = true;  // a wrapper calling back into this module reaches forward() below
-      struct Reset {
-        bool& flag;
-        ~Reset() { flag = false; }
-      } reset{forwarding_};
-      return (*replacement_)(x);
-    }
+    if (replacement_ && replacement_->running_ == 0) return (*replacement_)(x);
+    ++running_;
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{running_};
     Tensor<T> y = forward(x);
     for (auto& [id, hook] : hooks_) hook(*this, x, y);
     return y;
@@ -419,7 +419,7 @@ class Module {
   std::vector<std::pair<int, ForwardHook>> hooks_;
   int last_hook_id_ = 0;
   Ptr replacement_;
-  bool forwarding_ = false;
+  int running_ = 0;  // operator() calls of this module in progress
 };
 
 template <class T>

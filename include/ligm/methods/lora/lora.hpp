@@ -123,7 +123,10 @@ class LoRALayer : public nn::WeightAdapter<T> {
     in_features = base_weight_.shape()[1];
     scaling = c.method == Method::ALLoRA ? 1.0 : c.alpha / double(c.r);
     if (base_module) this->register_module("base_layer", base_module);
-    lora_dropout = this->register_module("lora_dropout", std::make_shared<nn::Dropout<T>>(c.dropout, gen));
+    // The dropout stream is the layer's own (a Dropout keeps a pointer to its generator, and
+    // `gen` may not outlive this layer), seeded from `gen`: one distinct stream per layer.
+    dropout_gen_ = std::make_unique<Generator>(gen.seed() * 0x9E3779B97F4A7C15ull + gen.reserve(1) + 1);
+    lora_dropout = this->register_module("lora_dropout", std::make_shared<nn::Dropout<T>>(c.dropout, *dropout_gen_));
     lora_A = this->register_module("lora_A", std::make_shared<nn::Linear<T>>(in_features, c.r, false, gen));
     lora_B = this->register_module("lora_B", std::make_shared<nn::Linear<T>>(c.r, out_features, false, gen));
     nn::init::zeros_(lora_B->weight);
@@ -212,6 +215,7 @@ class LoRALayer : public nn::WeightAdapter<T> {
  protected:
   Tensor<T> base_weight_;  // W0: a handle to the frozen weight of the adapted layer
   Tensor<T> merge_scale_;  // DoRA: m / n at merge() [out, 1]
+  std::unique_ptr<Generator> dropout_gen_;
   bool merged_ = false;
 };
 
@@ -223,16 +227,13 @@ class LoRALinear : public LoRALayer<T> {
       : LoRALayer<T>(weight_of(base), c, gen, base), base_layer(base) {}
 
   Tensor<T> forward(const Tensor<T>& x) override {
-    // forward(), not operator(): base_layer was replaced by this module, and its operator()
-    // would pass the call straight back here.
-    if (this->merged_) return base_layer->forward(x);
+    if (this->merged_) return (*base_layer)(x);
     auto adapter = [&] { return (*this->lora_B)((*this->lora_A)((*this->lora_dropout)(x))); };
     switch (this->config.method) {
       case Method::LoRA:
-        return add(base_layer->forward(x), this->scaling == 1.0 ? adapter() : mul(adapter(), T(this->scaling)));
+        return add((*base_layer)(x), this->scaling == 1.0 ? adapter() : mul(adapter(), T(this->scaling)));
       case Method::ALLoRA:
-        return add(base_layer->forward(x),
-                   allora_delta(x, this->lora_A->weight, this->lora_B->weight, this->coefficient()));
+        return add((*base_layer)(x), allora_delta(x, this->lora_A->weight, this->lora_B->weight, this->coefficient()));
       case Method::DoRA: {
         // (x W0^T + s B A D(x)) * (m / n) + b: the bias after the magnitude scaling.
         auto z = add(linear(x, base_layer->weight), mul(adapter(), T(this->scaling)));
