@@ -31,10 +31,12 @@
 #include <ligm/io/metrics.hpp>
 #include <ligm/ligm.hpp>
 #include <ligm/methods/curvature/steering.hpp>
+#include <ligm/methods/lora/lora.hpp>
 
 #include "common.hpp"
 
 using namespace ligm;
+namespace lora = ligm::methods::lora;
 
 namespace {
 
@@ -271,9 +273,11 @@ void run_robust(const examples::StandardFashionMNIST& d, const std::vector<doubl
 }
 
 // CT-3: trainable CT (per-neuron beta and c, lr 0.1, and a new head, lr 1e-3; batch 32, 20
-// epochs, lr x0.1 at epoch 10, the best validation epoch) against the linear probe.
+// epochs, lr x0.1 at epoch 10, the best validation epoch) against the linear probe and LoRA
+// rank 1 (alpha 1, every Linear of the backbone, no dropout) in the same loop: at the CT
+// paper's lr 1e-4 for adapters and head, and at the head's 1e-3 for both.
 void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::optional<io::MetricsLog>& log) {
-  double sum_probe = 0, sum_head = 0, sum_tct = 0;
+  double sum_probe = 0, sum_head = 0, sum_tct = 0, sum_lora_paper = 0, sum_lora = 0;
   for (int seed = 0; seed < seeds; ++seed) {
     const auto start = std::chrono::steady_clock::now();
     auto [trunk, width, target] = pretrained_on_source(d, "mlp", seed);
@@ -282,13 +286,14 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
                                      features(trunk, test.x), test.y, std::uint64_t(seed) * 7 + 1);
     // The paper's loop: a new head (lr 1e-3) and, for trainable CT, the units (lr 0.1).
     trunk.eval();  // BatchNorm keeps its pretrained statistics
-    auto train_loop = [&](const std::vector<Tensor<float>>& rho) {
+    // extra: the trained parameters besides the head's, at extra_lr.
+    auto train_loop = [&](const std::vector<Tensor<float>>& extra, double extra_lr, double head_lr) {
       Generator hg(std::uint64_t(seed) * 7 + 1);
       nn::Linear<float> head(width, 5, true, hg);
       head.to(device);
       using Adam = optim::Adam<float>;
-      std::vector<Adam::Group> groups{{head.parameters(), {.lr = 1e-3}}};
-      if (!rho.empty()) groups.push_back({rho, {.lr = 0.1}});
+      std::vector<Adam::Group> groups{{head.parameters(), {.lr = head_lr}}};
+      if (!extra.empty()) groups.push_back({extra, {.lr = extra_lr}});
       Adam opt(groups, {});
       data::DataLoader loader(tr.x, tr.y, {.batch_size = 32, .shuffle = true, .seed = std::uint64_t(seed)});
       Probe best;
@@ -307,7 +312,19 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
       }
       return best;
     };
-    const Probe head_only = train_loop({});
+    const Probe head_only = train_loop({}, 0, 1e-3);
+    // LoRA rank 1 on the ReLU backbone, then taken out again (unmerged).
+    lora::Config lc;
+    lc.r = 1;
+    lc.alpha = 1;
+    lc.seed = std::uint64_t(seed);
+    lora::add_adapters(trunk, lc);
+    const std::int64_t n_lora = trunk.num_parameters(true);
+    const Probe lora_paper = train_loop(lora::adapter_parameters(trunk), 1e-4, 1e-4);
+    lora::unload(trunk);
+    lora::add_adapters(trunk, lc);
+    const Probe lora_fast = train_loop(lora::adapter_parameters(trunk), 1e-3, 1e-3);
+    lora::unload(trunk);
     auto units = methods::curvature::make_trainable(trunk, tr.x.narrow(0, 0, 32));
     std::vector<Tensor<float>> rho;
     std::int64_t n_ct = 0;
@@ -315,20 +332,25 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
       u->requires_grad_(true);
       for (auto& p : u->parameters()) rho.push_back(p), n_ct += p.numel();
     }
-    const Probe tct = train_loop(rho);
+    const Probe tct = train_loop(rho, 0.1, 1e-3);
     sum_probe += probe.test;
     sum_head += head_only.test;
     sum_tct += tct.test;
+    sum_lora_paper += lora_paper.test;
+    sum_lora += lora_fast.test;
     if (log)
       log->write({{"experiment", "trainable"}, {"seed", seed}, {"probe_test", probe.test},
-                  {"head_same_loop_test", head_only.test}, {"tct_test", tct.test}});
+                  {"head_same_loop_test", head_only.test}, {"tct_test", tct.test},
+                  {"lora_r1_lr1e-4_test", lora_paper.test}, {"lora_r1_lr1e-3_test", lora_fast.test}});
     std::printf("[trainable] seed %d: linear probe %.2f%%; the paper's loop: head alone %.2f%%, trainable CT %.2f%% "
-                "(%lld CT parameters + the 1285 of the head) (%.0f s)\n", seed, 100 * probe.test, 100 * head_only.test,
-                100 * tct.test, static_cast<long long>(n_ct),
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+                "(%lld CT parameters + the 1285 of the head), LoRA rank 1 (%lld parameters) %.2f%% at lr 1e-4, "
+                "%.2f%% at lr 1e-3 (%.0f s)\n", seed, 100 * probe.test, 100 * head_only.test, 100 * tct.test,
+                static_cast<long long>(n_ct), static_cast<long long>(n_lora), 100 * lora_paper.test,
+                100 * lora_fast.test, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  std::printf("[trainable] mean over %d seeds: linear probe %.2f%%, head alone (same loop) %.2f%%, trainable CT %.2f%%\n",
-              seeds, 100 * sum_probe / seeds, 100 * sum_head / seeds, 100 * sum_tct / seeds);
+  std::printf("[trainable] mean over %d seeds: linear probe %.2f%%, head alone (same loop) %.2f%%, trainable CT %.2f%%, "
+              "LoRA rank 1 %.2f%% (lr 1e-4) / %.2f%% (lr 1e-3)\n", seeds, 100 * sum_probe / seeds, 100 * sum_head / seeds,
+              100 * sum_tct / seeds, 100 * sum_lora_paper / seeds, 100 * sum_lora / seeds);
 }
 
 }  // namespace

@@ -393,3 +393,27 @@ TEST_CASE("lora: bad configurations are refused with a clear error") {
   check_error([] { lora::allora_delta(zeros<float>({2, 4}), zeros<float>({3, 5}), zeros<float>({6, 3}), zeros<float>({6})); },
               {"allora_delta", "A [r, in]", "[2, 4]"});
 }
+
+TEST_CASE("lora: unload takes the adapters out unmerged (the original model), merged ones first unmerged") {
+  Generator g(13);
+  nn::Sequential<double> net;
+  net.push_back(std::make_shared<nn::Linear<double>>(6, 8, true, g));
+  net.push_back(std::make_shared<nn::ReLU<double>>());
+  net.push_back(std::make_shared<nn::Linear<double>>(8, 3, true, g));
+  auto x = randn<double>({4, 6}, g);
+  const auto y0 = net(x).to_vector();
+  const auto keys0 = net.state_dict();
+  for (bool merged : {false, true}) {
+    CAPTURE(merged);
+    lora::add_adapters(net, config(lora::Method::DoRA));
+    for (auto& [path, a] : lora::adapter_layers(net))
+      a->lora_B->weight.detach().copy_(randn<double>(a->lora_B->weight.shape(), g));
+    CHECK(net(x).to_vector() != y0);
+    if (merged) lora::merge_adapters(net);
+    lora::unload(net);
+    check_close(net(x), tensor<double>(y0, {4, 3}), 1e-12, 1e-12, "after unload");
+    CHECK(net.state_dict().size() == keys0.size());
+    CHECK(net.get_submodule("0").type_name() == "Linear");
+    net.requires_grad_(true);
+  }
+}

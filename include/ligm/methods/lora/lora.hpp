@@ -12,7 +12,7 @@
 //   optim::Adam<float> opt(lora::adapter_parameters(model), {.lr = 1e-3});
 //   ... train ...
 //   lora::save_adapter(model, "adapter.safetensors");   // PEFT's key names
-//   lora::merge_and_unload(model);                       // plain Linear layers again
+//   lora::merge_and_unload(model);                       // plain Linear layers again (unload(): unmerged)
 //
 // Conventions follow huggingface/peft (lora_A: Linear(in, r) with PyTorch's Linear init
 // U(+-1/sqrt(in)); lora_B: Linear(r, out) zero, so every adapter starts as a no-op; child
@@ -343,12 +343,13 @@ void unmerge_adapters(nn::Module<T>& model) {
   for (auto& [path, a] : adapter_layers(model)) a->unmerge();
 }
 
-// Merges every adapter and takes it out: the model is its original architecture again, with
-// the adapted weights (still frozen).
+namespace detail {
+// Takes the adapters out of `model`, merged into the base weights first or not.
 template <class T>
-void merge_and_unload(nn::Module<T>& model) {
+void remove_adapters(nn::Module<T>& model, bool merge) {
   for (auto& [path, a] : adapter_layers(model)) {
-    a->merge();
+    if (merge) a->merge();
+    else a->unmerge();
     if (auto* lin = dynamic_cast<LoRALinear<T>*>(a)) {
       model.replace_module(path, lin->base_layer);
       continue;
@@ -360,6 +361,20 @@ void merge_and_unload(nn::Module<T>& model) {
           ", not a MultiheadAttention");
     mha->set_in_proj_adapter(nullptr);
   }
+}
+}  // namespace detail
+
+// Merges every adapter and takes it out: the model is its original architecture again, with
+// the adapted weights (still frozen).
+template <class T>
+void merge_and_unload(nn::Module<T>& model) {
+  detail::remove_adapters(model, true);
+}
+// Takes every adapter out unmerged: the original model and weights (still frozen), as PEFT's
+// unload().
+template <class T>
+void unload(nn::Module<T>& model) {
+  detail::remove_adapters(model, false);
 }
 
 // The adapters alone, keyed as PEFT saves them: prefix + "<path>.lora_A.weight",
