@@ -136,6 +136,7 @@ TEST_CASE("allora: forward and input gradient equal LoRA with s = 1; A and B gra
   check_close(dBa, rows_scaled(dBl, c), 1e-12, 1e-10, "dB row ratio");
   // The input gradient passes finite differences; A and B do not (their gradients are scaled).
   check_grad([&](const In& in) { return (*al)(in[0]); }, {leaf({3, 6}, 21)});
+  check_grad([&](const In& in) { return lora::allora_delta(in[0], A, B, c); }, {leaf({2, 3, 6}, 22)});
   auto r = gradcheck([&](const In& in) { bind(*al, in[0], in[1]); return (*al)(x.detach()); },
                      {A.clone().requires_grad_(true), B.clone().requires_grad_(true)});
   CHECK_FALSE(r.ok);
