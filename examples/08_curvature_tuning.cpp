@@ -18,7 +18,8 @@
 //
 //   build/examples/08_curvature_tuning [--experiment transfer|robust|trainable|all] [--seeds 3]
 //                                      [--model mlp|cnn] [--device cpu|cuda] [--metrics PATH]
-// (--model cnn: the transfer experiment with a small CNN with BatchNorm instead of the MLP)
+// (--model cnn: the transfer and trainable experiments with a small CNN with BatchNorm instead
+// of the MLP; its LoRA baseline adapts the CNN's one backbone Linear, Conv2d is not adapted)
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -276,11 +277,12 @@ void run_robust(const examples::StandardFashionMNIST& d, const std::vector<doubl
 // epochs, lr x0.1 at epoch 10, the best validation epoch) against the linear probe and LoRA
 // rank 1 (alpha 1, every Linear of the backbone, no dropout) in the same loop: at the CT
 // paper's lr 1e-4 for adapters and head, and at the head's 1e-3 for both.
-void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::optional<io::MetricsLog>& log) {
+void run_trainable(const examples::StandardFashionMNIST& d, const std::string& model, int seeds,
+                   std::optional<io::MetricsLog>& log) {
   double sum_probe = 0, sum_head = 0, sum_tct = 0, sum_lora_paper = 0, sum_lora = 0;
   for (int seed = 0; seed < seeds; ++seed) {
     const auto start = std::chrono::steady_clock::now();
-    auto [trunk, width, target] = pretrained_on_source(d, "mlp", seed);
+    auto [trunk, width, target] = pretrained_on_source(d, model, seed);
     const auto& [tr, val, test] = target;
     const Probe probe = linear_probe(features(trunk, tr.x), tr.y, features(trunk, val.x), val.y,
                                      features(trunk, test.x), test.y, std::uint64_t(seed) * 7 + 1);
@@ -339,13 +341,14 @@ void run_trainable(const examples::StandardFashionMNIST& d, int seeds, std::opti
     sum_lora_paper += lora_paper.test;
     sum_lora += lora_fast.test;
     if (log)
-      log->write({{"experiment", "trainable"}, {"seed", seed}, {"probe_test", probe.test},
+      log->write({{"experiment", "trainable"}, {"model", model}, {"seed", seed}, {"probe_test", probe.test},
                   {"head_same_loop_test", head_only.test}, {"tct_test", tct.test},
                   {"lora_r1_lr1e-4_test", lora_paper.test}, {"lora_r1_lr1e-3_test", lora_fast.test}});
     std::printf("[trainable] seed %d: linear probe %.2f%%; the paper's loop: head alone %.2f%%, trainable CT %.2f%% "
-                "(%lld CT parameters + the 1285 of the head), LoRA rank 1 (%lld parameters) %.2f%% at lr 1e-4, "
+                "(%lld CT parameters + the %lld of the head), LoRA rank 1 (%lld parameters) %.2f%% at lr 1e-4, "
                 "%.2f%% at lr 1e-3 (%.0f s)\n", seed, 100 * probe.test, 100 * head_only.test, 100 * tct.test,
-                static_cast<long long>(n_ct), static_cast<long long>(n_lora), 100 * lora_paper.test,
+                static_cast<long long>(n_ct), static_cast<long long>(width * 5 + 5), static_cast<long long>(n_lora),
+                100 * lora_paper.test,
                 100 * lora_fast.test, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::printf("[trainable] mean over %d seeds: linear probe %.2f%%, head alone (same loop) %.2f%%, trainable CT %.2f%%, "
@@ -379,7 +382,7 @@ int main(int argc, char** argv) {
     if (k % 5 != 0) grid.push_back(k / 100.0);                        // the paper's, the rest of it
   std::sort(grid.begin(), grid.end());
   if (experiment == "robust" || experiment == "all") run_robust(d, grid, log);
-  if (experiment == "trainable" || experiment == "all") run_trainable(d, seeds, log);
+  if (experiment == "trainable" || experiment == "all") run_trainable(d, model, seeds, log);
   if (experiment != "transfer" && experiment != "all") return 0;
   std::vector<double> gains, gains_paper;
   for (int seed = 0; seed < seeds; ++seed) {

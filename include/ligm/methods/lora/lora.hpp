@@ -165,8 +165,8 @@ class LoRALayer : public nn::WeightAdapter<T> {
   // The weight to use in place of W0 (W0 itself once merged): W0 + s BA, or for DoRA
   // diag(m / n) (W0 + s BA). The adapter's dropout cannot act on a weight and is not applied.
   Tensor<T> adapt(const Tensor<T>& weight) override {
-    check(weight.is_same(base_weight_) || weight.shape() == base_weight_.shape(), "LoRALayer::adapt",
-          "adapts weights of shape ", base_weight_.shape(), ", got ", weight.shape());
+    check(weight.is_same(base_weight_), "LoRALayer::adapt", "adapts the weight it was built on (",
+          base_weight_.describe(), "), got another tensor: ", weight.describe());
     if (merged_) return weight;
     auto v = add(weight, delta_weight());
     return config.method == Method::DoRA ? mul(v, magnitude_scale().unsqueeze(1)) : v;
