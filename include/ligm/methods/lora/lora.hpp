@@ -1,5 +1,5 @@
-// LoRA, DoRA and ALLoRA: parameter-efficient fine-tuning of a built model's Linear layers (and
-// MultiheadAttention's packed in-projection) through module surgery.
+// LoRA, DoRA and ALLoRA: parameter-efficient fine-tuning of a built model's Linear and Conv2d
+// layers (and MultiheadAttention's packed in-projection) through module surgery.
 //
 //   LoRA   (Hu et al., arXiv 2106.09685):  y = x W0^T + b + s * B(A(dropout(x))),  s = alpha / r
 //   DoRA   (Liu et al., arXiv 2402.09353): y = (x W0^T + s * B(A(dropout(x)))) * (m / n) + b,
@@ -47,7 +47,7 @@ struct Config {
   bool dora_full_gradient = false;  // DoRA: let gradients flow through the norm n too
   // Which modules: a path matches a name when it equals it or ends with "." + name; a
   // MultiheadAttention at path P is matched by P or P + ".in_proj" (its out_proj is a Linear
-  // of its own). Empty: every Linear and every MultiheadAttention in-projection.
+  // of its own). Empty: every Linear, every Conv2d and every MultiheadAttention in-projection.
   std::vector<std::string> target_modules;
   std::uint64_t seed = 0;  // the generator that initialises lora_A
 };
@@ -99,20 +99,24 @@ Tensor<T> allora_delta(const Tensor<T>& x, const Tensor<T>& A, const Tensor<T>& 
       });
 }
 
-// The adapter of one weight W0 [out, in]: lora_A, lora_B (and DoRA's magnitude vector), the
-// adapted weight, the adapter's output for an input, merge and unmerge. As an
+// The adapter of one weight W0 [out, in] (a convolution's [out, in, kh, kw] as [out, in kh kw]):
+// lora_A, lora_B (and DoRA's magnitude vector), the adapted weight, merge and unmerge. As an
 // nn::WeightAdapter it adapts a weight used directly (MultiheadAttention's in-projection);
-// LoRALinear wraps a Linear.
+// LoRALinear wraps a Linear, LoRAConv2d a Conv2d.
 template <class T = float>
 class LoRALayer : public nn::WeightAdapter<T> {
  public:
-  // `base_module`, when given, becomes the first child "base_layer" (LoRALinear's Linear).
+  // `base_module`, when given, becomes the first child "base_layer" (the wrapped layer). With
+  // `conv`, the factors are convolutions as PEFT's: lora_A Conv2d(in, r, kernel, the base's
+  // stride, padding and dilation), lora_B Conv2d(r, out, 1).
   LoRALayer(Tensor<T> base_weight, const Config& c, Generator& gen,
-            std::shared_ptr<nn::Module<T>> base_module = nullptr)
+            std::shared_ptr<nn::Module<T>> base_module = nullptr, const nn::Conv2d<T>* conv = nullptr)
       : config(c), base_weight_(std::move(base_weight)) {
     const char* op = "LoRALayer";
-    check(base_weight_.defined() && base_weight_.dim() == 2, op, "adapts a 2-d weight [out, in], got ",
-          base_weight_.describe());
+    check(base_weight_.defined() && (base_weight_.dim() == 2 || (conv && base_weight_.dim() == 4)), op,
+          "adapts a 2-d weight [out, in] (or a Conv2d's), got ", base_weight_.describe());
+    check(!conv || conv->options.groups == 1, op, "adapts convolutions with groups = 1, got groups ",
+          conv ? conv->options.groups : 1);
     check(c.r > 0, op, "rank r must be positive, got ", c.r);
     check(c.dropout >= 0 && c.dropout < 1, op, "dropout must be in [0, 1), got ", c.dropout);
     check(c.method != Method::ALLoRA || c.dropout == 0, op, "ALLoRA has no dropout (got ", c.dropout,
@@ -120,28 +124,41 @@ class LoRALayer : public nn::WeightAdapter<T> {
     check(c.method != Method::ALLoRA || (c.eta > 0 && c.p > 0), op, "ALLoRA needs eta > 0 and p > 0, got eta ",
           c.eta, ", p ", c.p);
     out_features = base_weight_.shape()[0];
-    in_features = base_weight_.shape()[1];
+    in_features = base_weight_.numel() / std::max<std::int64_t>(out_features, 1);
     scaling = c.method == Method::ALLoRA ? 1.0 : c.alpha / double(c.r);
     if (base_module) this->register_module("base_layer", base_module);
     // The dropout stream is the layer's own (a Dropout keeps a pointer to its generator, and
     // `gen` may not outlive this layer), seeded from `gen`: one distinct stream per layer.
     dropout_gen_ = std::make_unique<Generator>(gen.seed() * 0x9E3779B97F4A7C15ull + gen.reserve(1) + 1);
     lora_dropout = this->register_module("lora_dropout", std::make_shared<nn::Dropout<T>>(c.dropout, *dropout_gen_));
-    lora_A = this->register_module("lora_A", std::make_shared<nn::Linear<T>>(in_features, c.r, false, gen));
-    lora_B = this->register_module("lora_B", std::make_shared<nn::Linear<T>>(c.r, out_features, false, gen));
-    nn::init::zeros_(lora_B->weight);
+    if (conv) {
+      Conv2dOptions o = conv->options;
+      lora_A_conv = this->register_module(
+          "lora_A", std::make_shared<nn::Conv2d<T>>(conv->in_channels, c.r, conv->kernel_size, o, false, gen));
+      lora_B_conv = this->register_module("lora_B", std::make_shared<nn::Conv2d<T>>(c.r, out_features, 1,
+                                                                                    Conv2dOptions{}, false, gen));
+      nn::init::zeros_(lora_B_conv->weight);
+    } else {
+      lora_A = this->register_module("lora_A", std::make_shared<nn::Linear<T>>(in_features, c.r, false, gen));
+      lora_B = this->register_module("lora_B", std::make_shared<nn::Linear<T>>(c.r, out_features, false, gen));
+      nn::init::zeros_(lora_B->weight);
+    }
     if (c.method == Method::DoRA) {
       NoGradGuard no_grad;
       lora_magnitude_vector =
-          this->register_parameter("lora_magnitude_vector", base_weight_.detach().norm(2, {1}).contiguous());
+          this->register_parameter("lora_magnitude_vector", rows(base_weight_.detach()).norm(2, {1}).contiguous());
     }
     this->to(base_weight_.device());
   }
 
+  // The factors as matrices: A [r, in] and B [out, r] (a convolution's, flattened).
+  Tensor<T> A() const { return lora_A ? lora_A->weight : lora_A_conv->weight.reshape({config.r, -1}); }
+  Tensor<T> B() const { return lora_B ? lora_B->weight : lora_B_conv->weight.reshape({out_features, config.r}); }
+
   // The update s BA [out, in]. ALLoRA: BA, with a gradient hook that scales row i of its
   // gradient by c_i (only A and B are behind it: the input gradient is never scaled).
   Tensor<T> delta_weight() {
-    auto d = matmul(lora_B->weight, lora_A->weight);
+    auto d = matmul(B(), A());
     if (config.method != Method::ALLoRA) return scaling == 1.0 ? d : mul(d, T(scaling));
     if (d.requires_grad()) {
       auto c = coefficient().unsqueeze(1);
@@ -152,15 +169,15 @@ class LoRALayer : public nn::WeightAdapter<T> {
 
   // DoRA: n, the row norms of W0 + s BA (detached unless dora_full_gradient).
   Tensor<T> weight_norm() {
-    if (config.dora_full_gradient) return add(base_weight_, delta_weight()).norm(2, {1});
+    if (config.dora_full_gradient) return add(rows(base_weight_), delta_weight()).norm(2, {1});
     NoGradGuard no_grad;
-    return add(base_weight_, delta_weight()).norm(2, {1});
+    return add(rows(base_weight_), delta_weight()).norm(2, {1});
   }
   // DoRA: m / n, the per-output-unit scale.
   Tensor<T> magnitude_scale() { return div(lora_magnitude_vector, weight_norm()); }
 
   // ALLoRA's coefficient for the current A and B ([out]; eta everywhere while B = 0).
-  Tensor<T> coefficient() const { return allora_coefficient(lora_A->weight, lora_B->weight, config.eta, config.p); }
+  Tensor<T> coefficient() const { return allora_coefficient(A(), B(), config.eta, config.p); }
 
   // The weight to use in place of W0 (W0 itself once merged): W0 + s BA, or for DoRA
   // diag(m / n) (W0 + s BA). The adapter's dropout cannot act on a weight and is not applied.
@@ -168,8 +185,8 @@ class LoRALayer : public nn::WeightAdapter<T> {
     check(weight.is_same(base_weight_), "LoRALayer::adapt", "adapts the weight it was built on (",
           base_weight_.describe(), "), got another tensor: ", weight.describe());
     if (merged_) return weight;
-    auto v = add(weight, delta_weight());
-    return config.method == Method::DoRA ? mul(v, magnitude_scale().unsqueeze(1)) : v;
+    auto v = add(weight, like_weight(delta_weight()));
+    return config.method == Method::DoRA ? mul(v, per_row(magnitude_scale())) : v;
   }
 
   // Folds the adapter into W0 (in place), so the base layer alone computes the adapted output;
@@ -177,9 +194,9 @@ class LoRALayer : public nn::WeightAdapter<T> {
   void merge() {
     if (merged_) return;
     NoGradGuard no_grad;
-    auto d = delta_weight();
+    auto d = like_weight(delta_weight());
     if (config.method == Method::DoRA) {
-      merge_scale_ = magnitude_scale().unsqueeze(1).contiguous();
+      merge_scale_ = per_row(magnitude_scale()).contiguous();
       base_weight_.set_data(mul(add(base_weight_, d), merge_scale_).contiguous());
     } else {
       base_weight_.set_data(add(base_weight_, d).contiguous());
@@ -189,7 +206,7 @@ class LoRALayer : public nn::WeightAdapter<T> {
   void unmerge() {
     if (!merged_) return;
     NoGradGuard no_grad;
-    auto d = delta_weight();
+    auto d = like_weight(delta_weight());
     if (config.method == Method::DoRA) base_weight_.set_data(sub(div(base_weight_, merge_scale_), d).contiguous());
     else base_weight_.set_data(sub(base_weight_, d).contiguous());
     merge_scale_ = {};
@@ -209,10 +226,21 @@ class LoRALayer : public nn::WeightAdapter<T> {
   double scaling = 1;  // s = alpha / r (ALLoRA: 1)
   std::int64_t in_features = 0, out_features = 0;
   std::shared_ptr<nn::Dropout<T>> lora_dropout;
-  std::shared_ptr<nn::Linear<T>> lora_A, lora_B;
+  std::shared_ptr<nn::Linear<T>> lora_A, lora_B;             // a Linear's or a weight's factors
+  std::shared_ptr<nn::Conv2d<T>> lora_A_conv, lora_B_conv;   // a Conv2d's (children lora_A, lora_B)
   Tensor<T> lora_magnitude_vector;  // DoRA only
 
  protected:
+  // [out, ...] <-> [out, in]: the weight's rows, a row matrix in the weight's shape, and a
+  // per-row vector shaped to scale the weight.
+  Tensor<T> rows(const Tensor<T>& w) const { return w.reshape({out_features, -1}); }
+  Tensor<T> like_weight(const Tensor<T>& m) const { return m.reshape(base_weight_.shape()); }
+  Tensor<T> per_row(const Tensor<T>& v) const {
+    Shape s(std::size_t(base_weight_.dim()), 1);
+    s[0] = out_features;
+    return v.reshape(s);
+  }
+
   Tensor<T> base_weight_;  // W0: a handle to the frozen weight of the adapted layer
   Tensor<T> merge_scale_;  // DoRA: m / n at merge() [out, 1]
   std::unique_ptr<Generator> dropout_gen_;
@@ -254,6 +282,44 @@ class LoRALinear : public LoRALayer<T> {
   }
 };
 
+// A Conv2d with an adapter (groups 1): the original layer is its child "base_layer"; lora_A is
+// Conv2d(in, r, kernel) with the base's stride, padding and dilation, lora_B Conv2d(r, out, 1),
+// as PEFT's; in matrix form BA is the update of the weight flattened to [out, in kh kw].
+template <class T = float>
+class LoRAConv2d : public LoRALayer<T> {
+ public:
+  LoRAConv2d(std::shared_ptr<nn::Conv2d<T>> base, const Config& c, Generator& gen)
+      : LoRALayer<T>(weight_of(base), c, gen, base, base.get()), base_layer(base) {}
+
+  Tensor<T> forward(const Tensor<T>& x) override {
+    if (this->merged_) return (*base_layer)(x);
+    auto adapter = [&] { return (*this->lora_B_conv)((*this->lora_A_conv)((*this->lora_dropout)(x))); };
+    const auto& o = base_layer->options;
+    switch (this->config.method) {
+      case Method::LoRA:
+        return add((*base_layer)(x), this->scaling == 1.0 ? adapter() : mul(adapter(), T(this->scaling)));
+      case Method::ALLoRA:  // through the weight: BA's gradient hook scales its rows (channels)
+        return add((*base_layer)(x), conv2d(x, this->like_weight(this->delta_weight()), Tensor<T>(), o));
+      case Method::DoRA: {
+        const Shape channel{1, this->out_features, 1, 1};
+        auto z = add(conv2d(x, base_layer->weight, Tensor<T>(), o), mul(adapter(), T(this->scaling)));
+        auto y = mul(z, this->magnitude_scale().reshape(channel));
+        return base_layer->bias.defined() ? add(y, base_layer->bias.reshape(channel)) : y;
+      }
+    }
+    return {};
+  }
+  std::string type_name() const override { return std::string(method_name(this->config.method)) + "Conv2d"; }
+
+  std::shared_ptr<nn::Conv2d<T>> base_layer;
+
+ private:
+  static Tensor<T> weight_of(const std::shared_ptr<nn::Conv2d<T>>& base) {
+    check(base != nullptr, "LoRAConv2d", "needs a Conv2d to wrap, got null");
+    return base->weight;
+  }
+};
+
 namespace detail {
 inline bool matches(const std::string& path, const std::vector<std::string>& targets) {
   if (targets.empty()) return true;
@@ -264,47 +330,64 @@ inline bool matches(const std::string& path, const std::vector<std::string>& tar
   return false;
 }
 
-// Linear layers and MultiheadAttention in-projections below `m` that `targets` selects;
-// adapters already in place are skipped with their subtrees.
+// What add_adapters wraps: Linear and Conv2d layers (by path), MultiheadAttention in-projections.
+template <class T>
+struct Targets {
+  std::vector<std::pair<std::string, std::shared_ptr<nn::Linear<T>>>> linears;
+  std::vector<std::pair<std::string, std::shared_ptr<nn::Conv2d<T>>>> convs;
+  std::vector<std::pair<std::string, nn::MultiheadAttention<T>*>> attentions;
+  bool empty() const { return linears.empty() && convs.empty() && attentions.empty(); }
+};
+
+// The layers below `m` that `targets` selects; adapters already in place are skipped with their
+// subtrees.
 template <class T>
 void find_targets(nn::Module<T>& m, const std::string& prefix, const std::vector<std::string>& targets,
-                  std::vector<std::pair<std::string, std::shared_ptr<nn::Linear<T>>>>& linears,
-                  std::vector<std::pair<std::string, nn::MultiheadAttention<T>*>>& attentions) {
+                  Targets<T>& found) {
   for (auto& [name, child] : m.named_children()) {
     const std::string path = prefix.empty() ? name : prefix + "." + name;
     if (dynamic_cast<LoRALayer<T>*>(child.get())) continue;
     if (auto lin = std::dynamic_pointer_cast<nn::Linear<T>>(child)) {
-      if (matches(path, targets)) linears.emplace_back(path, lin);
+      if (matches(path, targets)) found.linears.emplace_back(path, lin);
+      continue;
+    }
+    if (auto conv = std::dynamic_pointer_cast<nn::Conv2d<T>>(child)) {
+      if (matches(path, targets)) found.convs.emplace_back(path, conv);
       continue;
     }
     if (auto* mha = dynamic_cast<nn::MultiheadAttention<T>*>(child.get()))
       if (!mha->in_proj_adapter && (matches(path, targets) || matches(path + ".in_proj", targets)))
-        attentions.emplace_back(path, mha);
-    find_targets(*child, path, targets, linears, attentions);
+        found.attentions.emplace_back(path, mha);
+    find_targets(*child, path, targets, found);
   }
 }
 }  // namespace detail
 
 // Freezes every parameter of `model` (requires_grad false) and puts an adapter on each target:
-// a Linear becomes a LoRALinear around it, a MultiheadAttention gets an in-projection adapter.
-// The adapters are on the model's device and are the only trainable parameters; unfreeze a
-// new head yourself. Returns the adapted paths (an in-projection as "<attention>.in_proj").
+// a Linear becomes a LoRALinear around it, a Conv2d a LoRAConv2d, a MultiheadAttention gets an
+// in-projection adapter. The adapters are on the model's device and are the only trainable
+// parameters; unfreeze a new head yourself. Returns the adapted paths (an in-projection as
+// "<attention>.in_proj").
 template <class T>
 std::vector<std::string> add_adapters(nn::Module<T>& model, const Config& config) {
   const char* op = "lora::add_adapters";
-  std::vector<std::pair<std::string, std::shared_ptr<nn::Linear<T>>>> linears;
-  std::vector<std::pair<std::string, nn::MultiheadAttention<T>*>> attentions;
-  detail::find_targets(model, "", config.target_modules, linears, attentions);
-  check(!linears.empty() || !attentions.empty(), op, "no Linear or MultiheadAttention in ", model.type_name(),
+  detail::Targets<T> found;
+  detail::find_targets(model, "", config.target_modules, found);
+  check(!found.empty(), op, "no Linear, Conv2d or MultiheadAttention in ", model.type_name(),
         " matches the target modules");
+  const auto& attentions = found.attentions;
   check(attentions.empty() || config.dropout == 0, op, "an adapter on MultiheadAttention's in-projection ",
         attentions.front().first, " adapts the weight and cannot apply dropout ", config.dropout,
         " to its input: use dropout 0 or leave it out of target_modules");
   model.requires_grad_(false);
   Generator gen(config.seed);
   std::vector<std::string> paths;
-  for (auto& [path, lin] : linears) {
+  for (auto& [path, lin] : found.linears) {
     model.replace_module(path, std::make_shared<LoRALinear<T>>(lin, config, gen));
+    paths.push_back(path);
+  }
+  for (auto& [path, conv] : found.convs) {
+    model.replace_module(path, std::make_shared<LoRAConv2d<T>>(conv, config, gen));
     paths.push_back(path);
   }
   for (auto& [path, mha] : attentions) {
@@ -352,6 +435,10 @@ void remove_adapters(nn::Module<T>& model, bool merge) {
     else a->unmerge();
     if (auto* lin = dynamic_cast<LoRALinear<T>*>(a)) {
       model.replace_module(path, lin->base_layer);
+      continue;
+    }
+    if (auto* conv = dynamic_cast<LoRAConv2d<T>*>(a)) {
+      model.replace_module(path, conv->base_layer);
       continue;
     }
     const auto dot = path.rfind('.');
