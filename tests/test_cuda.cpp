@@ -374,6 +374,33 @@ void case_11() {
     }
     lora::merge_adapters(*gpu);
     check_close((*gpu)(x.to(kGpu)).to(Device::cpu()), y_cpu, 1e-5, 1e-4, "merged");
+
+    // A convolution's adapter (ALLoRA through the weight's gradient hook).
+    auto conv_net = [&](Device d) {
+      Generator g(64);
+      auto net = std::make_shared<nn::Sequential<float>>(nn::Conv2d<float>(2, 4, 3, {.stride = 2, .padding = 1}, true, g),
+                                                         nn::ReLU<float>(), nn::Flatten<float>(),
+                                                         nn::Linear<float>(4 * 3 * 3, 3, true, g));
+      lora::add_adapters(*net, c);
+      Generator gb(65);
+      NoGradGuard no_grad;
+      for (auto& [path, a] : lora::adapter_layers(*net)) a->B().detach().copy_(mul(randn<float>(a->B().shape(), gb), 0.3f));
+      net->to(d);
+      return net;
+    };
+    auto ccpu = conv_net(Device::cpu()), cgpu = conv_net(kGpu);
+    auto xc = randn_s<float>({2, 2, 6, 6}, 66);
+    auto zc = (*ccpu)(xc), zg = (*cgpu)(xc.to(kGpu));
+    check_close(zg.to(Device::cpu()), zc, 1e-5, 1e-4, "conv forward");
+    auto cot_c = randn_s<float>(zc.shape(), 67);
+    zc.backward(cot_c);
+    zg.backward(cot_c.to(kGpu));
+    auto qc = lora::adapter_parameters(*ccpu), qg = lora::adapter_parameters(*cgpu);
+    REQUIRE(qc.size() == qg.size());
+    for (std::size_t k = 0; k < qc.size(); ++k) {
+      CAPTURE(k);
+      check_close(qg[k].grad().to(Device::cpu()), qc[k].grad(), 1e-5, 1e-4, "conv adapter gradient");
+    }
   }
 }
 
