@@ -242,7 +242,7 @@ class LoRALayer : public nn::WeightAdapter<T> {
   }
 
   Tensor<T> base_weight_;  // W0: a handle to the frozen weight of the adapted layer
-  Tensor<T> merge_scale_;  // DoRA: m / n at merge() [out, 1]
+  Tensor<T> merge_scale_;  // DoRA: m / n at merge(), shaped to scale the weight ([out, 1] or [out, 1, 1, 1])
   std::unique_ptr<Generator> dropout_gen_;
   bool merged_ = false;
 };
