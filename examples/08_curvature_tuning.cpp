@@ -17,9 +17,9 @@
 // (lr 1e-3) on the 250 transfer images, against the linear probe.
 //
 //   build/examples/08_curvature_tuning [--experiment transfer|robust|trainable|all] [--seeds 3]
-//                                      [--model mlp|cnn] [--device cpu|cuda] [--metrics PATH]
+//                                      [--model mlp|cnn] [--eps 0.1] [--device cpu|cuda] [--metrics PATH]
 // (--model cnn: every experiment with a small CNN with BatchNorm instead of the MLP; the
-// robustness sweep then takes a coarser beta grid)
+// robustness sweep then takes a coarser beta grid. --eps: the attacks' l-inf budget, 0.1.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -210,7 +210,8 @@ Tensor<float> attack(const std::function<Tensor<float>(const Tensor<float>&)>& n
 }
 
 // CT-2: robustness to FGSM / PGD by steering alone.
-void run_robust(const examples::StandardFashionMNIST& d, const std::string& model, const std::vector<double>& grid,
+void run_robust(const examples::StandardFashionMNIST& d, const std::string& model, double eps_pixels,
+                const std::vector<double>& grid,
                 std::optional<io::MetricsLog>& log) {
   const auto start = std::chrono::steady_clock::now();
   manual_seed(0);
@@ -224,7 +225,7 @@ void run_robust(const examples::StandardFashionMNIST& d, const std::string& mode
   std::vector<std::int64_t> test_order(std::size_t(d.test_y.numel()));
   std::iota(test_order.begin(), test_order.end(), std::int64_t(0));
   const auto test = take(d.test_x, d.test_y, all, 100, 0, test_order);  // the first 100 of each class
-  const float mean = 0.2860f, sd = 0.3530f, eps = 0.1f / sd, lo = (0 - mean) / sd, hi = (1 - mean) / sd;
+  const float mean = 0.2860f, sd = 0.3530f, eps = float(eps_pixels) / sd, lo = (0 - mean) / sd, hi = (1 - mean) / sd;
   auto net = [&](const Tensor<float>& x) { return head(trunk(x)); };
   methods::curvature::Steering<float> ct(trunk);
   struct Row {
@@ -246,8 +247,8 @@ void run_robust(const examples::StandardFashionMNIST& d, const std::string& mode
     }
     return r;
   };
-  std::printf("[robust] %s pretrained on all 10 classes; l-inf eps = 0.1 (pixels); 1000 test images\n",
-              model == "cnn" ? "CNN" : "MLP");
+  std::printf("[robust] %s pretrained on all 10 classes; l-inf eps = %g (pixels); 1000 test images\n",
+              model == "cnn" ? "CNN" : "MLP", eps_pixels);
   std::printf("  beta   clean%%   FGSM%%   PGD-10%%\n");
   const Row relu = eval(1.0);
   std::vector<Row> rows;
@@ -256,8 +257,9 @@ void run_robust(const examples::StandardFashionMNIST& d, const std::string& mode
   for (auto& r : rows) {
     std::printf("  %.2f   %.2f   %.2f   %.2f\n", r.beta, 100 * r.clean, 100 * r.fgsm, 100 * r.pgd);
     if (log)
-      log->write({{"experiment", "robust"}, {"model", model}, {"beta", r.beta}, {"clean", r.clean}, {"fgsm", r.fgsm}, {"pgd", r.pgd},
-                  {"fgsm_val", r.fgsm_val}, {"pgd_val", r.pgd_val}, {"relu_pgd", relu.pgd}, {"relu_fgsm", relu.fgsm}});
+      log->write({{"experiment", "robust"}, {"model", model}, {"eps", eps_pixels}, {"beta", r.beta},
+                  {"clean", r.clean}, {"fgsm", r.fgsm}, {"pgd", r.pgd}, {"fgsm_val", r.fgsm_val},
+                  {"pgd_val", r.pgd_val}, {"relu_pgd", relu.pgd}, {"relu_fgsm", relu.fgsm}});
   }
   auto pick = [&](auto key) {
     const Row* best = &relu;
@@ -363,15 +365,18 @@ void run_trainable(const examples::StandardFashionMNIST& d, const std::string& m
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   int seeds = 3;
-  std::string metrics, experiment = "transfer", model = "mlp";  // model: of the transfer experiment
+  double eps = 0.1;  // the robustness experiment's l-inf budget, in pixel units
+  std::string metrics, experiment = "transfer", model = "mlp";
   for (int i = 1; i < argc; ++i) {
     const std::string s = argv[i];
     if (s == "--seeds" && i + 1 < argc) seeds = std::atoi(argv[++i]);
     else if (s == "--metrics" && i + 1 < argc) metrics = argv[++i];
     else if (s == "--experiment" && i + 1 < argc) experiment = argv[++i];
     else if (s == "--model" && i + 1 < argc) model = argv[++i];
+    else if (s == "--eps" && i + 1 < argc) eps = std::atof(argv[++i]);
     else if (s == "--device" && i + 1 < argc) device = std::string(argv[++i]) == "cuda" ? Device::cuda() : Device::cpu();
-    else fail("08_curvature_tuning", "unknown argument \"", s, "\" (--experiment E, --seeds N, --model M, --device D, --metrics PATH)");
+    else fail("08_curvature_tuning", "unknown argument \"", s,
+              "\" (--experiment E, --seeds N, --model M, --eps E, --device D, --metrics PATH)");
   }
   check(experiment == "transfer" || experiment == "robust" || experiment == "trainable" || experiment == "all",
         "08_curvature_tuning", "unknown experiment \"", experiment, "\" (transfer, robust, trainable, all)");
@@ -388,7 +393,7 @@ int main(int argc, char** argv) {
   std::vector<double> coarse;
   for (double b : grid)
     if (std::fabs(b * 20 - std::round(b * 20)) < 1e-9 || b == 0.97 || b == 0.99) coarse.push_back(b);
-  if (experiment == "robust" || experiment == "all") run_robust(d, model, model == "cnn" ? coarse : grid, log);
+  if (experiment == "robust" || experiment == "all") run_robust(d, model, eps, model == "cnn" ? coarse : grid, log);
   if (experiment == "trainable" || experiment == "all") run_trainable(d, model, seeds, log);
   if (experiment != "transfer" && experiment != "all") return 0;
   std::vector<double> gains, gains_paper;

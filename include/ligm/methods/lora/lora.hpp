@@ -218,7 +218,8 @@ class LoRALayer : public nn::WeightAdapter<T> {
   std::string type_name() const override { return std::string(method_name(config.method)) + "Layer"; }
   std::string extra_repr() const override {
     std::string s = "r=" + std::to_string(config.r);
-    if (config.method == Method::ALLoRA) return s + ", eta=" + nn::repr_number(config.eta) + ", p=" + nn::repr_number(config.p);
+    if (config.method == Method::ALLoRA)
+      return s + ", eta=" + nn::repr_number(config.eta) + ", p=" + nn::repr_number(config.p);
     return s + ", alpha=" + nn::repr_number(config.alpha) + ", dropout=" + nn::repr_number(config.dropout);
   }
 
