@@ -133,10 +133,24 @@ Pretrained pretrain(const examples::StandardFashionMNIST& d, int seed) {
 const std::vector<int> kCheckpoints{25, 50, 100, 200, 400};
 
 struct Curve {
-  std::vector<double> test;  // at kCheckpoints
-  double val = 0;            // at the last step
+  std::vector<double> test;    // at kCheckpoints
+  std::vector<double> update;  // at kCheckpoints: the mean row norm of W - W0, over the layers
+  double val = 0;              // at the last step
   std::int64_t trainable = 0;
 };
+
+// How far the adapters moved the weights: the mean over layers of the mean row norm of the
+// adapted weight minus W0 (s BA for LoRA, BA for ALLoRA, diag(m/n)(W0 + s BA) - W0 for DoRA).
+double update_norm(nn::Module<float>& net) {
+  NoGradGuard no_grad;
+  double total = 0;
+  const auto layers = lora::adapter_layers(net);
+  for (auto& [path, a] : layers) {
+    const auto& w0 = a->base_weight();
+    total += sub(a->adapt(w0), w0).reshape({w0.shape()[0], -1}).norm(2, {1}).mean().item() / double(layers.size());
+  }
+  return total;
+}
 
 Curve finetune(const Pretrained& pre, const Variant& v, bool adam, double lr, int seed) {
   auto net = make_mlp(0);
@@ -168,8 +182,10 @@ Curve finetune(const Pretrained& pre, const Variant& v, bool adam, double lr, in
     if (adam) a->zero_grad(); else s->zero_grad();
     loss.backward();
     if (adam) a->step(); else s->step();
-    if (std::find(kCheckpoints.begin(), kCheckpoints.end(), step) != kCheckpoints.end())
+    if (std::find(kCheckpoints.begin(), kCheckpoints.end(), step) != kCheckpoints.end()) {
       c.test.push_back(examples::accuracy(net, pre.target.test_x, pre.target.test_y, device));
+      c.update.push_back(update_norm(net));
+    }
   }
   c.val = examples::accuracy(net, pre.target.val_x, pre.target.val_y, device);
   return c;
@@ -208,7 +224,7 @@ void run_fmnist(int seeds, std::optional<io::MetricsLog>& log) {
     std::map<int, nlohmann::json> table;  // step -> {method key: mean accuracy at its best lr}
     // Every (method, lr): the per-seed curves and the mean validation accuracy.
     struct Sweep {
-      std::vector<std::vector<double>> test;  // [seed][checkpoint]
+      std::vector<std::vector<double>> test, update;  // [seed][checkpoint]
       double val = 0;
       std::int64_t trainable = 0;
     };
@@ -219,6 +235,7 @@ void run_fmnist(int seeds, std::optional<io::MetricsLog>& log) {
           const Curve c = finetune(pre[std::size_t(seed)], variants[i], adam, lr, seed);
           auto& sw = sweeps[i][lr];
           sw.test.push_back(c.test);
+          sw.update.push_back(c.update);
           sw.val += c.val / seeds;
           sw.trainable = c.trainable;
           if (log)
@@ -243,11 +260,30 @@ void run_fmnist(int seeds, std::optional<io::MetricsLog>& log) {
       }
       std::printf("\n");
     };
+    std::vector<double> best_lr(variants.size());
     for (std::size_t i = 0; i < variants.size(); ++i) {
       auto best = sweeps[i].begin();
       for (auto it = sweeps[i].begin(); it != sweeps[i].end(); ++it)
         if (it->second.val > best->second.val) best = it;
       row(variants[i], best->first, best->second, true);
+      best_lr[i] = best->first;
+    }
+    // ALLoRA's own signal (the spec's reading): how fast the update grows, at each best lr.
+    std::printf("[fmnist] %s: mean row norm of the weight update W - W0 (mean over seeds), each method at its best lr\n",
+                adam ? "Adam" : "SGD");
+    std::printf("  %-24s %7s  %-8s %-8s %-8s %-8s %-8s\n", "method", "lr", "step 25", "50", "100", "200", "400");
+    for (std::size_t i = 0; i < variants.size(); ++i) {
+      const auto& sw = sweeps[i].at(best_lr[i]);
+      std::printf("  %-24s %7g ", variants[i].label.c_str(), best_lr[i]);
+      for (std::size_t k = 0; k < kCheckpoints.size(); ++k) {
+        double u = 0;
+        for (auto& seed_updates : sw.update) u += seed_updates[k] / double(sw.update.size());
+        std::printf(" %-8.4f", u);
+        if (log)
+          log->write({{"experiment", "fmnist"}, {"update_norm", u}, {"optimizer", opt}, {"method", variants[i].key},
+                      {"lr", best_lr[i]}, {"step", kCheckpoints[k]}});
+      }
+      std::printf("\n");
     }
     const double spec_lr = adam ? 1e-3 : 0.05;
     std::printf("[fmnist] %s at the spec's calibration rate %g for every method (no selection)\n", adam ? "Adam" : "SGD",
