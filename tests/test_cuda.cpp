@@ -366,12 +366,15 @@ void case_11() {
     auto cot = randn_s<float>(y_cpu.shape(), 63);
     y_cpu.backward(cot);
     y_gpu.backward(cot.to(kGpu));
-    auto pc = lora::adapter_parameters(*cpu), pg = lora::adapter_parameters(*gpu);
-    REQUIRE(pc.size() == pg.size());
-    for (std::size_t k = 0; k < pc.size(); ++k) {
-      CAPTURE(k);
-      check_close(pg[k].grad().to(Device::cpu()), pc[k].grad(), 1e-5, 1e-4, "adapter gradient");
-    }
+    auto same_gradients = [](nn::Module<float>& on_cpu, nn::Module<float>& on_gpu, const char* what) {
+      auto pc = lora::adapter_parameters(on_cpu), pg = lora::adapter_parameters(on_gpu);
+      REQUIRE(pc.size() == pg.size());
+      for (std::size_t k = 0; k < pc.size(); ++k) {
+        CAPTURE(k);
+        check_close(pg[k].grad().to(Device::cpu()), pc[k].grad(), 1e-5, 1e-4, what);
+      }
+    };
+    same_gradients(*cpu, *gpu, "adapter gradient");
     lora::merge_adapters(*gpu);
     check_close((*gpu)(x.to(kGpu)).to(Device::cpu()), y_cpu, 1e-5, 1e-4, "merged");
 
@@ -395,12 +398,7 @@ void case_11() {
     auto cot_c = randn_s<float>(zc.shape(), 67);
     zc.backward(cot_c);
     zg.backward(cot_c.to(kGpu));
-    auto qc = lora::adapter_parameters(*ccpu), qg = lora::adapter_parameters(*cgpu);
-    REQUIRE(qc.size() == qg.size());
-    for (std::size_t k = 0; k < qc.size(); ++k) {
-      CAPTURE(k);
-      check_close(qg[k].grad().to(Device::cpu()), qc[k].grad(), 1e-5, 1e-4, "conv adapter gradient");
-    }
+    same_gradients(*ccpu, *cgpu, "conv adapter gradient");
   }
 }
 

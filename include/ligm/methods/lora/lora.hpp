@@ -235,6 +235,20 @@ class LoRALayer : public nn::WeightAdapter<T> {
   // [out, ...] <-> [out, in]: the weight's rows, a row matrix in the weight's shape, and a
   // per-row vector shaped to scale the weight.
   Tensor<T> rows(const Tensor<T>& w) const { return w.reshape({out_features, -1}); }
+  // s * t (t itself when s = 1).
+  Tensor<T> scaled(const Tensor<T>& t) const { return scaling == 1.0 ? t : mul(t, T(scaling)); }
+  // DoRA's output from z = x W0^T + s B A D(x) (any layout with the output units along
+  // `units`): z * (m / n) + b, the bias after the magnitude scaling.
+  Tensor<T> dora_output(const Tensor<T>& z, const Tensor<T>& bias, const Shape& units) {
+    auto y = mul(z, magnitude_scale().reshape(units));
+    return bias.defined() ? add(y, bias.reshape(units)) : y;
+  }
+  // The weight of the layer a wrapper is built on (its constructor's first argument).
+  template <class Layer>
+  static Tensor<T> weight_of(const std::shared_ptr<Layer>& base, const char* wrapper) {
+    check(base != nullptr, wrapper, "needs a layer to wrap, got null");
+    return base->weight;
+  }
   Tensor<T> like_weight(const Tensor<T>& m) const { return m.reshape(base_weight_.shape()); }
   Tensor<T> per_row(const Tensor<T>& v) const {
     Shape s(std::size_t(base_weight_.dim()), 1);
@@ -253,34 +267,25 @@ template <class T = float>
 class LoRALinear : public LoRALayer<T> {
  public:
   LoRALinear(std::shared_ptr<nn::Linear<T>> base, const Config& c, Generator& gen)
-      : LoRALayer<T>(weight_of(base), c, gen, base), base_layer(base) {}
+      : LoRALayer<T>(LoRALayer<T>::weight_of(base, "LoRALinear"), c, gen, base), base_layer(base) {}
 
   Tensor<T> forward(const Tensor<T>& x) override {
     if (this->merged_) return (*base_layer)(x);
-    auto adapter = [&] { return (*this->lora_B)((*this->lora_A)((*this->lora_dropout)(x))); };
+    auto adapter = [&] { return this->scaled((*this->lora_B)((*this->lora_A)((*this->lora_dropout)(x)))); };
     switch (this->config.method) {
       case Method::LoRA:
-        return add((*base_layer)(x), this->scaling == 1.0 ? adapter() : mul(adapter(), T(this->scaling)));
+        return add((*base_layer)(x), adapter());
       case Method::ALLoRA:
         return add((*base_layer)(x), allora_delta(x, this->lora_A->weight, this->lora_B->weight, this->coefficient()));
-      case Method::DoRA: {
-        // (x W0^T + s B A D(x)) * (m / n) + b: the bias after the magnitude scaling.
-        auto z = add(linear(x, base_layer->weight), mul(adapter(), T(this->scaling)));
-        auto y = mul(z, this->magnitude_scale());
-        return base_layer->bias.defined() ? add(y, base_layer->bias) : y;
-      }
+      case Method::DoRA:
+        return this->dora_output(add(linear(x, base_layer->weight), adapter()), base_layer->bias,
+                                 Shape{this->out_features});
     }
     return {};
   }
   std::string type_name() const override { return std::string(method_name(this->config.method)) + "Linear"; }
 
   std::shared_ptr<nn::Linear<T>> base_layer;
-
- private:
-  static Tensor<T> weight_of(const std::shared_ptr<nn::Linear<T>>& base) {
-    check(base != nullptr, "LoRALinear", "needs a Linear to wrap, got null");
-    return base->weight;
-  }
 };
 
 // A Conv2d with an adapter (groups 1): the original layer is its child "base_layer"; lora_A is
@@ -290,35 +295,26 @@ template <class T = float>
 class LoRAConv2d : public LoRALayer<T> {
  public:
   LoRAConv2d(std::shared_ptr<nn::Conv2d<T>> base, const Config& c, Generator& gen)
-      : LoRALayer<T>(weight_of(base), c, gen, base, base.get()), base_layer(base) {}
+      : LoRALayer<T>(LoRALayer<T>::weight_of(base, "LoRAConv2d"), c, gen, base, base.get()), base_layer(base) {}
 
   Tensor<T> forward(const Tensor<T>& x) override {
     if (this->merged_) return (*base_layer)(x);
-    auto adapter = [&] { return (*this->lora_B_conv)((*this->lora_A_conv)((*this->lora_dropout)(x))); };
+    auto adapter = [&] { return this->scaled((*this->lora_B_conv)((*this->lora_A_conv)((*this->lora_dropout)(x)))); };
     const auto& o = base_layer->options;
     switch (this->config.method) {
       case Method::LoRA:
-        return add((*base_layer)(x), this->scaling == 1.0 ? adapter() : mul(adapter(), T(this->scaling)));
+        return add((*base_layer)(x), adapter());
       case Method::ALLoRA:  // through the weight: BA's gradient hook scales its rows (channels)
         return add((*base_layer)(x), conv2d(x, this->like_weight(this->delta_weight()), Tensor<T>(), o));
-      case Method::DoRA: {
-        const Shape channel{1, this->out_features, 1, 1};
-        auto z = add(conv2d(x, base_layer->weight, Tensor<T>(), o), mul(adapter(), T(this->scaling)));
-        auto y = mul(z, this->magnitude_scale().reshape(channel));
-        return base_layer->bias.defined() ? add(y, base_layer->bias.reshape(channel)) : y;
-      }
+      case Method::DoRA:
+        return this->dora_output(add(conv2d(x, base_layer->weight, Tensor<T>(), o), adapter()), base_layer->bias,
+                                 Shape{1, this->out_features, 1, 1});
     }
     return {};
   }
   std::string type_name() const override { return std::string(method_name(this->config.method)) + "Conv2d"; }
 
   std::shared_ptr<nn::Conv2d<T>> base_layer;
-
- private:
-  static Tensor<T> weight_of(const std::shared_ptr<nn::Conv2d<T>>& base) {
-    check(base != nullptr, "LoRAConv2d", "needs a Conv2d to wrap, got null");
-    return base->weight;
-  }
 };
 
 namespace detail {
