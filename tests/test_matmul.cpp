@@ -67,8 +67,8 @@ TEST_CASE("matmul over batch dims that do not merge (heads split from a packed p
   auto scores = matmul(q, k.transpose(-2, -1));
   auto expect = matmul(q.contiguous(), k.transpose(-2, -1).contiguous());
   CHECK(scores.shape() == Shape{B, H, N, N});
-  // The same products; a transposed operand may be packed by another route (and summed in
-  // another order on some CPUs: AVX2 machines differ in the last bit, AVX-512 ones do not).
+  // The same products; a transposed operand may be packed by another route and summed in
+  // another order on some CPUs (an AMD EPYC VM differs in the last bit, the Intel one did not).
   check_close(scores, expect, 1e-13, 1e-13, "strided batch dims");
   // A broadcast leading dim against a non-merging operand, and the gradients.
   check_grad([](const In& in) {
