@@ -523,3 +523,42 @@ TEST_CASE("lora: a CNN gets adapters on every Conv2d and Linear by default; 4-d 
   check_close(cnn(x), tuned, 1e-5, 1e-5, "merged and unloaded");
   CHECK(cnn.get_submodule("0").type_name() == "Conv2d");
 }
+
+TEST_CASE("lora: LoRA and DoRA, Linear and Conv2d, match PEFT's formulas in PyTorch (goldens/lora.safetensors)") {
+  const auto file = io::load_safetensors(LIGM_GOLDEN_DIR "/lora.safetensors");
+  auto golden = [&](const std::string& key) {
+    REQUIRE_MESSAGE(file.tensors.count(key), "no golden ", key);
+    return io::from_raw<double>(file.tensors.at(key));
+  };
+  auto linear_layer = [](lora::Method m) -> std::shared_ptr<lora::LoRALayer<double>> {
+    Generator g(1);
+    return std::make_shared<lora::LoRALinear<double>>(std::make_shared<nn::Linear<double>>(5, 4, true, g),
+                                                      config(m, 2, 4), g);
+  };
+  auto conv_layer = [](lora::Method m) -> std::shared_ptr<lora::LoRALayer<double>> {
+    Generator g(1);
+    auto base = std::make_shared<nn::Conv2d<double>>(3, 4, 3, Conv2dOptions{.stride = 2, .padding = 1}, true, g);
+    return std::make_shared<lora::LoRAConv2d<double>>(base, config(m, 2, 4), g);
+  };
+  const std::vector<std::pair<std::string, std::shared_ptr<lora::LoRALayer<double>>>> cases{
+      {"lora_linear", linear_layer(lora::Method::LoRA)}, {"dora_linear", linear_layer(lora::Method::DoRA)},
+      {"lora_conv2d", conv_layer(lora::Method::LoRA)}, {"dora_conv2d", conv_layer(lora::Method::DoRA)}};
+  for (const auto& [name, layer] : cases) {
+    CAPTURE(name);
+    nn::StateDict<double> sd;
+    const std::string prefix = name + ".sd.";
+    for (const auto& [k, raw] : file.tensors)
+      if (k.rfind(prefix, 0) == 0) sd[k.substr(prefix.size())] = io::from_raw<double>(raw);
+    layer->load_state_dict(sd);  // strict: PEFT's keys are ligm's
+    auto x = golden(name + ".in").requires_grad_(true);
+    auto y = (*layer)(x);
+    check_close(y, golden(name + ".out"), 1e-12, 1e-10, "output");
+    sum(mul(y, golden(name + ".cot"))).backward();
+    check_close(x.grad(), golden(name + ".grad.in"), 1e-12, 1e-10, "input gradient");
+    for (auto& [key, p] : layer->named_parameters()) {
+      if (key.rfind("base_layer.", 0) == 0) continue;
+      CAPTURE(key);
+      check_close(p.grad(), golden(name + ".grad." + key), 1e-12, 1e-10, "adapter gradient");
+    }
+  }
+}
