@@ -31,50 +31,49 @@ D = torch.float64
 OUT = {}
 
 
-class PeftLinear(nn.Module):
+class PeftLayer(nn.Module):
+    """PEFT's forward around base_layer, lora_A and lora_B (set by the subclass, in that order)."""
+
+    def add_adapter(self, r, alpha, dora, n_out, units):
+        self.scaling = alpha / r
+        self.dora = dora
+        self.units = units  # the shape that puts one value per output unit against the output
+        if dora:
+            self.lora_magnitude_vector = nn.Parameter(torch.rand(n_out, dtype=D) + 0.5)
+
+    def forward(self, x):
+        result = self.base_layer(x)
+        lora = self.lora_B(self.lora_A(x))
+        if not self.dora:
+            return result + lora * self.scaling
+        w0 = self.base_layer.weight
+        w = w0 + self.scaling * (self.lora_B.weight.flatten(1) @ self.lora_A.weight.flatten(1)).reshape(w0.shape)
+        mag = (self.lora_magnitude_vector / w.flatten(1).norm(p=2, dim=1).detach()).view(self.units)
+        return result + (mag - 1) * self.plain(x) + mag * lora * self.scaling
+
+
+class PeftLinear(PeftLayer):
     def __init__(self, n_in, n_out, r, alpha, dora):
         super().__init__()
         self.base_layer = nn.Linear(n_in, n_out)
         self.lora_A = nn.Linear(n_in, r, bias=False)
         self.lora_B = nn.Linear(r, n_out, bias=False)
-        self.scaling = alpha / r
-        self.dora = dora
-        if dora:
-            self.lora_magnitude_vector = nn.Parameter(torch.rand(n_out, dtype=D) + 0.5)
+        self.add_adapter(r, alpha, dora, n_out, (-1,))
 
-    def forward(self, x):
-        result = self.base_layer(x)
-        lora = self.lora_B(self.lora_A(x))
-        if not self.dora:
-            return result + lora * self.scaling
-        w = self.base_layer.weight + self.scaling * (self.lora_B.weight @ self.lora_A.weight)
-        mag = self.lora_magnitude_vector / w.norm(p=2, dim=1).detach()
-        return result + (mag - 1) * F.linear(x, self.base_layer.weight) + mag * lora * self.scaling
+    def plain(self, x):  # the base without its bias
+        return F.linear(x, self.base_layer.weight)
 
 
-class PeftConv2d(nn.Module):
+class PeftConv2d(PeftLayer):
     def __init__(self, n_in, n_out, k, stride, padding, r, alpha, dora):
         super().__init__()
         self.base_layer = nn.Conv2d(n_in, n_out, k, stride=stride, padding=padding)
         self.lora_A = nn.Conv2d(n_in, r, k, stride=stride, padding=padding, bias=False)
         self.lora_B = nn.Conv2d(r, n_out, 1, bias=False)
-        self.scaling = alpha / r
-        self.dora = dora
-        self.stride, self.padding = stride, padding
-        if dora:
-            self.lora_magnitude_vector = nn.Parameter(torch.rand(n_out, dtype=D) + 0.5)
+        self.add_adapter(r, alpha, dora, n_out, (1, -1, 1, 1))
 
-    def forward(self, x):
-        result = self.base_layer(x)
-        lora = self.lora_B(self.lora_A(x))
-        if not self.dora:
-            return result + lora * self.scaling
-        delta = (self.lora_B.weight.flatten(1) @ self.lora_A.weight.flatten(1)).reshape(self.base_layer.weight.shape)
-        w = self.base_layer.weight + self.scaling * delta
-        norm = w.norm(p=2, dim=(1, 2, 3)).detach()
-        mag = (self.lora_magnitude_vector / norm).view(1, -1, 1, 1)
-        plain = F.conv2d(x, self.base_layer.weight, None, self.stride, self.padding)
-        return result + (mag - 1) * plain + mag * lora * self.scaling
+    def plain(self, x):
+        return F.conv2d(x, self.base_layer.weight, None, self.base_layer.stride, self.base_layer.padding)
 
 
 def case(name, m, x):
