@@ -21,17 +21,64 @@ namespace ligm::kernels {
 // Where row i's elements lie: `runs` runs of `inner` contiguous elements, run s starting at
 // i * inner + s * run_stride. A [rows, cols] matrix has one run of cols per row; an [N, C, HW]
 // tensor normalised per channel has C rows of N runs of HW, run_stride C * HW.
+template <class A>
+struct Pair {
+  A first, second;
+};
+
 struct RowLayout {
   std::int64_t runs = 1, inner = 0, run_stride = 0;
   static RowLayout matrix(std::int64_t cols) { return {1, cols, 0}; }
   static RowLayout channels(std::int64_t n, std::int64_t c, std::int64_t hw) { return {n, hw, c * hw}; }
   LIGM_HD std::int64_t cols() const { return runs * inner; }
+  // The sums of f(offset).first and f(offset).second over this lane's elements of row i, in
+  // one pass. A single lane (the CPU) keeps eight partial sums of each per run, so the compiler
+  // can vectorise the loop (a single running sum is one long chain of dependent additions).
+  template <class Acc, class F>
+  LIGM_HD void sum2(std::int64_t i, int lane, int lanes, const F& f, Acc& first, Acc& second) const {
+    first = second = 0;
+    for (std::int64_t s = 0; s < runs; ++s) {
+      const std::int64_t base = i * inner + s * run_stride;
+      if (lanes == 1) {
+        Acc p0[8] = {}, p1[8] = {};
+        std::int64_t k = 0;
+        for (; k + 8 <= inner; k += 8)
+          for (int j = 0; j < 8; ++j) {
+            const auto v = f(base + k + j);
+            p0[j] += v.first;
+            p1[j] += v.second;
+          }
+        for (; k < inner; ++k) {
+          const auto v = f(base + k);
+          p0[0] += v.first;
+          p1[0] += v.second;
+        }
+        for (int j = 0; j < 8; ++j) first += p0[j], second += p1[j];
+      } else {
+        for (std::int64_t k = lane; k < inner; k += lanes) {
+          const auto v = f(base + k);
+          first += v.first;
+          second += v.second;
+        }
+      }
+    }
+  }
+  template <class Acc, class F>
+  LIGM_HD Acc sum(std::int64_t i, int lane, int lanes, const F& f) const {
+    Acc total, unused;
+    sum2(i, lane, lanes, [&](std::int64_t o) { return Pair<Acc>{f(o), Acc(0)}; }, total, unused);
+    return total;
+  }
   // f(offset) for this lane's elements of row i.
   template <class F>
   LIGM_HD void each(std::int64_t i, int lane, int lanes, const F& f) const {
     for (std::int64_t s = 0; s < runs; ++s) {
       const std::int64_t base = i * inner + s * run_stride;
-      for (std::int64_t k = lane; k < inner; k += lanes) f(base + k);
+      if (lanes == 1) {  // unit stride: the CPU's loop vectorises
+        for (std::int64_t o = base, end = base + inner; o < end; ++o) f(o);
+      } else {
+        for (std::int64_t k = lane; k < inner; k += lanes) f(base + k);
+      }
     }
   }
 };
@@ -52,16 +99,11 @@ struct NormalizeRows {
     using Acc = ReduceAcc<T>;
     const Acc n = Acc(layout.cols());
     Acc m = 0;
-    if (center) {
-      layout.each(i, lane, lanes, [&](std::int64_t o) { m += Acc(x[o]); });
-      m = all_sum(m) / n;
-    }
-    Acc v = 0;
-    layout.each(i, lane, lanes, [&](std::int64_t o) {
-      const Acc d = Acc(x[o]) - m;
-      v += d * d;
-    });
-    v = all_sum(v) / n;
+    if (center) m = all_sum(layout.sum<Acc>(i, lane, lanes, [&](std::int64_t o) { return Acc(x[o]); })) / n;
+    const Acc v = all_sum(layout.sum<Acc>(i, lane, lanes, [&](std::int64_t o) {
+                    const Acc d = Acc(x[o]) - m;
+                    return d * d;
+                  })) / n;
     const Acc rs = Acc(1) / std::sqrt(v + Acc(eps));
     if (lane == 0) {
       mean[i] = T(m);
@@ -89,13 +131,11 @@ struct NormalizeRowsBackward {
     using Acc = ReduceAcc<T>;
     const Acc n = Acc(layout.cols());
     const Acc m = center ? Acc(mean[i]) : Acc(0), rs = Acc(rstd[i]);
-    Acc sg = 0, sgx = 0;
-    layout.each(i, lane, lanes, [&](std::int64_t o) {
-      sg += Acc(g[o]);
-      sgx += Acc(g[o]) * (Acc(x[o]) - m) * rs;
-    });
+    Acc sg, sgx;
+    layout.sum2(i, lane, lanes, [&](std::int64_t o) { return Pair<Acc>{Acc(g[o]), Acc(g[o]) * (Acc(x[o]) - m)}; },
+                sg, sgx);
     sg = all_sum(sg);
-    sgx = all_sum(sgx);
+    sgx = all_sum(sgx) * rs;
     if (lane == 0) {
       if (dweight) dweight[i] = T(sgx);
       if (dbias) dbias[i] = T(sg);
