@@ -1,4 +1,4 @@
-// Convolution (im2col + GEMM), pooling and interpolation kernels for the CPU backend.
+// Convolution (im2col + GEMM; Winograd F(2x2, 3x3) for 3x3 stride-1 kernels), pooling and interpolation kernels for the CPU backend.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -9,18 +9,10 @@
 #include "ligm/backend/backend.hpp"
 #include "ligm/backend/cpu/gemm.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
+#include "ligm/backend/cpu/winograd.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 
 namespace ligm::cpu {
-
-// A per-thread scratch buffer of at least n elements (contents undefined): the im2col
-// matrices are reused across calls instead of being allocated and zeroed every time.
-template <class T>
-T* scratch(std::size_t n) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
-}
 
 namespace conv_detail {
 // ceil(a / b) for b > 0 and any sign of a.
@@ -128,7 +120,7 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x) 
 
 // Per group: y[n, g] = W_g [Cout_g, Cin_g*kh*kw] @ im2col(x[n, g]).
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
+void im2col_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
   parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
@@ -144,7 +136,7 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
 
 // gx[n, g] = col2im(W_g^T @ gy[n, g]).
 template <class T>
-void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+void im2col_conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
   const std::int64_t image = g.c_in * g.h_in * g.w_in;
@@ -163,7 +155,7 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* 
 // gw_g = sum_n gy[n, g] @ im2col(x[n, g])^T. Threads split the batch, each with its own
 // accumulator, summed at the end.
 template <class T>
-void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
+void im2col_conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
   const std::int64_t wsize = g.c_out * kdim;
@@ -185,6 +177,23 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
   std::fill(gw, gw + wsize, T(0));
   for (const auto& part : partial)
     for (std::int64_t i = 0; i < wsize; ++i) gw[i] += part[i];
+}
+
+// The convolutions: Winograd where it applies, im2col + GEMM otherwise.
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
+  if (winograd::applies(g)) return winograd::conv2d_forward(g, x, w, y);
+  im2col_conv2d_forward(g, x, w, y);
+}
+template <class T>
+void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
+  if (winograd::applies(g)) return winograd::conv2d_backward_input(g, gy, w, gx);
+  im2col_conv2d_backward_input(g, gy, w, gx);
+}
+template <class T>
+void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
+  if (winograd::applies(g)) return winograd::conv2d_backward_weight(g, x, gy, gw);
+  im2col_conv2d_backward_weight(g, x, gy, gw);
 }
 
 // Pooling and interpolation run the CUDA kernels' thread bodies (backend/kernels/pool.hpp),

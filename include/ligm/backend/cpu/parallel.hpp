@@ -165,4 +165,13 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
   pool->run(static_cast<int>((n + chunk - 1) / chunk), task);
 }
 
+// A per-thread scratch buffer of at least n elements (contents undefined): the im2col and
+// Winograd matrices are reused across calls instead of being allocated and zeroed every time.
+template <class T>
+T* scratch(std::size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
 }  // namespace ligm::cpu
