@@ -19,6 +19,22 @@
 
 namespace ligm::cpu {
 
+// Waits for pred by spinning a few tens of microseconds before the caller blocks: a training
+// step runs hundreds of short parallel loops, and waking a sleeping thread costs more than most
+// of them (a futex round trip, worse on a VM).
+template <class P>
+bool spin_until(const P& pred) {
+  for (int i = 0; i < 4000; ++i) {
+    if (pred()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+  return pred();
+}
+
 class ThreadPool {
  public:
   explicit ThreadPool(int workers) {
@@ -48,6 +64,7 @@ class ThreadPool {
     }
     wake_.notify_all();
     work(fn, tasks);
+    spin_until([&] { return pending_.load() == 0 && active_.load() == 0; });
     std::unique_lock<std::mutex> lock(mu_);
     done_.wait(lock, [&] { return pending_ == 0 && active_ == 0; });
     open_ = false;
@@ -60,6 +77,7 @@ class ThreadPool {
     for (;;) {
       const std::function<void(int)>* job;
       int tasks;
+      spin_until([&] { return generation_.load() != seen; });
       {
         std::unique_lock<std::mutex> lock(mu_);
         wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -71,8 +89,10 @@ class ThreadPool {
         tasks = tasks_;
       }
       work(*job, tasks);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--active_ == 0) done_.notify_all();
+      if (active_.fetch_sub(1) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.notify_all();
+      }
     }
   }
 
@@ -98,10 +118,9 @@ class ThreadPool {
   std::condition_variable wake_, done_;
   const std::function<void(int)>* job_ = nullptr;
   int tasks_ = 0;
-  std::atomic<int> next_{0}, pending_{0};
-  int active_ = 0;
+  std::atomic<int> next_{0}, pending_{0}, active_{0};
   bool open_ = false, stop_ = false;
-  std::uint64_t generation_ = 0;
+  std::atomic<std::uint64_t> generation_{0};
   std::exception_ptr error_;
 };
 
