@@ -276,6 +276,35 @@ TEST_CASE("kernels: pooling and interpolation bodies match the CPU backend, forw
     }
 }
 
+TEST_CASE("kernels: the CPU's 2x2 stride-2 max-pool fast path picks the kernel body's winner, ties and NaN included") {
+  auto& cpu = backend_for<float>(Device::cpu());
+  // Values from a small set (many ties, -inf included) with a few NaNs; odd sizes leave a row
+  // and a column out of every window.
+  for (std::int64_t h : {6, 7})
+    for (std::int64_t w : {8, 9, 33}) {
+      Pool2dGeometry g{2, 3, h, w, h / 2, w / 2, 2, 2, 2, 2, 0, 0};
+      std::vector<float> xs(static_cast<std::size_t>(g.n * g.c * h * w));
+      std::uint64_t state = 12345 + h * 100 + w;
+      for (auto& v : xs) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        const auto r = (state >> 33) % 16;
+        v = r == 0 ? std::numeric_limits<float>::quiet_NaN() : r == 1 ? -std::numeric_limits<float>::infinity()
+                                                                      : static_cast<float>(r % 4);
+      }
+      const auto x = tensor<float>(xs, {static_cast<std::int64_t>(xs.size())});
+      const std::int64_t n_out = g.n * g.c * g.h_out * g.w_out;
+      auto y = Tensor<float>::empty({n_out}), ry = Tensor<float>::empty({n_out});
+      auto am = Tensor<std::int64_t>::empty({n_out}), ram = Tensor<std::int64_t>::empty({n_out});
+      emulate(n_out, k::MaxPool2dForward<float>{g, x.data_ptr(), y.data_ptr(), am.data_ptr()});
+      cpu.max_pool2d_forward(g, x.data_ptr(), ry.data_ptr(), ram.data_ptr());
+      INFO(h, "x", w);
+      CHECK(am.to_vector() == ram.to_vector());
+      const auto yv = y.to_vector(), ryv = ry.to_vector();
+      for (std::size_t i = 0; i < yv.size(); ++i)
+        if (!(yv[i] == ryv[i] || (std::isnan(yv[i]) && std::isnan(ryv[i])))) FAIL_CHECK("y[", i, "] = ", ryv[i], ", expected ", yv[i]);
+    }
+}
+
 TEST_CASE("kernels: random bodies draw the CPU's Philox stream") {
   std::vector<float> u(1001), ru(1001), nrm(1001), rn(1001);
   emulate(1001, k::RandomUniform<float>{u.data(), 42, 17, -1.0, 3.0});
