@@ -225,25 +225,26 @@ inline bool is_2x2_stride_2(const Pool2dGeometry& g) {
 }
 template <class T>
 void max_pool_2x2_plane(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* argmax, T* m, std::int64_t* mi) {
-  const std::int64_t w_out = g.w_out, w_in = g.w_in, cols = 2 * w_out;  // locals: argmax stores cannot alias them
+  const std::int64_t w_in = g.w_in, cols = 2 * g.w_out, outs = g.h_out * g.w_out;  // locals: no aliasing
   for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
     const std::int64_t i0 = 2 * oh * w_in, i1 = i0 + w_in;
     const T *r0 = x + i0, *r1 = x + i1;
+    T* mr = m + oh * cols;
+    std::int64_t* ir = mi + oh * cols;
     for (std::int64_t c = 0; c < cols; ++c) {
       const bool low = !(r1[c] <= r0[c]) & (r0[c] == r0[c]);  // greater, or NaN below a number
-      m[c] = low ? r1[c] : r0[c];
-      mi[c] = low ? i1 + c : i0 + c;
+      mr[c] = low ? r1[c] : r0[c];
+      ir[c] = low ? i1 + c : i0 + c;
     }
-    T* yr = y + oh * w_out;
-    std::int64_t* ar = argmax + oh * w_out;
-    for (std::int64_t ow = 0; ow < w_out; ++ow) {
-      const T a = m[2 * ow], b = m[2 * ow + 1];
-      const std::int64_t ia = mi[2 * ow], ib = mi[2 * ow + 1];
-      const bool a_nan = a != a, a_num = a == a, b_nan = b != b, before = ib < ia;  // bitwise: no branches
-      const bool right = (a_nan & b_nan & before) | (a_num & (b_nan | (b > a) | ((b == a) & before)));
-      yr[ow] = right ? b : a;
-      ar[ow] = right ? ib : ia;
-    }
+  }
+  // The column pairs of all rows at once: output o is the pair (2 o, 2 o + 1).
+  for (std::int64_t o = 0; o < outs; ++o) {
+    const T a = m[2 * o], b = m[2 * o + 1];
+    const std::int64_t ia = mi[2 * o], ib = mi[2 * o + 1];
+    const bool a_nan = a != a, a_num = a == a, b_nan = b != b, before = ib < ia;  // bitwise: no branches
+    const bool right = (a_nan & b_nan & before) | (a_num & (b_nan | (b > a) | ((b == a) & before)));
+    y[o] = right ? b : a;
+    argmax[o] = right ? ib : ia;
   }
 }
 }  // namespace pool_detail
@@ -253,8 +254,8 @@ void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t*
   if (pool_detail::is_2x2_stride_2(g)) {
     parallel_for(0, g.n * g.c, std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(g.h_out * g.w_out, 1)),
                  [&](std::int64_t lo, std::int64_t hi) {
-                   T* m = scratch<T>(static_cast<std::size_t>(2 * g.w_out));
-                   std::int64_t* mi = scratch<std::int64_t>(static_cast<std::size_t>(2 * g.w_out));
+                   T* m = scratch<T>(static_cast<std::size_t>(2 * g.h_out * g.w_out));
+                   std::int64_t* mi = scratch<std::int64_t>(static_cast<std::size_t>(2 * g.h_out * g.w_out));
                    for (std::int64_t p = lo; p < hi; ++p)
                      pool_detail::max_pool_2x2_plane(g, x + p * g.h_in * g.w_in, y + p * g.h_out * g.w_out,
                                                      argmax + p * g.h_out * g.w_out, m, mi);
