@@ -276,7 +276,7 @@ TEST_CASE("kernels: pooling and interpolation bodies match the CPU backend, forw
     }
 }
 
-TEST_CASE("kernels: the CPU's 2x2 stride-2 max-pool fast path picks the kernel body's winner, ties and NaN included") {
+TEST_CASE("kernels: the CPU's 2x2 stride-2 max-pool fast path matches the kernel bodies, ties and NaN included") {
   auto& cpu = backend_for<float>(Device::cpu());
   // Values from a small set (many ties, -inf included) with a few NaNs; odd sizes leave a row
   // and a column out of every window.
@@ -302,6 +302,14 @@ TEST_CASE("kernels: the CPU's 2x2 stride-2 max-pool fast path picks the kernel b
       const auto yv = y.to_vector(), ryv = ry.to_vector();
       for (std::size_t i = 0; i < yv.size(); ++i)
         if (!(yv[i] == ryv[i] || (std::isnan(yv[i]) && std::isnan(ryv[i])))) FAIL_CHECK("y[", i, "] = ", ryv[i], ", expected ", yv[i]);
+      // Backward: the fast path writes every input element; the body scatters into zeros.
+      const std::int64_t n_in = g.n * g.c * h * w;
+      auto gy = Tensor<float>::empty({n_out});
+      for (std::int64_t i = 0; i < n_out; ++i) gy.data_ptr()[i] = static_cast<float>(i % 7) - 3.0f;
+      auto gx = zeros<float>({n_in}), rgx = full<float>({n_in}, 42.0f);
+      emulate(n_out, k::MaxPool2dBackward<float>{g, gy.data_ptr(), am.data_ptr(), gx.data_ptr()});
+      cpu.max_pool2d_backward(g, gy.data_ptr(), am.data_ptr(), rgx.data_ptr());
+      CHECK(gx.to_vector() == rgx.to_vector());
     }
 }
 
