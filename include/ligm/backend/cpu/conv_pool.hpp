@@ -1,4 +1,5 @@
-// Convolution (im2col + GEMM; Winograd F(2x2, 3x3) for 3x3 stride-1 kernels), pooling and interpolation kernels for the CPU backend.
+// Convolution (im2col + GEMM; Winograd F(2x2, 3x3) for 3x3 stride-1 kernels, winograd.hpp),
+// pooling and interpolation kernels for the CPU backend.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -214,11 +215,11 @@ void for_each_plane(std::int64_t planes, std::int64_t per_plane, const Body& bod
 
 namespace pool_detail {
 // Max-pooling with 2x2 windows at stride 2 inside the input (no padding, no dilation, no partial
-// window): the common case, in two vectorisable passes per output row instead of a branch per
-// tap (on random data each of those mispredicts half the time). The vertical pass keeps each
-// column's winner of the two rows, the horizontal pass the winner of each column pair. Winner
-// means what the generic kernel computes: the first NaN in row-major order, else the largest
-// value, the first in row-major order among equals.
+// window): the common case, in two vectorisable passes instead of a branch per tap (on random
+// data each of those mispredicts half the time). A pass per row pair keeps each column's winner
+// of the two rows; one pass over the whole plane then keeps the winner of each column pair.
+// Winner means what the generic kernel computes: the first NaN in row-major order, else the
+// largest value, the first in row-major order among equals.
 inline bool is_2x2_stride_2(const Pool2dGeometry& g) {
   return g.kh == 2 && g.kw == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0 &&
          g.dil_h == 1 && g.dil_w == 1 && 2 * g.h_out <= g.h_in && 2 * g.w_out <= g.w_in;

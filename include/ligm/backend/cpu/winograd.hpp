@@ -304,21 +304,34 @@ struct Workspace {
   }
 };
 
+// U = G g G^T for all kernels, [16][c_out][c_in].
+template <class T>
+std::vector<T> transformed_kernels(const Conv2dGeometry& g, const T* w) {
+  std::vector<T> u(static_cast<std::size_t>(16 * g.c_out * g.c_in));
+  transform_kernels(g, w, u.data());
+  return u;
+}
+
+// f(workspace, n0, nb, cols) for every chunk of images, the chunks spread over the threads.
+template <class T, class F>
+void each_chunk(const Conv2dGeometry& g, const Plan& pl, const F& f) {
+  parallel_for(0, pl.chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
+    const Workspace<T> ws(g, pl);
+    for_chunks(g, pl, lo, hi, [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) { f(ws, n0, nb, cols); });
+  });
+}
+
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
   const Plan pl(g);
   const std::int64_t ld = pl.cols();
-  std::vector<T> u(static_cast<std::size_t>(16 * g.c_out * g.c_in));
-  transform_kernels(g, w, u.data());
-  parallel_for(0, pl.chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
-    const Workspace<T> ws(g, pl);
-    for_chunks(g, pl, lo, hi, [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-      transform_input(g, pl, x, n0, nb, ws.in, ld, ws.quarters);
-      for (int xi = 0; xi < 16; ++xi)
-        gemm_one(false, false, g.c_out, cols, g.c_in, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
-                 ws.in + xi * g.c_in * ld, ld, T(0), ws.out + xi * g.c_out * ld, ld);
-      transform_output(g, pl, ws.out, ld, n0, nb, y, ws.quarters);
-    });
+  const std::vector<T> u = transformed_kernels(g, w);
+  each_chunk<T>(g, pl, [&](const Workspace<T>& ws, std::int64_t n0, std::int64_t nb, std::int64_t cols) {
+    transform_input(g, pl, x, n0, nb, ws.in, ld, ws.quarters);
+    for (int xi = 0; xi < 16; ++xi)  // M = U V
+      gemm_one(false, false, g.c_out, cols, g.c_in, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
+               ws.in + xi * g.c_in * ld, ld, T(0), ws.out + xi * g.c_out * ld, ld);
+    transform_output(g, pl, ws.out, ld, n0, nb, y, ws.quarters);
   });
 }
 
@@ -326,17 +339,13 @@ template <class T>
 void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const Plan pl(g);
   const std::int64_t ld = pl.cols();
-  std::vector<T> u(static_cast<std::size_t>(16 * g.c_out * g.c_in));
-  transform_kernels(g, w, u.data());
-  parallel_for(0, pl.chunks, 1, [&](std::int64_t lo, std::int64_t hi) {
-    const Workspace<T> ws(g, pl);
-    for_chunks(g, pl, lo, hi, [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-      transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.quarters);
-      for (int xi = 0; xi < 16; ++xi)
-        gemm_one(true, false, g.c_in, cols, g.c_out, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
-                 ws.out + xi * g.c_out * ld, ld, T(0), ws.in + xi * g.c_in * ld, ld);
-      transform_input_grad(g, pl, ws.in, ld, n0, nb, gx, ws.quarters);
-    });
+  const std::vector<T> u = transformed_kernels(g, w);
+  each_chunk<T>(g, pl, [&](const Workspace<T>& ws, std::int64_t n0, std::int64_t nb, std::int64_t cols) {
+    transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.quarters);
+    for (int xi = 0; xi < 16; ++xi)  // dV = U^T dM
+      gemm_one(true, false, g.c_in, cols, g.c_out, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
+               ws.out + xi * g.c_out * ld, ld, T(0), ws.in + xi * g.c_in * ld, ld);
+    transform_input_grad(g, pl, ws.in, ld, n0, nb, gx, ws.quarters);
   });
 }
 

@@ -18,14 +18,15 @@
 
 namespace ligm::kernels {
 
-// Where row i's elements lie: `runs` runs of `inner` contiguous elements, run s starting at
-// i * inner + s * run_stride. A [rows, cols] matrix has one run of cols per row; an [N, C, HW]
-// tensor normalised per channel has C rows of N runs of HW, run_stride C * HW.
+// Two sums carried through one pass (std::pair is not usable in device code).
 template <class A>
 struct Pair {
   A first, second;
 };
 
+// Where row i's elements lie: `runs` runs of `inner` contiguous elements, run s starting at
+// i * inner + s * run_stride. A [rows, cols] matrix has one run of cols per row; an [N, C, HW]
+// tensor normalised per channel has C rows of N runs of HW, run_stride C * HW.
 struct RowLayout {
   std::int64_t runs = 1, inner = 0, run_stride = 0;
   static RowLayout matrix(std::int64_t cols) { return {1, cols, 0}; }
