@@ -153,31 +153,20 @@ void im2col_conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T*
   });
 }
 
-// gw_g = sum_n gy[n, g] @ im2col(x[n, g])^T. Threads split the batch, each with its own
-// accumulator, summed at the end.
+// gw_g = sum_n gy[n, g] @ im2col(x[n, g])^T, the batch split over the threads.
 template <class T>
 void im2col_conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
-  const std::int64_t wsize = g.c_out * kdim;
-  const int parts = static_cast<int>(std::min<std::int64_t>(get_num_threads(), g.n));
-  std::vector<std::vector<T>> partial(static_cast<std::size_t>(std::max(parts, 1)),
-                                      std::vector<T>(static_cast<std::size_t>(wsize), T(0)));
-  const std::int64_t per = (g.n + parts - 1) / std::max(parts, 1);
-  parallel_for(0, parts, 1, [&](std::int64_t lo, std::int64_t hi) {
+  parallel_sum(g.n, g.c_out * kdim, gw, [&](std::int64_t n0, std::int64_t n1, T* acc) {
     T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
-    for (std::int64_t p = lo; p < hi; ++p)
-      for (std::int64_t n = p * per; n < std::min(g.n, (p + 1) * per); ++n)
-        for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-          im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col);
-          gemm_one(false, true, cout_g, kdim, hw_out, T(1),
-                   gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, col, hw_out, T(1),
-                   partial[p].data() + gr * cout_g * kdim, kdim);
-        }
+    for (std::int64_t n = n0; n < n1; ++n)
+      for (std::int64_t gr = 0; gr < g.groups; ++gr) {
+        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col);
+        gemm_one(false, true, cout_g, kdim, hw_out, T(1), gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, col,
+                 hw_out, T(1), acc + gr * cout_g * kdim, kdim);
+      }
   });
-  std::fill(gw, gw + wsize, T(0));
-  for (const auto& part : partial)
-    for (std::int64_t i = 0; i < wsize; ++i) gw[i] += part[i];
 }
 
 // The convolutions: Winograd where it applies, im2col + GEMM otherwise.

@@ -184,6 +184,23 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain, cons
   pool->run(static_cast<int>((n + chunk - 1) / chunk), task);
 }
 
+// out[0, size) = the sum over [0, items) of what f(lo, hi, acc) adds into acc: the items are
+// split into one part per thread, each with its own zeroed accumulator, and the parts are added
+// in a fixed order, so the result depends on the thread count only (a weight gradient summed
+// over a batch).
+template <class T, class F>
+void parallel_sum(std::int64_t items, std::int64_t size, T* out, const F& f) {
+  const std::int64_t parts = std::max<std::int64_t>(1, std::min<std::int64_t>(get_num_threads(), items));
+  const std::int64_t per = (items + parts - 1) / parts;
+  std::vector<std::vector<T>> partial(static_cast<std::size_t>(parts), std::vector<T>(static_cast<std::size_t>(size), T(0)));
+  parallel_for(0, parts, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t p = lo; p < hi; ++p) f(p * per, std::min(items, (p + 1) * per), partial[p].data());
+  });
+  std::fill(out, out + size, T(0));
+  for (const auto& part : partial)
+    for (std::int64_t i = 0; i < size; ++i) out[i] += part[i];
+}
+
 // A per-thread scratch buffer of at least n elements (contents undefined): the im2col and
 // Winograd matrices are reused across calls instead of being allocated and zeroed every time.
 template <class T>

@@ -99,6 +99,23 @@ void transform_kernels(const Conv2dGeometry& g, const T* w, T* u) {
   }
 }
 
+// gw[co][ci] = G^T dU[co][ci] G, the adjoint of transform_kernels.
+template <class T>
+void transform_kernels_adjoint(const Conv2dGeometry& g, const T* du, T* gw) {
+  const std::int64_t pairs = g.c_out * g.c_in;
+  for (std::int64_t p = 0; p < pairs; ++p) {
+    T t[4][3];  // G^T along each row a of dU
+    for (int a = 0; a < 4; ++a)
+      kernel_1d_adjoint(du[(a * 4) * pairs + p], du[(a * 4 + 1) * pairs + p], du[(a * 4 + 2) * pairs + p],
+                        du[(a * 4 + 3) * pairs + p], t[a]);
+    for (int j = 0; j < 3; ++j) {
+      T k[3];
+      kernel_1d_adjoint(t[0][j], t[1][j], t[2][j], t[3][j], k);
+      for (int i = 0; i < 3; ++i) gw[p * 9 + i * 3 + j] = k[i];
+    }
+  }
+}
+
 // The machine's vectors (GCC/Clang vector extensions) over consecutive tile slots; the tail
 // runs the same code on scalars.
 #if defined(__AVX512F__)
@@ -349,40 +366,24 @@ void conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* 
   });
 }
 
-// Threads split the chunks, each summing its own dU; the parts are added in a fixed order.
+// dU = sum over the chunks of dM V^T (the chunks split over the threads), then dg = G^T dU G.
 template <class T>
 void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const Plan pl(g);
-  const std::int64_t ld = pl.cols(), usize = 16 * g.c_out * g.c_in;
-  const std::int64_t parts = std::min<std::int64_t>(get_num_threads(), pl.chunks);
-  const std::int64_t per = (pl.chunks + parts - 1) / parts;
-  std::vector<std::vector<T>> du(static_cast<std::size_t>(parts), std::vector<T>(static_cast<std::size_t>(usize), T(0)));
-  parallel_for(0, parts, 1, [&](std::int64_t lo, std::int64_t hi) {
-    const Workspace<T> ws(g, pl);
-    for (std::int64_t p = lo; p < hi; ++p)
-      for_chunks(g, pl, p * per, std::min(pl.chunks, (p + 1) * per), [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-        transform_input(g, pl, x, n0, nb, ws.in, ld, ws.quarters);
-        transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.quarters);
-        for (int xi = 0; xi < 16; ++xi)
-          gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * g.c_out * ld, ld, ws.in + xi * g.c_in * ld,
-                   ld, T(1), du[p].data() + xi * g.c_out * g.c_in, g.c_in);
-      });
-  });
-  for (std::int64_t p = 1; p < parts; ++p)
-    for (std::int64_t i = 0; i < usize; ++i) du[0][i] += du[p][i];
-  // gw[co][ci] = G^T dU G.
-  const std::int64_t pairs = g.c_out * g.c_in;
-  for (std::int64_t q = 0; q < pairs; ++q) {
-    T t[4][3];  // G^T along each row a of dU
-    for (int a = 0; a < 4; ++a)
-      kernel_1d_adjoint(du[0][(a * 4 + 0) * pairs + q], du[0][(a * 4 + 1) * pairs + q], du[0][(a * 4 + 2) * pairs + q],
-                        du[0][(a * 4 + 3) * pairs + q], t[a]);
-    for (int j = 0; j < 3; ++j) {
-      T k[3];
-      kernel_1d_adjoint(t[0][j], t[1][j], t[2][j], t[3][j], k);
-      for (int i = 0; i < 3; ++i) gw[q * 9 + i * 3 + j] = k[i];
-    }
-  }
+  const std::int64_t ld = pl.cols();
+  std::vector<T> du(static_cast<std::size_t>(16 * g.c_out * g.c_in));
+  parallel_sum(pl.chunks, static_cast<std::int64_t>(du.size()), du.data(),
+               [&](std::int64_t lo, std::int64_t hi, T* acc) {
+                 const Workspace<T> ws(g, pl);
+                 for_chunks(g, pl, lo, hi, [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) {
+                   transform_input(g, pl, x, n0, nb, ws.in, ld, ws.quarters);
+                   transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.quarters);
+                   for (int xi = 0; xi < 16; ++xi)  // dU += dM V^T
+                     gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * g.c_out * ld, ld,
+                              ws.in + xi * g.c_in * ld, ld, T(1), acc + xi * g.c_out * g.c_in, g.c_in);
+                 });
+               });
+  transform_kernels_adjoint(g, du.data(), gw);
 }
 
 }  // namespace ligm::cpu::winograd
