@@ -302,7 +302,8 @@ TEST_CASE("kernels: the CPU's 2x2 stride-2 max-pool fast path matches the kernel
       const auto yv = y.to_vector(), ryv = ry.to_vector();
       for (std::size_t i = 0; i < yv.size(); ++i)
         if (!(yv[i] == ryv[i] || (std::isnan(yv[i]) && std::isnan(ryv[i])))) FAIL_CHECK("y[", i, "] = ", ryv[i], ", expected ", yv[i]);
-      // Backward: the fast path writes every input element; the body scatters into zeros.
+      // Backward: the CPU must write every input element (its buffer starts at 42), the body
+      // scatters into zeros.
       const std::int64_t n_in = g.n * g.c * h * w;
       auto gy = Tensor<float>::empty({n_out});
       for (std::int64_t i = 0; i < n_out; ++i) gy.data_ptr()[i] = static_cast<float>(i % 7) - 3.0f;
