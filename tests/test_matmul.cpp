@@ -1,6 +1,7 @@
 // matmul, bmm, linear: values against a naive product, broadcasting, gradchecks.
 #include <condition_variable>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include <ligm/backend/cpu/parallel.hpp>
@@ -112,4 +113,59 @@ TEST_CASE("CPU results do not depend on whether the thread pool is free (a prefe
   cv.notify_all();
   holder.join();
   CHECK(busy_pool == free_pool);
+}
+
+// The float32 GEMM (sgemm.hpp where the backend targets AVX2 or AVX-512) across its edges:
+// row counts around the micro-kernel's MR (6 or 14), column counts around NR (16 or 32) and the
+// four-panel threshold between packed and in-place operands, an inner dimension across the
+// KC = 256 blocking, more than NC = 768 columns, leading dimensions wider than the matrix,
+// alpha and beta (beta = 0 must not read C: it starts as NaN), all four transpositions, batches.
+TEST_CASE("float32 gemm agrees with a float64 loop across its blocking edges") {
+  auto& be = backend_for<float>(Device::cpu());
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  struct Case { std::int64_t m, n, k; };
+  const Case cases[] = {{1, 1, 1},    {3, 5, 7},     {6, 16, 9},    {7, 17, 33},    {13, 31, 64},
+                        {14, 32, 256}, {15, 33, 257}, {28, 64, 5},   {57, 129, 100}, {60, 50, 64},
+                        {99, 200, 300}, {200, 40, 513}, {5, 1030, 3}, {130, 7, 20}};
+  int checked = 0;
+  for (const auto& cs : cases)
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      const std::int64_t m = cs.m, n = cs.n, k = cs.k, batch = 2;
+      const std::int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+      const std::int64_t sa = (ta ? k : m) * lda, sb = (tb ? n : k) * ldb, sc = m * ldc;
+      std::vector<float> a(sa * batch), b(sb * batch);
+      for (auto& x : a) x = u(rng);
+      for (auto& x : b) x = u(rng);
+      for (const float beta : {0.0f, 1.5f}) {
+        std::vector<float> c(sc * batch, beta == 0.0f ? std::nanf("") : 0.25f);
+        const std::vector<float> c0 = c;
+        be.gemm(ta, tb, m, n, k, 0.5f, a.data(), lda, sa, b.data(), ldb, sb, beta, c.data(), ldc, sc,
+                batch);
+        double worst = 0.0;
+        for (std::int64_t bi = 0; bi < batch; ++bi)
+          for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) {
+              double s = 0.0;
+              for (std::int64_t p = 0; p < k; ++p)
+                s += double(a[bi * sa + (ta ? p * lda + i : i * lda + p)]) *
+                     double(b[bi * sb + (tb ? j * ldb + p : p * ldb + j)]);
+              const std::int64_t at = bi * sc + i * ldc + j;
+              const double expect = 0.5 * s + (beta == 0.0f ? 0.0 : double(beta) * c0[at]);
+              worst = std::max(worst, std::abs(double(c[at]) - expect));
+            }
+        // The padding columns of C are never written.
+        bool padding_kept = true;
+        for (std::int64_t i = 0; i < m * batch; ++i)
+          for (std::int64_t j = n; j < ldc && i * ldc + j < sc * batch; ++j)
+            padding_kept &= std::isnan(c0[i * ldc + j]) ? std::isnan(c[i * ldc + j])
+                                                        : c[i * ldc + j] == c0[i * ldc + j];
+        INFO("m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb << " beta=" << beta);
+        CHECK(worst <= 1e-5 * double(k) + 1e-6);
+        CHECK(padding_kept);
+        ++checked;
+      }
+    }
+  CHECK(checked == 14 * 4 * 2);
 }

@@ -1,12 +1,16 @@
-// Row-major batched GEMM on the CPU through Eigen. The only place ligm includes Eigen.
+// Row-major batched GEMM on the CPU: float32 through ligm's own kernel (sgemm.hpp) where the
+// compiler targets AVX2+FMA or AVX-512, everything else through Eigen. The only place ligm
+// includes Eigen.
 //
 // Threads: batches are spread over threads when there are enough of them; otherwise the rows
 // of C are split, each thread running Eigen's single-threaded kernel on its block.
 #pragma once
 #include <Eigen/Core>
 #include <cstdint>
+#include <type_traits>
 
 #include "ligm/backend/cpu/parallel.hpp"
+#include "ligm/backend/cpu/sgemm.hpp"
 
 namespace ligm::cpu {
 
@@ -22,6 +26,12 @@ void gemm_one(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
     if (beta == T(0)) C.setZero(); else C *= beta;
     return;
   }
+#ifdef LIGM_HAVE_SGEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (m > 0 && n > 0) sgemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+#endif
   const CMap A(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
   const CMap B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
   auto run = [&](const auto& opa, const auto& opb) {
