@@ -84,11 +84,14 @@ struct Operands {
   std::int64_t b_rs;
 };
 
-// C[0:R, 0:cols] = alpha * A_panel B_panel + beta * C (beta 0: C is not read). The B panel is
-// NR wide and zero-padded (or fully readable) past `cols`.
-template <int R, bool PackedA>
+// C[0:R, 0:cols] = alpha * A_panel B_panel + beta * C (beta 0: C is not read), with NV vectors
+// per row of the tile (2: NR columns; 1: the last panel when it is at most W wide). The B panel
+// is NR wide and zero-padded (or fully readable) past `cols` up to NV * W.
+template <int R, int NV, bool PackedA>
 void micro_kernel(std::int64_t kc, Operands op, float* c, std::int64_t ldc, float alpha, float beta,
                   int cols) {
+  // Two named arrays and named B vectors, not acc[R][NV]: GCC 12 keeps these in registers but
+  // spills a two-dimensional array (measured: 20% slower).
   V acc0[R], acc1[R];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = Vec::zero();
@@ -96,57 +99,76 @@ void micro_kernel(std::int64_t kc, Operands op, float* c, std::int64_t ldc, floa
   const float* b = op.b;
   const std::int64_t a_step = PackedA ? MR : op.a_cs;
   for (std::int64_t p = 0; p < kc; ++p) {
-    const V b0 = Vec::load(b), b1 = Vec::load(b + W);
+    const V b0 = Vec::load(b);
+    const V b1 = NV == 2 ? Vec::load(b + W) : b0;
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       const V ai = Vec::set1(PackedA ? a[i] : a[i * op.a_rs]);
       acc0[i] = Vec::fma(ai, b0, acc0[i]);
-      acc1[i] = Vec::fma(ai, b1, acc1[i]);
+      if constexpr (NV == 2) acc1[i] = Vec::fma(ai, b1, acc1[i]);
     }
     a += a_step;
     b += op.b_rs;
   }
   const V va = Vec::set1(alpha), vb = Vec::set1(beta);
-  if (cols == NR) {
+  auto result = [&](V acc, const float* ci) {  // beta 0 never reads C (it may hold NaN)
+    return beta == 0.0f ? Vec::mul(va, acc) : Vec::fma(va, acc, Vec::mul(vb, Vec::load(ci)));
+  };
+  if (cols == NV * W) {
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
-      if (beta == 0.0f) {
-        Vec::store(ci, Vec::mul(va, acc0[i]));
-        Vec::store(ci + W, Vec::mul(va, acc1[i]));
-      } else {
-        Vec::store(ci, Vec::fma(va, acc0[i], Vec::mul(vb, Vec::load(ci))));
-        Vec::store(ci + W, Vec::fma(va, acc1[i], Vec::mul(vb, Vec::load(ci + W))));
-      }
+      Vec::store(ci, result(acc0[i], ci));
+      if constexpr (NV == 2) Vec::store(ci + W, result(acc1[i], ci + W));
     }
     return;
   }
-  const auto m0 = Vec::mask(std::min(cols, W)), m1 = Vec::mask(std::max(cols - W, 0));
+  const auto m0 = Vec::mask(std::min(cols, W)), m1 = Vec::mask(std::clamp(cols - W, 0, W));
+  auto masked = [&](V acc, const float* ci, typename Vec::Mask m) {
+    return beta == 0.0f ? Vec::mul(va, acc) : Vec::fma(va, acc, Vec::mul(vb, Vec::load(ci, m)));
+  };
   for (int i = 0; i < R; ++i) {
     float* ci = c + i * ldc;
-    if (beta == 0.0f) {
-      Vec::store(ci, m0, Vec::mul(va, acc0[i]));
-      Vec::store(ci + W, m1, Vec::mul(va, acc1[i]));
-    } else {
-      Vec::store(ci, m0, Vec::fma(va, acc0[i], Vec::mul(vb, Vec::load(ci, m0))));
-      Vec::store(ci + W, m1, Vec::fma(va, acc1[i], Vec::mul(vb, Vec::load(ci + W, m1))));
-    }
+    Vec::store(ci, m0, masked(acc0[i], ci, m0));
+    if constexpr (NV == 2) Vec::store(ci + W, m1, masked(acc1[i], ci + W, m1));
   }
 }
 
 using KernelFn = void (*)(std::int64_t, Operands, float*, std::int64_t, float, float, int);
 
-template <bool PackedA, std::size_t... R>
+template <int NV, bool PackedA, std::size_t... R>
 constexpr std::array<KernelFn, MR + 1> kernel_table(std::index_sequence<R...>) {
-  return {nullptr, &micro_kernel<static_cast<int>(R) + 1, PackedA>...};
+  return {nullptr, &micro_kernel<static_cast<int>(R) + 1, NV, PackedA>...};
 }
 
-// The kernel for `rows` (1..MR) rows of C.
-inline KernelFn kernel_for(int rows, bool packed_a) {
-  static constexpr auto packed = kernel_table<true>(std::make_index_sequence<MR>{});
-  static constexpr auto direct = kernel_table<false>(std::make_index_sequence<MR>{});
-  return packed_a ? packed[rows] : direct[rows];
+// The kernel for `rows` (1..MR) rows and `cols` (1..NR) columns of C.
+inline KernelFn kernel_for(int rows, int cols, bool packed_a) {
+  using Rows = std::make_index_sequence<MR>;
+  static constexpr std::array<KernelFn, MR + 1> table[2][2] = {
+      {kernel_table<1, false>(Rows{}), kernel_table<1, true>(Rows{})},
+      {kernel_table<2, false>(Rows{}), kernel_table<2, true>(Rows{})}};
+  return table[cols > W][packed_a][rows];
 }
+
+// The row panels of a block of mc rows: full panels of MR rows, and a short remainder (under
+// MR / 2) shared with the last full panel (32 rows are 14 + 9 + 9, not 14 + 14 + 4: a short
+// tile wastes the kernel's loads and stores).
+struct RowSplit {
+  std::int64_t full, panels;
+  int tail[2] = {0, 0};
+  explicit RowSplit(std::int64_t mc) : full(mc / MR), panels(full) {
+    const int rem = static_cast<int>(mc % MR);
+    if (rem == 0) return;
+    if (2 * rem >= MR || full == 0) {
+      tail[0] = rem, panels = full + 1;
+    } else {
+      --full, panels = full + 2;
+      tail[0] = (MR + rem + 1) / 2, tail[1] = (MR + rem) / 2;
+    }
+  }
+  std::int64_t start(std::int64_t t) const { return t <= full ? t * MR : full * MR + tail[0]; }
+  int rows(std::int64_t t) const { return t < full ? MR : tail[t - full]; }
+};
 
 // The transposing copies of the packing: an 8 x 8 block whose rows are `rows` (<= 8) rows of
 // src (row stride ld; rows past `rows` read as zero) becomes 8 rows at dst (row stride ld_dst),
@@ -195,13 +217,14 @@ inline void pack_transposed(const float* src, std::int64_t ld, std::int64_t rows
     for (std::int64_t i = 0; i < width; ++i) out[p * width + i] = i < rows ? src[i * ld + p] : 0.0f;
 }
 
-// op(A)[0:mc, 0:kc] (a points at its first element) into ceil(mc/MR) panels of kc x MR,
-// zero-padded to MR rows.
+// op(A)[0:mc, 0:kc] (a points at its first element) into the panels of RowSplit(mc), each
+// kc x MR, zero-padded to MR rows.
 inline void pack_a(bool ta, const float* a, std::int64_t lda, std::int64_t mc, std::int64_t kc,
                    float* out) {
-  for (std::int64_t r = 0; r < mc; r += MR, out += kc * MR) {
-    const std::int64_t rows = std::min<std::int64_t>(MR, mc - r);
-    if (ta) {  // op(A)[i][p] = a[p * lda + i]: MR contiguous values per column
+  const RowSplit split(mc);
+  for (std::int64_t t = 0; t < split.panels; ++t, out += kc * MR) {
+    const std::int64_t r = split.start(t), rows = split.rows(t);
+    if (ta) {  // op(A)[i][p] = a[p * lda + i]: contiguous values per column
       for (std::int64_t p = 0; p < kc; ++p) {
         const float* src = a + p * lda + r;
         float* dst = out + p * MR;
@@ -276,23 +299,24 @@ inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t 
         const std::int64_t mc = std::min(MC, m - ic);
         const float* a0 = ta ? a + pc * lda + ic : a + ic * lda + pc;
         if (pack_all_a) pack_a(ta, a0, lda, mc, kc, ap);
+        const RowSplit split(mc);
         for (std::int64_t jr = 0; jr < nc; jr += NR) {
           const int cols = static_cast<int>(std::min<std::int64_t>(NR, nc - jr));
           Operands op{};
           if (pack_all_b) op.b = bp + jr * kc, op.b_rs = NR;
           else if (jr < full_cols) op.b = b0 + jr, op.b_rs = ldb;  // B is not transposed here
           else op.b = bp, op.b_rs = NR;
-          for (std::int64_t ir = 0; ir < mc; ir += MR) {
-            const int rows = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
+          for (std::int64_t t = 0; t < split.panels; ++t) {
+            const std::int64_t ir = split.start(t);
             if (pack_all_a) {
-              op.a = ap + ir * kc, op.a_rs = 1, op.a_cs = MR;
+              op.a = ap + t * kc * MR, op.a_rs = 1, op.a_cs = MR;
             } else {
               op.a = ta ? a0 + ir : a0 + ir * lda;
               op.a_rs = ta ? 1 : lda;
               op.a_cs = ta ? lda : 1;
             }
-            kernel_for(rows, pack_all_a)(kc, op, c + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_p,
-                                         cols);
+            kernel_for(split.rows(t), cols, pack_all_a)(kc, op, c + (ic + ir) * ldc + jc + jr, ldc,
+                                                        alpha, beta_p, cols);
           }
         }
       }
