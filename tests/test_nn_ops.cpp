@@ -1,5 +1,7 @@
 // NN ops: softmax, convolution, pooling, interpolation, norms, dropout, embedding, attention,
 // sort/topk, one_hot. Values where they are easy to state, float64 gradchecks for all.
+#include <ligm/backend/cpu/winograd_tile.hpp>
+
 #include "helpers.hpp"
 
 using namespace th;
@@ -67,7 +69,7 @@ static std::vector<double> direct_conv3x3(const T& x, const T& w, std::int64_t p
   return y;
 }
 
-TEST_CASE("conv2d: 3x3 stride-1 kernels (the CPU's Winograd F(2x2, 3x3) path) against a direct loop, and gradchecks") {
+TEST_CASE("conv2d: 3x3 stride-1 kernels (the CPU's Winograd path) against a direct loop, and gradchecks") {
   // Odd and even sizes, paddings 0, 1, 2, one image or several chunks of images (a chunk holds
   // about 128 tile slots: 12x12 outputs are 42 slots, so 4 images a chunk).
   struct Case { Shape x; std::int64_t c_out, pad; };
@@ -213,4 +215,41 @@ TEST_CASE("scaled_dot_product_attention: masks, causal, gradients") {
   allow = where(eq(arange<std::int64_t>(0, 5).unsqueeze(0), std::int64_t(0)), tensor<bool>({true}, {1}), allow);
   check_grad([&](const In& in) { return scaled_dot_product_attention(in[0], in[1], in[2], {.attn_mask_bool = allow}); },
              {leaf({2, 3, 4}, 13), leaf({2, 5, 4}, 14), leaf({2, 5, 4}, 15)});
+}
+
+// Both Winograd tile sizes, forced in turn (conv2d picks F4 on large planes only):
+// each against the direct loop, each backward against its forward by the adjoint identity
+// <conv(x, w), gy> = <x, dL/dx> = <w, dL/dw> for L = <conv(x, w), gy>, and float64 gradchecks.
+TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gradchecks") {
+  namespace wg = ligm::cpu::winograd;
+  struct Restore { ~Restore() { wg::forced_tile = 0; } } restore;
+  struct Case { Shape x; std::int64_t c_out, pad; };
+  for (const int tile : {2, 4}) {
+    wg::forced_tile = tile;
+    for (const Case& c : {Case{{2, 4, 5, 7}, 5, 1}, Case{{3, 5, 6, 6}, 4, 0}, Case{{1, 4, 4, 9}, 6, 2},
+                          Case{{9, 4, 12, 12}, 4, 1}, Case{{2, 6, 3, 3}, 4, 0}, Case{{13, 4, 3, 4}, 4, 1},
+                          Case{{3, 4, 11, 10}, 5, 1}}) {
+      INFO("F" << tile << " " << shape_str(c.x) << " pad " << c.pad);
+      const auto x = leaf(c.x, 41), w = leaf({c.c_out, c.x[1], 3, 3}, 42);
+      const auto y = conv2d(x, w, {}, {.padding = c.pad});
+      check_close(y, direct_conv3x3(x, w, c.pad), 1e-12, 1e-12);
+      const auto gy = leaf(y.shape(), 43);
+      (y * gy).sum().backward();
+      const double lhs = (y * gy).sum().item();
+      CHECK((x * x.grad()).sum().item() == doctest::Approx(lhs).epsilon(1e-12));
+      CHECK((w * w.grad()).sum().item() == doctest::Approx(lhs).epsilon(1e-12));
+    }
+    check_grad([](const In& in) { return conv2d(in[0], in[1], in[2], {.padding = 1}); },
+               {leaf({3, 4, 9, 10}, 44), leaf({4, 4, 3, 3}, 45), leaf({4}, 46)});
+    // Float32 agrees with float64 to float32's precision at a training size.
+    const auto x = leaf({4, 32, 28, 28}, 47), w = leaf({32, 32, 3, 3}, 48) * 0.1;
+    check_close(conv2d(x.to<float>(), w.to<float>(), {}, {.padding = 1}).to<double>(),
+                conv2d(x, w, {}, {.padding = 1}), 1e-4, 1e-4);
+  }
+  wg::forced_tile = 0;
+  CHECK(wg::tile_for(28, 28) == 4);
+  CHECK(wg::tile_for(14, 14) == 2);
+  CHECK(wg::tile_for(7, 7) == 2);
+  CHECK(wg::tile_for(2, 2) == 2);
+  CHECK(wg::tile_for(1, 9) == 2);
 }

@@ -1,4 +1,4 @@
-// Convolution (im2col + GEMM; Winograd F(2x2, 3x3) for 3x3 stride-1 kernels, winograd.hpp),
+// Convolution (im2col + GEMM; Winograd F(2x2, 3x3) or F(4x4, 3x3) for 3x3 stride-1 kernels, winograd.hpp),
 // pooling and interpolation kernels for the CPU backend.
 #pragma once
 #include <algorithm>
