@@ -1,6 +1,6 @@
 // Row-major batched GEMM on the CPU: float32 through ligm's own kernel (sgemm.hpp) where the
-// compiler targets AVX2+FMA or AVX-512, everything else through Eigen. The only place ligm
-// includes Eigen.
+// compiler targets AVX2+FMA or AVX-512, everything else through Eigen (and all of it through
+// OpenBLAS with -Dblas=true, which defines EIGEN_USE_BLAS). The only place ligm includes Eigen.
 //
 // Threads: batches are spread over threads when there are enough of them; otherwise the rows
 // of C are split, each thread running Eigen's single-threaded kernel on its block.
@@ -26,7 +26,7 @@ void gemm_one(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
     if (beta == T(0)) C.setZero(); else C *= beta;
     return;
   }
-#ifdef LIGM_HAVE_SGEMM
+#if defined(LIGM_HAVE_SGEMM) && !defined(EIGEN_USE_BLAS)
   if constexpr (std::is_same_v<T, float>) {
     if (m > 0 && n > 0) sgemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
