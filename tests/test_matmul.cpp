@@ -166,6 +166,21 @@ TEST_CASE("float32 gemm agrees with a float64 loop across its blocking edges") {
         CHECK(padding_kept);
         ++checked;
       }
+      // gemm_bias (the Linear layer): C = op(A) op(B) + bias in every row, C never read.
+      std::vector<float> bias(n), c(sc, std::nanf(""));
+      for (auto& x : bias) x = u(rng);
+      be.gemm_bias(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, bias.data(), c.data(), ldc);
+      double worst = 0.0;
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+          double s = bias[j];
+          for (std::int64_t p = 0; p < k; ++p)
+            s += double(a[ta ? p * lda + i : i * lda + p]) * double(b[tb ? j * ldb + p : p * ldb + j]);
+          worst = std::max(worst, std::abs(double(c[i * ldc + j]) - s));
+        }
+      INFO("gemm_bias m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb);
+      CHECK(worst <= 1e-5 * double(k) + 1e-6);
+      ++checked;
     }
-  CHECK(checked == 14 * 4 * 2);
+  CHECK(checked == 14 * 4 * 3);
 }

@@ -63,6 +63,14 @@ struct Pool2dGeometry {
   std::int64_t divisor_override = 0;  // 0: none
 };
 
+// The batch of a GEMM over two batch dims that do not merge into one stride (attention heads
+// split from one packed projection): count0 x count1 items, item (i, j) of each operand at
+// i * stride0 + j * stride1 elements from its start.
+struct GemmBatch2 {
+  std::int64_t count0, count1;
+  std::int64_t a0, a1, b0, b1, c0, c1;  // strides of A, B and C
+};
+
 enum class InterpMode : std::uint8_t { Nearest, Bilinear };
 
 template <class T>
@@ -99,6 +107,23 @@ class Backend {
                     T alpha, const T* a, std::int64_t lda, std::int64_t stride_a, const T* b,
                     std::int64_t ldb, std::int64_t stride_b, T beta, T* c, std::int64_t ldc,
                     std::int64_t stride_c, std::int64_t batch) = 0;
+  // gemm over a two-level batch. The default runs one batched gemm per leading index; the CPU
+  // backend spreads all count0 * count1 items over its threads at once.
+  virtual void gemm_batch2(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                           const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+                           const GemmBatch2& batch) {
+    for (std::int64_t i = 0; i < batch.count0; ++i)
+      gemm(trans_a, trans_b, m, n, k, alpha, a + i * batch.a0, lda, batch.a1, b + i * batch.b0, ldb, batch.b1, beta,
+           c + i * batch.c0, ldc, batch.c1, batch.count1);
+  }
+  // C = op(A) @ op(B) + bias, the n values of `bias` added to every row: the Linear layer. The
+  // default pre-loads C with the bias and runs gemm with beta = 1; the CPU backend adds the bias
+  // as its kernel stores C (one pass over C less).
+  virtual void gemm_bias(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
+                         std::int64_t lda, const T* b, std::int64_t ldb, const T* bias, T* c, std::int64_t ldc) {
+    copy(Ref<const T>{bias, {m, n}, {0, 1}}, Ref<T>{c, {m, n}, {ldc, 1}});
+    gemm(trans_a, trans_b, m, n, k, T(1), a, lda, 0, b, ldb, 0, T(1), c, ldc, 0, 1);
+  }
 
   // --- indexing (all contiguous) -----------------------------------------------------------
   // src viewed as [outer, src_dim, inner]; dst as [outer, n_index, inner].

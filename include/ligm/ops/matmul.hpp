@@ -3,6 +3,7 @@
 // Everything lands on one batched GEMM primitive. Transposed views are passed to it as
 // transposed operands and broadcast batch dims as batch stride 0, so neither is copied.
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "ligm/ops/reduce.hpp"
@@ -28,6 +29,21 @@ GemmOperand<T> gemm_operand(const Tensor<T>& t) {
   if ((sr == 1 || r == 1) && sc >= std::max<std::int64_t>(r, 1)) return {t, t.data_ptr(), sc, sb, true};
   auto cc = t.contiguous();
   return {cc, cc.data_ptr(), c, r * c, false};
+}
+
+// The leading dimension and transposition of t's last two dims as a GEMM operand in place, if
+// one dim has unit stride (the GEMM_operand test without the copy).
+struct MatrixLayout {
+  std::int64_t ld;
+  bool trans;
+};
+template <class T>
+std::optional<MatrixLayout> matrix_layout(const Tensor<T>& t) {
+  const auto r = t.shape()[t.dim() - 2], c = t.shape()[t.dim() - 1];
+  const auto sr = t.strides()[t.dim() - 2], sc = t.strides()[t.dim() - 1];
+  if ((sc == 1 || c == 1) && sr >= std::max<std::int64_t>(c, 1)) return MatrixLayout{sr, false};
+  if ((sr == 1 || r == 1) && sc >= std::max<std::int64_t>(r, 1)) return MatrixLayout{sc, true};
+  return std::nullopt;
 }
 
 // out[B, m, n] = a[B, m, k] @ b[B, k, n], written to out's contiguous buffer at `out_data`;
@@ -68,6 +84,16 @@ void bmm_batch_dims(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
   if (nbatch <= 1 || nb == 0 || (batch_dims_merge(a, nbatch) && batch_dims_merge(b, nbatch))) {
     bmm_into(a.reshape({nb, m, k}), b.reshape({nb, k, n}), out.data_ptr());
     return;
+  }
+  if (nbatch == 2) {  // [B, H, ., .]: one call over all B * H items when both are GEMM operands in place
+    const auto A = matrix_layout(a), B = matrix_layout(b);
+    if (A && B) {
+      const GemmBatch2 batch{a.shape()[0], a.shape()[1], a.strides()[0], a.strides()[1], b.strides()[0],
+                             b.strides()[1], out.strides()[0], out.strides()[1]};
+      be(a).gemm_batch2(A->trans, B->trans, m, n, k, T(1), a.data_ptr(), A->ld, b.data_ptr(), B->ld, T(0),
+                        out.data_ptr(), n, batch);
+      return;
+    }
   }
   for (std::int64_t i = 0; i < a.shape()[0]; ++i) {
     auto oi = out.select(0, i);
@@ -143,7 +169,7 @@ Tensor<T> bmm(const Tensor<T>& a, const Tensor<T>& b) {
 }
 
 // y = x @ weight^T + bias; weight is [out_features, in_features], x is [..., in_features].
-// One GEMM with the bias pre-loaded as C (beta = 1); the backward computes dW = g^T x directly
+// One GEMM with the bias added to C (Backend::gemm_bias); the backward computes dW = g^T x directly
 // in W's layout, so neither direction transposes or copies the weight.
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = {}) {
@@ -165,10 +191,14 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     NoGradGuard g;
     x2 = x.reshape({m, k});
     y = Tensor<T>::empty({m, n}, x.device());
-    if (bias.defined()) ops_detail::be(x).copy(ops_detail::broadcast_ref(bias, {m, n}), y.ref());
     auto X = ops_detail::gemm_operand(x2.unsqueeze(0)), W = ops_detail::gemm_operand(weight.unsqueeze(0));
-    ops_detail::be(x).gemm(X.trans, !W.trans, m, n, k, T(1), X.data, X.ld, 0, W.data, W.ld, 0,
-                           bias.defined() ? T(1) : T(0), y.data_ptr(), n, 0, 1);
+    if (bias.defined()) {
+      const Tensor<T> b = bias.contiguous();
+      ops_detail::be(x).gemm_bias(X.trans, !W.trans, m, n, k, X.data, X.ld, W.data, W.ld, b.data_ptr(), y.data_ptr(), n);
+    } else {
+      ops_detail::be(x).gemm(X.trans, !W.trans, m, n, k, T(1), X.data, X.ld, 0, W.data, W.ld, 0, T(0), y.data_ptr(),
+                             n, 0, 1);
+    }
     y = y.view(out_shape).detach();
     x2 = x2.detach();
   }

@@ -318,6 +318,32 @@ class CpuBackend final : public Backend<T> {
       unsupported("gemm");
     }
   }
+  void gemm_batch2(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+                   const GemmBatch2& batch) override {
+    if constexpr (is_floating_v<T>) {
+      if (batch.count0 * batch.count1 < get_num_threads())  // too few items: split rows (gemm_batched)
+        return Backend<T>::gemm_batch2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, batch);
+      parallel_for(0, batch.count0 * batch.count1, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, m * n * k)),
+                   [&](std::int64_t lo, std::int64_t hi) {
+                     for (std::int64_t it = lo; it < hi; ++it) {
+                       const std::int64_t i = it / batch.count1, j = it % batch.count1;
+                       gemm_one(ta, tb, m, n, k, alpha, a + i * batch.a0 + j * batch.a1, lda,
+                                b + i * batch.b0 + j * batch.b1, ldb, beta, c + i * batch.c0 + j * batch.c1, ldc);
+                     }
+                   });
+    } else {
+      unsupported("gemm_batch2");
+    }
+  }
+  void gemm_bias(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a, std::int64_t lda,
+                 const T* b, std::int64_t ldb, const T* bias, T* c, std::int64_t ldc) override {
+    if constexpr (is_floating_v<T>) {
+      gemm_batched(ta, tb, m, n, k, T(1), a, lda, 0, b, ldb, 0, T(0), c, ldc, 0, 1, bias);
+    } else {
+      unsupported("gemm_bias");
+    }
+  }
 
   // --- indexing ----------------------------------------------------------------------------
   void index_select(const T* src, std::int64_t outer, std::int64_t src_dim, std::int64_t inner,

@@ -14,24 +14,30 @@
 
 namespace ligm::cpu {
 
+// C = alpha * op(A) op(B) + beta * C; with `bias` (n values; beta must be 0) every row of C
+// starts from the bias instead (the Linear layer: ligm's float kernel adds it as C is stored).
 template <class T>
 void gemm_one(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
               const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
-              std::int64_t ldc) {
+              std::int64_t ldc, const T* bias = nullptr) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   using MMap = Eigen::Map<Mat, 0, Eigen::OuterStride<>>;
   MMap C(c, m, n, Eigen::OuterStride<>(ldc));
+#if defined(LIGM_HAVE_SGEMM) && !defined(EIGEN_USE_BLAS)
+  if constexpr (std::is_same_v<T, float>) {
+    if (m == 0 || n == 0) return;
+    if (k > 0) return sgemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias);
+  }
+#endif
+  if (bias) {
+    C.rowwise() = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(bias, n);
+    beta = T(1);
+  }
   if (k == 0) {
     if (beta == T(0)) C.setZero(); else C *= beta;
     return;
   }
-#if defined(LIGM_HAVE_SGEMM) && !defined(EIGEN_USE_BLAS)
-  if constexpr (std::is_same_v<T, float>) {
-    if (m > 0 && n > 0) sgemm::gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    return;
-  }
-#endif
   const CMap A(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
   const CMap B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
   auto run = [&](const auto& opa, const auto& opb) {
@@ -48,11 +54,12 @@ void gemm_one(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, 
   else run(A.transpose(), B.transpose());
 }
 
+// `bias` as in gemm_one, the same row for every batch.
 template <class T>
 void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
                   const T* a, std::int64_t lda, std::int64_t sa, const T* b, std::int64_t ldb,
                   std::int64_t sb, T beta, T* c, std::int64_t ldc, std::int64_t sc,
-                  std::int64_t batch) {
+                  std::int64_t batch, const T* bias = nullptr) {
   if (m == 0 || n == 0 || batch == 0) return;
   const std::int64_t flops_per_row = std::max<std::int64_t>(1, n * k);
   if (batch >= get_num_threads() || m < 2) {
@@ -60,7 +67,7 @@ void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                  [&](std::int64_t lo, std::int64_t hi) {
                    for (std::int64_t i = lo; i < hi; ++i)
                      gemm_one(ta, tb, m, n, k, alpha, a + i * sa, lda, b + i * sb, ldb, beta,
-                              c + i * sc, ldc);
+                              c + i * sc, ldc, bias);
                  });
     return;
   }
@@ -75,7 +82,7 @@ void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                  [&](std::int64_t lo, std::int64_t hi) {
                    const T* a_block = ta ? ai + lo : ai + lo * lda;
                    gemm_one(ta, tb, hi - lo, n, k, alpha, a_block, lda, bi, ldb, beta,
-                            ci + lo * ldc, ldc);
+                            ci + lo * ldc, ldc, bias);
                  });
   }
 }

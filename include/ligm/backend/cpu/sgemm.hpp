@@ -82,9 +82,11 @@ struct Operands {
   std::int64_t a_rs, a_cs;
   const float* b;
   std::int64_t b_rs;
+  const float* bias = nullptr;  // this panel's columns of a row added to every row (beta 0), or null
 };
 
-// C[0:R, 0:cols] = alpha * A_panel B_panel + beta * C (beta 0: C is not read), with NV vectors
+// C[0:R, 0:cols] = alpha * A_panel B_panel + beta * C (beta 0: C is not read; with op.bias,
+// + bias[0:cols] in place of beta * C), with NV vectors
 // per row of the tile (2: NR columns; 1: the last panel when it is at most W wide). The B panel
 // is NR wide and zero-padded (or fully readable) past `cols` up to NV * W.
 template <int R, int NV, bool PackedA>
@@ -111,26 +113,30 @@ void micro_kernel(std::int64_t kc, Operands op, float* c, std::int64_t ldc, floa
     b += op.b_rs;
   }
   const V va = Vec::set1(alpha), vb = Vec::set1(beta);
-  auto result = [&](V acc, const float* ci) {  // beta 0 never reads C (it may hold NaN)
-    return beta == 0.0f ? Vec::mul(va, acc) : Vec::fma(va, acc, Vec::mul(vb, Vec::load(ci)));
-  };
   if (cols == NV * W) {
+    const V bias0 = op.bias ? Vec::load(op.bias) : Vec::zero();
+    const V bias1 = op.bias && NV == 2 ? Vec::load(op.bias + W) : Vec::zero();
+    auto result = [&](V acc, const float* ci, V bias) {  // beta 0 never reads C (it may hold NaN)
+      return beta == 0.0f ? Vec::fma(va, acc, bias) : Vec::fma(va, acc, Vec::mul(vb, Vec::load(ci)));
+    };
 #pragma GCC unroll 16
     for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
-      Vec::store(ci, result(acc0[i], ci));
-      if constexpr (NV == 2) Vec::store(ci + W, result(acc1[i], ci + W));
+      Vec::store(ci, result(acc0[i], ci, bias0));
+      if constexpr (NV == 2) Vec::store(ci + W, result(acc1[i], ci + W, bias1));
     }
     return;
   }
   const auto m0 = Vec::mask(std::min(cols, W)), m1 = Vec::mask(std::clamp(cols - W, 0, W));
-  auto masked = [&](V acc, const float* ci, typename Vec::Mask m) {
-    return beta == 0.0f ? Vec::mul(va, acc) : Vec::fma(va, acc, Vec::mul(vb, Vec::load(ci, m)));
+  const V bias0 = op.bias ? Vec::load(op.bias, m0) : Vec::zero();
+  const V bias1 = op.bias && NV == 2 ? Vec::load(op.bias + W, m1) : Vec::zero();
+  auto masked = [&](V acc, const float* ci, typename Vec::Mask m, V bias) {
+    return beta == 0.0f ? Vec::fma(va, acc, bias) : Vec::fma(va, acc, Vec::mul(vb, Vec::load(ci, m)));
   };
   for (int i = 0; i < R; ++i) {
     float* ci = c + i * ldc;
-    Vec::store(ci, m0, masked(acc0[i], ci, m0));
-    if constexpr (NV == 2) Vec::store(ci + W, m1, masked(acc1[i], ci + W, m1));
+    Vec::store(ci, m0, masked(acc0[i], ci, m0, bias0));
+    if constexpr (NV == 2) Vec::store(ci + W, m1, masked(acc1[i], ci + W, m1, bias1));
   }
 }
 
@@ -224,14 +230,9 @@ inline void pack_a(bool ta, const float* a, std::int64_t lda, std::int64_t mc, s
   const RowSplit split(mc);
   for (std::int64_t t = 0; t < split.panels; ++t, out += kc * MR) {
     const std::int64_t r = split.start(t), rows = split.rows(t);
-    if (ta) {  // op(A)[i][p] = a[p * lda + i]: contiguous values per column
-      for (std::int64_t p = 0; p < kc; ++p) {
-        const float* src = a + p * lda + r;
-        float* dst = out + p * MR;
-        std::int64_t i = 0;
-        for (; i < rows; ++i) dst[i] = src[i];
-        for (; i < MR; ++i) dst[i] = 0.0f;
-      }
+    if (ta) {  // op(A)[i][p] = a[p * lda + i]: a column is `rows` (<= MR <= W) contiguous values
+      const auto in = Vec::mask(static_cast<int>(rows)), whole = Vec::mask(MR);
+      for (std::int64_t p = 0; p < kc; ++p) Vec::store(out + p * MR, whole, Vec::load(a + p * lda + r, in));
     } else {  // op(A)[i][p] = a[i * lda + p]: each row of A becomes a column of the panel
       pack_transposed(a + r * lda, lda, rows, kc, out, MR);
     }
@@ -273,10 +274,11 @@ float* buffer(std::size_t n) {
   return reinterpret_cast<float*>((p + 63) & ~std::uintptr_t(63));
 }
 
-// C = alpha * op(A) op(B) + beta * C for m, n, k > 0 (gemm_one handles the empty cases).
+// C = alpha * op(A) op(B) + beta * C for m, n, k > 0 (gemm_one handles the empty cases); with
+// `bias` (n values, beta 0), C = alpha * op(A) op(B) + bias in every row, added as C is stored.
 inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha,
                  const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
-                 float* c, std::int64_t ldc) {
+                 float* c, std::int64_t ldc, const float* bias = nullptr) {
   // Pack A when each of its panels meets more than four column panels of B; pack B when it is
   // transposed (its panel rows must be contiguous) or each panel meets more than four row panels.
   const bool pack_all_a = n > 4 * NR;
@@ -306,6 +308,7 @@ inline void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t 
           if (pack_all_b) op.b = bp + jr * kc, op.b_rs = NR;
           else if (jr < full_cols) op.b = b0 + jr, op.b_rs = ldb;  // B is not transposed here
           else op.b = bp, op.b_rs = NR;
+          op.bias = bias && pc == 0 ? bias + jc + jr : nullptr;
           for (std::int64_t t = 0; t < split.panels; ++t) {
             const std::int64_t ir = split.start(t);
             if (pack_all_a) {

@@ -1,0 +1,81 @@
+// ligm side of the per-layer convolution benchmark: the convolutions of the ResNet-small and CNN
+// workloads (bench/workloads.md), each timed alone through the CPU backend (forward, input
+// gradient, weight gradient); tools/bench-conv runs it next to bench/torch_conv_bench.py.
+//
+//   build/bench/conv_bench --threads 2 [--reps 20] [--layer "128->128 3x3 7"] [--tile 2|4]
+//
+// --tile forces the Winograd tile of the 3x3 stride-1 layers (winograd_tile.hpp's knob).
+//
+// Prints one JSON line per layer: {"layer", "fwd_ms", "bwd_input_ms", "bwd_weight_ms"}, each the
+// median of --reps calls after three warm-up calls.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <ligm/backend/cpu/winograd_tile.hpp>
+#include <ligm/ligm.hpp>
+
+using namespace ligm;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Layer {
+  const char* name;
+  std::int64_t c_in, hw, c_out, k, stride;
+};
+
+// The layers of bench/torch_conv_bench.py, batch 64, padding k / 2.
+const Layer kLayers[] = {
+    {"stem 1->32 3x3 28", 1, 28, 32, 3, 1},       {"32->32 3x3 28", 32, 28, 32, 3, 1},
+    {"32->64 3x3 s2 28", 32, 28, 64, 3, 2},       {"64->64 3x3 14", 64, 14, 64, 3, 1},
+    {"32->64 1x1 s2 28", 32, 28, 64, 1, 2},       {"64->128 3x3 s2 14", 64, 14, 128, 3, 2},
+    {"128->128 3x3 7", 128, 7, 128, 3, 1},        {"64->128 1x1 s2 14", 64, 14, 128, 1, 2},
+    {"cnn 32->64 3x3 14", 32, 14, 64, 3, 1},
+};
+
+template <class F>
+double time_ms(int reps, const F& f) {
+  for (int i = 0; i < 3; ++i) f();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto s = Clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 1, reps = 20;
+  std::string only;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--threads") threads = std::stoi(v);
+    else if (k == "--reps") reps = std::stoi(v);
+    else if (k == "--layer") only = v;
+    else if (k == "--tile") cpu::winograd::forced_tile = std::stoi(v);
+  }
+  set_num_threads(threads);
+  auto& be = backend_for<float>(Device::cpu());
+  for (const Layer& l : kLayers) {
+    if (!only.empty() && only != l.name) continue;
+    const std::int64_t n = 64, pad = l.k / 2, out = (l.hw + 2 * pad - l.k) / l.stride + 1;
+    const Conv2dGeometry g{n, l.c_in, l.hw, l.hw, l.c_out, out, out, l.k, l.k, l.stride, l.stride, pad, pad, 1, 1, 1};
+    auto x = randn<float>({n, l.c_in, l.hw, l.hw}), w = randn<float>({l.c_out, l.c_in, l.k, l.k});
+    auto y = empty<float>({n, l.c_out, out, out}), gy = randn<float>({n, l.c_out, out, out});
+    auto gx = empty<float>({n, l.c_in, l.hw, l.hw}), gw = empty<float>({l.c_out, l.c_in, l.k, l.k});
+    const double f = time_ms(reps, [&] { be.conv2d_forward(g, x.data_ptr(), w.data_ptr(), y.data_ptr()); });
+    const double bi = time_ms(reps, [&] { be.conv2d_backward_input(g, gy.data_ptr(), w.data_ptr(), gx.data_ptr()); });
+    const double bw = time_ms(reps, [&] { be.conv2d_backward_weight(g, x.data_ptr(), gy.data_ptr(), gw.data_ptr()); });
+    std::printf("{\"side\": \"ligm\", \"layer\": \"%s\", \"threads\": %d, \"fwd_ms\": %.3f, \"bwd_input_ms\": %.3f, "
+                "\"bwd_weight_ms\": %.3f}\n",
+                l.name, threads, f, bi, bw);
+  }
+  return 0;
+}
