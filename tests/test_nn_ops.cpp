@@ -91,6 +91,53 @@ TEST_CASE("conv2d: 3x3 stride-1 kernels (the CPU's Winograd path) against a dire
   check_close(y32.to<double>(), y64, 1e-4, 1e-4);
 }
 
+// A direct convolution (any stride, padding, dilation; one group), the oracle for im2col's
+// strided path.
+static std::vector<double> direct_conv(const T& x, const T& w, std::array<std::int64_t, 2> s,
+                                       std::array<std::int64_t, 2> p, std::array<std::int64_t, 2> d) {
+  const auto xs = x.shape(), ws = w.shape();
+  const std::int64_t n = xs[0], ci = xs[1], h = xs[2], wd = xs[3], co = ws[0], kh = ws[2], kw = ws[3];
+  const std::int64_t ho = (h + 2 * p[0] - d[0] * (kh - 1) - 1) / s[0] + 1, wo = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) / s[1] + 1;
+  const auto xv = x.to_vector(), wv = w.to_vector();
+  std::vector<double> y(static_cast<std::size_t>(n * co * ho * wo), 0.0);
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t o = 0; o < co; ++o)
+      for (std::int64_t r = 0; r < ho; ++r)
+        for (std::int64_t c = 0; c < wo; ++c) {
+          double acc = 0;
+          for (std::int64_t i = 0; i < ci; ++i)
+            for (std::int64_t kr = 0; kr < kh; ++kr)
+              for (std::int64_t kc = 0; kc < kw; ++kc) {
+                const std::int64_t ir = r * s[0] - p[0] + kr * d[0], ic = c * s[1] - p[1] + kc * d[1];
+                if (ir >= 0 && ir < h && ic >= 0 && ic < wd)
+                  acc += xv[((b * ci + i) * h + ir) * wd + ic] * wv[((o * ci + i) * kh + kr) * kw + kc];
+              }
+          y[((b * co + o) * ho + r) * wo + c] = acc;
+        }
+  return y;
+}
+
+TEST_CASE("conv2d: strided kernels through phase planes (im2col's strided path) against a direct loop, and gradchecks") {
+  // The phase path takes strides > 1 whose output rows are as wide as the phase rows, when the
+  // taps outnumber the phases: 3x3 stride 2 padding 1 on even and odd sizes, 5x5 stride 2, stride
+  // 3, stride (2, 1), dilation 2, a kernel taller than the image; 1x1 stride 2 and a wider output
+  // take the gather path, checked the same way.
+  struct Case { Shape x, w; std::array<std::int64_t, 2> s, p, d; };
+  const Case cases[] = {{{2, 3, 8, 8}, {4, 3, 3, 3}, {2, 2}, {1, 1}, {1, 1}},  {{2, 3, 7, 9}, {4, 3, 3, 3}, {2, 2}, {1, 1}, {1, 1}},
+                        {{1, 2, 9, 10}, {3, 2, 5, 5}, {2, 2}, {2, 2}, {1, 1}}, {{2, 2, 9, 9}, {3, 2, 3, 3}, {3, 3}, {1, 1}, {1, 1}},
+                        {{2, 2, 6, 7}, {3, 2, 3, 3}, {2, 1}, {1, 1}, {1, 1}},  {{1, 2, 9, 8}, {2, 2, 3, 3}, {2, 2}, {2, 2}, {2, 2}},
+                        {{1, 2, 2, 6}, {2, 2, 5, 3}, {2, 2}, {2, 1}, {1, 1}},  {{2, 3, 8, 8}, {4, 3, 1, 1}, {2, 2}, {0, 0}, {1, 1}},
+                        {{2, 3, 8, 8}, {4, 3, 3, 3}, {2, 2}, {2, 2}, {1, 1}}};
+  for (const Case& c : cases) {
+    INFO(shape_str(c.x) << " " << shape_str(c.w) << " stride " << c.s[0] << "," << c.s[1] << " padding " << c.p[0] << ","
+                        << c.p[1] << " dilation " << c.d[0] << "," << c.d[1]);
+    const auto x = leaf(c.x, 41), w = leaf(c.w, 42);
+    const Conv2dOptions o{.stride = {c.s[0], c.s[1]}, .padding = {c.p[0], c.p[1]}, .dilation = {c.d[0], c.d[1]}};
+    check_close(conv2d(x, w, {}, o), direct_conv(x, w, c.s, c.p, c.d), 1e-12, 1e-12);
+    check_grad([&](const In& in) { return conv2d(in[0], in[1], {}, o); }, {x, w});
+  }
+}
+
 TEST_CASE("pooling and interpolation") {
   auto x = arange<double>(0, 16).reshape({1, 1, 4, 4});
   CHECK(max_pool2d(x, {.kernel_size = 2}).to_vector() == std::vector<double>{5, 7, 13, 15});

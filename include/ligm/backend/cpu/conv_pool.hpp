@@ -52,12 +52,130 @@ void im2col_shifted_plane(const Conv2dGeometry& g, const T* plane, std::int64_t 
 }
 }  // namespace conv_detail
 
+namespace conv_detail {
+// A strided convolution through phase planes: with stride s, input row s r + rp is row r of
+// phase rp, so tap offset t = i d - p reads phase t mod s at row oh + floor(t / s), one step per
+// output row. When an output row is as wide as a phase row (w_out = ceil(w_in / s_w): padding
+// (k - 1) / 2, the ResNet downsampling convolutions), each tap is a shifted contiguous copy of
+// one phase plane, as for a stride-1 "same" convolution, instead of a strided gather per row.
+struct StridePhases {
+  std::int64_t sh, sw, hp, wp;  // strides; the phase planes' rows and columns
+  explicit StridePhases(const Conv2dGeometry& g)
+      : sh(g.stride_h), sw(g.stride_w), hp((g.h_in + sh - 1) / sh), wp((g.w_in + sw - 1) / sw) {}
+  // Also only when the taps outnumber the phases (a 1x1 stride-2 kernel reads one phase of four:
+  // splitting all four costs more than gathering it).
+  static bool applies(const Conv2dGeometry& g) {
+    return (g.stride_h > 1 || g.stride_w > 1) && g.w_out == (g.w_in + g.stride_w - 1) / g.stride_w &&
+           g.kh * g.kw > g.stride_h * g.stride_w;
+  }
+  std::int64_t plane() const { return hp * wp; }
+  std::int64_t size(std::int64_t channels) const { return channels * sh * sw * plane(); }  // scratch
+  // The stride-1 geometry of one phase plane, for im2col_shifted_plane.
+  Conv2dGeometry phase_geometry(const Conv2dGeometry& g) const {
+    Conv2dGeometry p = g;
+    p.h_in = hp, p.w_in = wp, p.stride_h = p.stride_w = 1;
+    return p;
+  }
+  // Where tap offset t of an axis with stride s reads: phase t mod s, shifted by floor(t / s).
+  static std::int64_t phase(std::int64_t t, std::int64_t s) { return ((t % s) + s) % s; }
+  static std::int64_t shift(std::int64_t t, std::int64_t s) { return (t - phase(t, s)) / s; }
+};
+
+// q[(c * sh + rp) * sw + cp][r][c'] = x[c][r * sh + rp][c' * sw + cp] (0 past the input): each
+// input row is dealt into its row phase's sw column phases (stride 2: a deinterleave the
+// compiler vectorises).
+template <class T>
+void split_stride_phases(const Conv2dGeometry& g, const StridePhases& ph, std::int64_t channels, const T* x, T* q) {
+  const std::int64_t plane = ph.plane(), sw = ph.sw;
+  for (std::int64_t c = 0; c < channels; ++c) {
+    T* qc = q + c * ph.sh * sw * plane;
+    for (std::int64_t rp = 0; rp < ph.sh; ++rp) {  // rows past the input: zero
+      const std::int64_t valid = rp < g.h_in ? (g.h_in - rp + ph.sh - 1) / ph.sh : 0;
+      for (std::int64_t cp = 0; cp < sw; ++cp)
+        std::fill(qc + (rp * sw + cp) * plane + valid * ph.wp, qc + (rp * sw + cp + 1) * plane, T(0));
+    }
+    for (std::int64_t ih = 0; ih < g.h_in; ++ih) {
+      const T* in = x + (c * g.h_in + ih) * g.w_in;
+      T* row = qc + (ih % ph.sh) * sw * plane + (ih / ph.sh) * ph.wp;  // column phase cp at row + cp * plane
+      if (sw == 2) {
+        const std::int64_t half = g.w_in / 2;
+        T* r0 = row;
+        T* r1 = row + plane;
+        for (std::int64_t w = 0; w < half; ++w) r0[w] = in[2 * w], r1[w] = in[2 * w + 1];
+        if (g.w_in % 2) r0[half] = in[2 * half], r1[half] = T(0);
+      } else {
+        for (std::int64_t cp = 0; cp < sw; ++cp) {
+          T* o = row + cp * plane;
+          std::int64_t w = 0;
+          for (; w * sw + cp < g.w_in; ++w) o[w] = in[w * sw + cp];
+          std::fill(o + w, o + ph.wp, T(0));
+        }
+      }
+    }
+  }
+}
+
+// x[c][r * sh + rp][c' * sw + cp] = q[...]: the inverse of split_stride_phases on the input.
+template <class T>
+void join_stride_phases(const Conv2dGeometry& g, const StridePhases& ph, std::int64_t channels, const T* q, T* x) {
+  const std::int64_t plane = ph.plane(), sw = ph.sw;
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const T* qc = q + c * ph.sh * sw * plane;
+    for (std::int64_t ih = 0; ih < g.h_in; ++ih) {
+      T* out = x + (c * g.h_in + ih) * g.w_in;
+      const T* row = qc + (ih % ph.sh) * sw * plane + (ih / ph.sh) * ph.wp;
+      if (sw == 2) {
+        const std::int64_t half = g.w_in / 2;
+        const T* r0 = row;
+        const T* r1 = row + plane;
+        for (std::int64_t w = 0; w < half; ++w) out[2 * w] = r0[w], out[2 * w + 1] = r1[w];
+        if (g.w_in % 2) out[2 * half] = r0[half];
+      } else {
+        for (std::int64_t cp = 0; cp < sw; ++cp)
+          for (std::int64_t w = 0; w * sw + cp < g.w_in; ++w) out[w * sw + cp] = row[cp * plane + w];
+      }
+    }
+  }
+}
+
+// The adjoint of im2col_shifted_plane: plane += the tap's valid outputs (the wrapped columns,
+// zeroed there, add nothing here).
+template <class T>
+void col2im_shifted_plane(const Conv2dGeometry& g, const T* out, std::int64_t tap_h, std::int64_t tap_w, T* plane) {
+  std::int64_t oh0, oh1, ow0, ow1;
+  valid_outputs(tap_h, 1, g.h_in, g.h_out, oh0, oh1);
+  valid_outputs(tap_w, 1, g.w_in, g.w_out, ow0, ow1);
+  for (std::int64_t oh = oh0; oh < oh1; ++oh) {
+    T* p = plane + (oh + tap_h) * g.w_in + tap_w;
+    const T* o = out + oh * g.w_out;
+    for (std::int64_t ow = ow0; ow < ow1; ++ow) p[ow] += o[ow];
+  }
+}
+}  // namespace conv_detail
+
 // col[(c * kh + i) * kw + j][oh * w_out + ow] = x[c][oh*s - p + i*d][ow*s - p + j*d] (0 outside).
 // The in-bounds columns of each tap are found once, so the inner loop is a plain (for stride
-// 1, contiguous) copy; a "same" convolution with stride 1 copies each tap's plane at once.
+// 1, contiguous) copy; a "same" convolution with stride 1 copies each tap's plane at once, and
+// so does a strided one whose output rows are as wide as its phase rows (StridePhases), given
+// scratch `phases` of StridePhases::size(channels).
 template <class T>
-void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col) {
+void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, T* phases = nullptr) {
   const std::int64_t hw_out = g.h_out * g.w_out;
+  if (phases && conv_detail::StridePhases::applies(g)) {
+    using P = conv_detail::StridePhases;
+    const P ph(g);
+    const Conv2dGeometry gp = ph.phase_geometry(g);
+    conv_detail::split_stride_phases(g, ph, channels, x, phases);
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
+          const T* plane = phases + ((c * ph.sh + P::phase(th, ph.sh)) * ph.sw + P::phase(tw, ph.sw)) * ph.plane();
+          conv_detail::im2col_shifted_plane(gp, plane, P::shift(th, ph.sh), P::shift(tw, ph.sw),
+                                            col + ((c * g.kh + i) * g.kw + j) * hw_out);
+        }
+    return;
+  }
   if (g.stride_h == 1 && g.stride_w == 1 && g.w_out == g.w_in) {
     for (std::int64_t c = 0; c < channels; ++c)
       for (std::int64_t i = 0; i < g.kh; ++i)
@@ -93,10 +211,27 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col) 
       }
 }
 
-// The adjoint of im2col: x += scatter of col.
+// The adjoint of im2col: x += scatter of col (with `phases`, x = scatter of col: the strided
+// path of im2col, adjoint, overwrites x's planes).
 template <class T>
-void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x) {
+void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, T* phases = nullptr) {
   const std::int64_t hw_out = g.h_out * g.w_out;
+  if (phases && conv_detail::StridePhases::applies(g)) {
+    using P = conv_detail::StridePhases;
+    const P ph(g);
+    const Conv2dGeometry gp = ph.phase_geometry(g);
+    std::fill(phases, phases + ph.size(channels), T(0));
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
+          T* plane = phases + ((c * ph.sh + P::phase(th, ph.sh)) * ph.sw + P::phase(tw, ph.sw)) * ph.plane();
+          conv_detail::col2im_shifted_plane(gp, col + ((c * g.kh + i) * g.kw + j) * hw_out, P::shift(th, ph.sh),
+                                            P::shift(tw, ph.sw), plane);
+        }
+    conv_detail::join_stride_phases(g, ph, channels, phases, x);
+    return;
+  }
   for (std::int64_t c = 0; c < channels; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
@@ -124,11 +259,12 @@ template <class T>
 void im2col_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
+  const std::int64_t phases = conv_detail::StridePhases(g).size(cin_g);
   parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out + phases));
     for (std::int64_t n = lo; n < hi; ++n)
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col);
+        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col, col + kdim * hw_out);
         gemm_one(false, false, cout_g, hw_out, kdim, T(1), w + gr * cout_g * kdim, kdim,
                  col, hw_out, T(0), y + (n * g.c_out + gr * cout_g) * hw_out, hw_out);
       }
@@ -141,14 +277,17 @@ void im2col_conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T*
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
   const std::int64_t image = g.c_in * g.h_in * g.w_in;
+  const bool phased = conv_detail::StridePhases::applies(g);
+  const std::int64_t phases = conv_detail::StridePhases(g).size(cin_g);
   parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
-    std::fill(gx + lo * image, gx + hi * image, T(0));  // this chunk's images, zeroed here
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out + phases));
+    // This chunk's images, zeroed here for col2im's sums (its strided path writes them whole).
+    if (!phased) std::fill(gx + lo * image, gx + hi * image, T(0));
     for (std::int64_t n = lo; n < hi; ++n)
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
         gemm_one(true, false, kdim, hw_out, cout_g, T(1), w + gr * cout_g * kdim, kdim,
                  gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, T(0), col, hw_out);
-        col2im(g, cin_g, col, gx + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in);
+        col2im(g, cin_g, col, gx + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col + kdim * hw_out);
       }
   });
 }
@@ -158,11 +297,12 @@ template <class T>
 void im2col_conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
   const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
+  const std::int64_t phases = conv_detail::StridePhases(g).size(cin_g);
   parallel_sum(g.n, g.c_out * kdim, gw, [&](std::int64_t n0, std::int64_t n1, T* acc) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out));
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out + phases));
     for (std::int64_t n = n0; n < n1; ++n)
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col);
+        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col, col + kdim * hw_out);
         gemm_one(false, true, cout_g, kdim, hw_out, T(1), gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, col,
                  hw_out, T(1), acc + gr * cout_g * kdim, kdim);
       }
