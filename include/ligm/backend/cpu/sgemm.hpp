@@ -230,38 +230,42 @@ inline void pack_transposed(const float* src, std::int64_t ld, std::int64_t rows
 inline void pack_a(bool ta, const float* a, std::int64_t lda, std::int64_t mc, std::int64_t kc,
                    float* out) {
   const RowSplit split(mc);
-  for (std::int64_t t = 0; t < split.panels; ++t, out += kc * MR) {
-    const std::int64_t r = split.start(t), rows = split.rows(t);
-    if (ta) {  // op(A)[i][p] = a[p * lda + i]: a column is `rows` (<= MR <= W) contiguous values
-      const auto in = Vec::mask(static_cast<int>(rows)), whole = Vec::mask(MR);
-      for (std::int64_t p = 0; p < kc; ++p) Vec::store(out + p * MR, whole, Vec::load(a + p * lda + r, in));
-    } else {  // op(A)[i][p] = a[i * lda + p]: each row of A becomes a column of the panel
-      pack_transposed(a + r * lda, lda, rows, kc, out, MR);
-    }
+  if (ta) {  // op(A)[i][p] = a[p * lda + i]: row p of a holds column p of every panel, read once
+    const auto whole = Vec::mask(MR);
+    for (std::int64_t p = 0; p < kc; ++p)
+      for (std::int64_t t = 0; t < split.panels; ++t) {
+        const auto in = Vec::mask(split.rows(t));  // <= MR <= W values
+        Vec::store(out + t * kc * MR + p * MR, whole, Vec::load(a + p * lda + split.start(t), in));
+      }
+    return;
   }
+  for (std::int64_t t = 0; t < split.panels; ++t)  // each row of A becomes a column of a panel
+    pack_transposed(a + split.start(t) * lda, lda, split.rows(t), kc, out + t * kc * MR, MR);
 }
 
 // op(B)[0:kc, 0:nc] into ceil(nc/NR) panels of kc x NR, zero-padded to NR columns.
 inline void pack_b(bool tb, const float* b, std::int64_t ldb, std::int64_t kc, std::int64_t nc,
                    float* out) {
-  for (std::int64_t j = 0; j < nc; j += NR, out += kc * NR) {
-    const std::int64_t cols = std::min<std::int64_t>(NR, nc - j);
-    if (!tb) {  // rows of B are rows of the panel
-      if (cols == NR) {
-        for (std::int64_t p = 0; p < kc; ++p) {
-          Vec::store(out + p * NR, Vec::load(b + p * ldb + j));
-          Vec::store(out + p * NR + W, Vec::load(b + p * ldb + j + W));
-        }
-      } else {
-        const auto m0 = Vec::mask(static_cast<int>(std::min<std::int64_t>(cols, W)));
-        const auto m1 = Vec::mask(static_cast<int>(std::max<std::int64_t>(cols - W, 0)));
-        for (std::int64_t p = 0; p < kc; ++p) {
-          Vec::store(out + p * NR, Vec::load(b + p * ldb + j, m0));
-          Vec::store(out + p * NR + W, Vec::load(b + p * ldb + j + W, m1));
-        }
-      }
-    } else {  // op(B)[p][j] = b[j * ldb + p]: each row of B becomes a column of the panel
-      pack_transposed(b + j * ldb, ldb, cols, kc, out, NR);
+  if (tb) {  // op(B)[p][j] = b[j * ldb + p]: each row of B becomes a column of a panel
+    for (std::int64_t j = 0; j < nc; j += NR, out += kc * NR)
+      pack_transposed(b + j * ldb, ldb, std::min<std::int64_t>(NR, nc - j), kc, out, NR);
+    return;
+  }
+  // Rows of B are rows of the panels: row p is read once, left to right, into every panel.
+  const std::int64_t full = nc / NR, rest = nc - full * NR;
+  const auto m0 = Vec::mask(static_cast<int>(std::min<std::int64_t>(rest, W)));
+  const auto m1 = Vec::mask(static_cast<int>(std::max<std::int64_t>(rest - W, 0)));
+  for (std::int64_t p = 0; p < kc; ++p) {
+    const float* row = b + p * ldb;
+    for (std::int64_t jp = 0; jp < full; ++jp) {
+      float* o = out + jp * kc * NR + p * NR;
+      Vec::store(o, Vec::load(row + jp * NR));
+      Vec::store(o + W, Vec::load(row + jp * NR + W));
+    }
+    if (rest > 0) {
+      float* o = out + full * kc * NR + p * NR;
+      Vec::store(o, Vec::load(row + full * NR, m0));
+      Vec::store(o + W, Vec::load(row + full * NR + W, m1));
     }
   }
 }
