@@ -61,6 +61,34 @@ TEST_CASE("gradients meeting at a node are summed in place only into buffers nob
   CHECK(w.grad().to_vector() == std::vector<double>{3, 3, 4, 4, 5, 5});
 }
 
+TEST_CASE("slices pass their gradient into their part of the input's gradient") {
+  // q, k, v of a packed [N, 3, D] tensor, a strided slice, a slice of a slice, overlapping
+  // slices and a slice whose gradient meets a full-size one: each input gradient summed exactly.
+  auto x = leaf({2, 3, 4}, 5);
+  auto q = x.select(1, 0), k = x.select(1, 1), v = x.select(1, 2);
+  auto every_other = x.slice(2, 0, 4, 2);                 // columns 0 and 2
+  auto inner = x.narrow(2, 1, 3).narrow(2, 1, 1);         // column 2
+  auto overlap = x.narrow(0, 0, 2).narrow(2, 0, 2);       // columns 0 and 1
+  auto y = (q * 1.0).sum() + (k * 2.0).sum() + (v * 3.0).sum() + (every_other * 10.0).sum() +
+           (inner * 100.0).sum() + (overlap * 1000.0).sum() + (x * 0.5).sum();
+  y.backward();
+  std::vector<double> expect;
+  for (int n = 0; n < 2; ++n)
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 4; ++c)
+        expect.push_back(0.5 + (r + 1) + (c % 2 == 0 ? 10 : 0) + (c == 2 ? 100 : 0) + (c < 2 ? 1000 : 0));
+  CHECK(x.grad().to_vector() == expect);
+  // A slice of a non-leaf: the gradient reaches the leaf through the slice and the product.
+  auto w = leaf({4, 3}, 6);
+  auto m = w * 2.0;
+  (m.narrow(0, 1, 2) * 3.0).sum().backward();
+  CHECK(w.grad().to_vector() == std::vector<double>{0, 0, 0, 6, 6, 6, 6, 6, 6, 0, 0, 0});
+  check_grad([](const std::vector<Tensor<double>>& in) {
+    auto p = in[0].reshape({2, 3, 5});
+    return p.select(1, 0) * p.select(1, 1) + p.select(1, 2).slice(1, 1, 5, 2).sum();
+  }, {leaf({2, 15}, 7)});
+}
+
 TEST_CASE("retain_graph allows a second backward; without it the error is clear") {
   auto x = leaf({2}, 3);
   auto y = exp(x).sum();

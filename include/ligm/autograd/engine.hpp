@@ -102,12 +102,31 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
     for (std::size_t i = 0; i < node->next.size(); ++i) {
       Node<T>* child = node->next[i].get();
       if (!child || i >= grads.size() || !grads[i].defined()) continue;
-      check(grads[i].shape() == node->input_shapes[i], "backward", node->name,
-            " returned a gradient of shape ", grads[i].shape(), " for input ", i,
-            " of shape ", node->input_shapes[i]);
+      const auto& region = node->region;  // a slice's gradient: into part of the input's
+      auto part = [&](Tensor<T>& full) {
+        return region ? full.slice(region->dim, region->start, region->end, region->step) : full;
+      };
+      if (region) {
+        Shape sliced = node->input_shapes[i];
+        sliced[region->dim] = (region->end - region->start + region->step - 1) / region->step;
+        check(grads[i].shape() == sliced, "backward", node->name, " returned a gradient of shape ",
+              grads[i].shape(), " for a slice of shape ", sliced);
+      } else {
+        check(grads[i].shape() == node->input_shapes[i], "backward", node->name,
+              " returned a gradient of shape ", grads[i].shape(), " for input ", i,
+              " of shape ", node->input_shapes[i]);
+      }
       auto slot = pending.find(child);
       if (slot == pending.end()) {
-        pending.emplace(child, grads[i]);
+        if (!region) {
+          pending.emplace(child, grads[i]);
+          continue;
+        }
+        Tensor<T> full = Tensor<T>::empty(node->input_shapes[i], grads[i].device());
+        backend_for<T>(full.device()).fill(full.ref(), T(0));
+        Tensor<T> into = part(full);
+        backend_for<T>(full.device()).copy(grads[i].cref(), into.ref());
+        pending.emplace(child, std::move(full));
       } else {
         // Sum in place only into a buffer nothing else can see (a rule may still hold the
         // first gradient, or return one tensor for two inputs); otherwise into a fresh one.
@@ -115,7 +134,8 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
         const bool exclusive = acc.impl().use_count() == 1 && acc.storage().use_count() == 1 &&
                                acc.is_contiguous();
         if (!exclusive) acc = detail::contiguous_copy(acc);
-        detail::add_into(acc, grads[i]);
+        Tensor<T> into = part(acc);
+        detail::add_into(into, grads[i]);
       }
     }
   }

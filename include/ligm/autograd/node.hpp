@@ -6,6 +6,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,14 @@ struct Node {
   std::vector<std::shared_ptr<Node<T>>> next;  // one per input; null where no grad is needed
   std::vector<Shape> input_shapes;          // checked against the gradients returned
   std::vector<Hook> pre_hooks;              // run on the incoming gradient, in order
+  // Set by slice views (narrow, select, slice): the rule returns the gradient of the slice
+  // alone, and backward() adds it into that part of the input's gradient, so the slices of one
+  // tensor (q, k and v of a packed projection) meet in one buffer instead of each making a
+  // zero-filled input-sized gradient that is then summed.
+  struct Region {
+    std::int64_t dim, start, end, step;
+  };
+  std::optional<Region> region;
 
   virtual ~Node() = default;
   // Given dL/d(output), returns dL/d(input_i) for every input.

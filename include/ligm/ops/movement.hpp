@@ -196,13 +196,12 @@ Tensor<T> Tensor<T>::slice(std::int64_t d, std::int64_t start, std::int64_t end,
   s[d] = (end - start + step - 1) / step;
   st[d] *= step;
   auto out = make_view(*this, s, st, storage_offset() + start * strides()[d]);
-  return autograd::record("SliceBackward", out, {*this},
-                          [in = shape(), d, start, end, step](const Tensor<T>& g, const NeedsGrad&)
-                              -> std::vector<Tensor<T>> {
-                            auto gx = zeros<T>(in, g.device());
-                            gx.slice(d, start, end, step).copy_(g);
-                            return {gx};
-                          });
+  // The rule passes the slice's gradient on as it is; backward() adds it into the slice of the
+  // input's gradient (Node::region).
+  autograd::record("SliceBackward", out, {*this},
+                   [](const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> { return {g}; });
+  if (out.grad_fn()) out.grad_fn()->region = typename Node<T>::Region{d, start, end, step};
+  return out;
 }
 
 template <class T>
