@@ -49,18 +49,18 @@ std::optional<MatrixLayout> matrix_layout(const Tensor<T>& t) {
 // out[B, m, n] = a[B, m, k] @ b[B, k, n], written to out's contiguous buffer at `out_data`;
 // a or b may have B = 1 (broadcast).
 template <class T>
-void bmm_into(const Tensor<T>& a, const Tensor<T>& b, T* out_data) {
+void bmm_into(const Tensor<T>& a, const Tensor<T>& b, T* out_data, T alpha = T(1)) {
   const auto batch = std::max(a.shape()[0], b.shape()[0]);
   const auto m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
   auto A = gemm_operand(a), B = gemm_operand(b);
-  be(a).gemm(A.trans, B.trans, m, n, k, T(1), A.data, A.ld, a.shape()[0] == 1 ? 0 : A.batch_stride,
+  be(a).gemm(A.trans, B.trans, m, n, k, alpha, A.data, A.ld, a.shape()[0] == 1 ? 0 : A.batch_stride,
              B.data, B.ld, b.shape()[0] == 1 ? 0 : B.batch_stride, T(0), out_data, n, m * n, batch);
 }
 
 template <class T>
-Tensor<T> bmm_raw(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> bmm_raw(const Tensor<T>& a, const Tensor<T>& b, T alpha = T(1)) {
   auto out = Tensor<T>::empty({std::max(a.shape()[0], b.shape()[0]), a.shape()[1], b.shape()[2]}, a.device());
-  bmm_into(a, b, out.data_ptr());
+  bmm_into(a, b, out.data_ptr(), alpha);
   return out;
 }
 
@@ -77,12 +77,12 @@ bool batch_dims_merge(const Tensor<T>& t, std::size_t nbatch) {
 // projection: [B, H] with strides [N * 3D, Dh]) are walked one leading index at a time
 // instead of copying the operand.
 template <class T>
-void bmm_batch_dims(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
+void bmm_batch_dims(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, T alpha = T(1)) {
   const std::size_t nbatch = static_cast<std::size_t>(a.dim()) - 2;
   const auto m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1], n = b.shape()[b.dim() - 1];
   const std::int64_t nb = numel_of(Shape(a.shape().begin(), a.shape().end() - 2));
   if (nbatch <= 1 || nb == 0 || (batch_dims_merge(a, nbatch) && batch_dims_merge(b, nbatch))) {
-    bmm_into(a.reshape({nb, m, k}), b.reshape({nb, k, n}), out.data_ptr());
+    bmm_into(a.reshape({nb, m, k}), b.reshape({nb, k, n}), out.data_ptr(), alpha);
     return;
   }
   if (nbatch == 2) {  // [B, H, ., .]: one call over all B * H items when both are GEMM operands in place
@@ -90,20 +90,21 @@ void bmm_batch_dims(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out) {
     if (A && B) {
       const GemmBatch2 batch{a.shape()[0], a.shape()[1], a.strides()[0], a.strides()[1], b.strides()[0],
                              b.strides()[1], out.strides()[0], out.strides()[1]};
-      be(a).gemm_batch2(A->trans, B->trans, m, n, k, T(1), a.data_ptr(), A->ld, b.data_ptr(), B->ld, T(0),
+      be(a).gemm_batch2(A->trans, B->trans, m, n, k, alpha, a.data_ptr(), A->ld, b.data_ptr(), B->ld, T(0),
                         out.data_ptr(), n, batch);
       return;
     }
   }
   for (std::int64_t i = 0; i < a.shape()[0]; ++i) {
     auto oi = out.select(0, i);
-    bmm_batch_dims(a.select(0, i), b.select(0, i), oi);
+    bmm_batch_dims(a.select(0, i), b.select(0, i), oi, alpha);
   }
 }
 
-// a [..., m, k] @ b [..., k, n] with broadcast batch dims; both have >= 2 dims.
+// alpha * a [..., m, k] @ b [..., k, n] with broadcast batch dims; both have >= 2 dims. The
+// scale rides on the GEMMs (attention's 1 / sqrt(d) costs no pass, forward or backward).
 template <class T>
-Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
+Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b, T alpha = T(1)) {
   const auto m = a.shape()[a.dim() - 2], k = a.shape()[a.dim() - 1];
   const auto k2 = b.shape()[b.dim() - 2], n = b.shape()[b.dim() - 1];
   check(k == k2, "matmul", "shapes ", a.shape(), " and ", b.shape(), " cannot be multiplied (",
@@ -112,12 +113,12 @@ Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
   {
     NoGradGuard g;
     if (b.dim() == 2 && a.dim() == 2) {
-      out = bmm_raw(a.unsqueeze(0), b.unsqueeze(0)).squeeze(0);  // transposed views stay views
+      out = bmm_raw(a.unsqueeze(0), b.unsqueeze(0), alpha).squeeze(0);  // transposed views stay views
     } else if (b.dim() == 2) {  // fold a's batch into its rows: one big GEMM
       Shape s(a.shape().begin(), a.shape().end() - 1);
       const std::int64_t rows = numel_of(s);
       s.push_back(n);
-      out = bmm_raw(a.reshape({1, rows, k}), b.unsqueeze(0)).view(s);
+      out = bmm_raw(a.reshape({1, rows, k}), b.unsqueeze(0), alpha).view(s);
     } else {
       const Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
       Shape batch = broadcast_shapes(ba, bb, "matmul");
@@ -126,16 +127,16 @@ Tensor<T> matmul_nd(const Tensor<T>& a, const Tensor<T>& b) {
       sb.insert(sb.end(), {k, n});
       so.insert(so.end(), {m, n});
       out = Tensor<T>::empty(so, a.device());
-      bmm_batch_dims(a.expand(sa), b.expand(sb), out);
+      bmm_batch_dims(a.expand(sa), b.expand(sb), out, alpha);
     }
   }
   out = out.detach();
   return autograd::record("MatmulBackward", out, {a, b},
-                          [a = autograd::save(a), b = autograd::save(b)](const Tensor<T>& g, const NeedsGrad& need)
+                          [a = autograd::save(a), b = autograd::save(b), alpha](const Tensor<T>& g, const NeedsGrad& need)
                               -> std::vector<Tensor<T>> {
                             Tensor<T> ga, gb;
-                            if (need[0]) ga = sum_to(matmul_nd(g, b.transpose(-1, -2)), a.shape());
-                            if (need[1]) gb = sum_to(matmul_nd(a.transpose(-1, -2), g), b.shape());
+                            if (need[0]) ga = sum_to(matmul_nd(g, b.transpose(-1, -2), alpha), a.shape());
+                            if (need[1]) gb = sum_to(matmul_nd(a.transpose(-1, -2), g, alpha), b.shape());
                             return {ga, gb};
                           });
 }

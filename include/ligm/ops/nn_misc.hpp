@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "ligm/ops/matmul.hpp"
 #include "ligm/ops/softmax.hpp"
 
 namespace ligm {
@@ -109,8 +110,8 @@ Tensor<T> scaled_dot_product_attention(const Tensor<T>& q, const Tensor<T>& k, c
         op, "incompatible shapes q ", q.shape(), ", k ", k.shape(), ", v ", v.shape());
   const std::int64_t L = q.shape()[q.dim() - 2], S = k.shape()[k.dim() - 2];
   const double scale = o.scale.value_or(1.0 / std::sqrt(double(q.shape().back())));
-  // The scale goes on q ([..., L, E]), not on the scores ([..., L, S]): one pass less when S > E.
-  auto scores = matmul(mul(q, T(scale)), k.transpose(-2, -1));
+  // The scale rides on the GEMM (its alpha, forward and backward): no pass over q or the scores.
+  auto scores = ops_detail::matmul_nd(q, k.transpose(-2, -1), T(scale));
   const T neg_inf = -std::numeric_limits<T>::infinity();
   const bool masks = o.attn_mask_bool.defined() || o.attn_mask.defined();
   if (o.is_causal && masks) {
