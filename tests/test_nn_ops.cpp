@@ -288,6 +288,27 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
     }
     check_grad([](const In& in) { return conv2d(in[0], in[1], in[2], {.padding = 1}); },
                {leaf({3, 4, 9, 10}, 44), leaf({4, 4, 3, 3}, 45), leaf({4}, 46)});
+    // The combined backward (dY transformed once for both gradients, what autograd calls) gives
+    // exactly what the two separate ones give, over several chunks of images; and one gradient
+    // alone when the other is not wanted.
+    for (const Case& c : {Case{{9, 4, 12, 12}, 5, 1}, Case{{13, 6, 7, 7}, 4, 1}}) {
+      INFO("F" << tile << " combined backward " << shape_str(c.x));
+      auto& be = backend_for<double>(Device::cpu());
+      const auto x = leaf(c.x, 49), w = leaf({c.c_out, c.x[1], 3, 3}, 50);
+      const std::int64_t h = c.x[2] + 2 * c.pad - 2, wd = c.x[3] + 2 * c.pad - 2;
+      const Conv2dGeometry g{c.x[0], c.x[1], c.x[2], c.x[3], c.c_out, h, wd, 3, 3, 1, 1, c.pad, c.pad, 1, 1, 1};
+      const auto gy = leaf({c.x[0], c.c_out, h, wd}, 51);
+      auto gx1 = T::empty(x.shape(), x.device()), gw1 = T::empty(w.shape(), w.device());
+      auto gx2 = T::empty(x.shape(), x.device()), gw2 = T::empty(w.shape(), w.device());
+      auto gx3 = T::empty(x.shape(), x.device());
+      be.conv2d_backward(g, x.data_ptr(), gy.data_ptr(), w.data_ptr(), gx1.data_ptr(), gw1.data_ptr());
+      be.conv2d_backward_input(g, gy.data_ptr(), w.data_ptr(), gx2.data_ptr());
+      be.conv2d_backward_weight(g, x.data_ptr(), gy.data_ptr(), gw2.data_ptr());
+      be.conv2d_backward(g, x.data_ptr(), gy.data_ptr(), w.data_ptr(), gx3.data_ptr(), nullptr);
+      CHECK(gx1.to_vector() == gx2.to_vector());
+      CHECK(gw1.to_vector() == gw2.to_vector());
+      CHECK(gx3.to_vector() == gx2.to_vector());
+    }
     // Float32 agrees with float64 to float32's precision at a training size.
     const auto x = leaf({4, 32, 28, 28}, 47), w = leaf({32, 32, 3, 3}, 48) * 0.1;
     check_close(conv2d(x.to<float>(), w.to<float>(), {}, {.padding = 1}).to<double>(),

@@ -182,6 +182,13 @@ class Backend {
                                      T* gx) = 0;  // gx is overwritten
   virtual void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy,
                                       T* gw) = 0;  // gw is overwritten
+  // Both gradients of a convolution (either pointer may be null: not wanted), for backends that
+  // share work between them (the CPU's Winograd transforms dY once); the default calls the two
+  // above.
+  virtual void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* gy, const T* w, T* gx, T* gw) {
+    if (gx) conv2d_backward_input(g, gy, w, gx);
+    if (gw) conv2d_backward_weight(g, x, gy, gw);
+  }
   virtual void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y,
                                   std::int64_t* argmax) = 0;
   virtual void max_pool2d_backward(const Pool2dGeometry& g, const T* gy,

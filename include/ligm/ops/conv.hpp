@@ -80,14 +80,10 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                        -> std::vector<Tensor<T>> {
                      auto gyc = gy.contiguous();
                      Tensor<T> gx, gw;
-                     if (n[0]) {
-                       gx = Tensor<T>::empty(xc.shape(), xc.device());
-                       ops_detail::be(xc).conv2d_backward_input(g, gyc.data_ptr(), wc.data_ptr(), gx.data_ptr());
-                     }
-                     if (n[1]) {
-                       gw = Tensor<T>::empty(wc.shape(), wc.device());
-                       ops_detail::be(xc).conv2d_backward_weight(g, xc.data_ptr(), gyc.data_ptr(), gw.data_ptr());
-                     }
+                     if (n[0]) gx = Tensor<T>::empty(xc.shape(), xc.device());
+                     if (n[1]) gw = Tensor<T>::empty(wc.shape(), wc.device());
+                     ops_detail::be(xc).conv2d_backward(g, xc.data_ptr(), gyc.data_ptr(), wc.data_ptr(),
+                                                        n[0] ? gx.data_ptr() : nullptr, n[1] ? gw.data_ptr() : nullptr);
                      return {gx, gw};
                    });
   return ops_detail::add_channel_bias(y, bias, op);

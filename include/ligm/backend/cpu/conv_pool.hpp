@@ -326,6 +326,15 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
   im2col_conv2d_backward_weight(g, x, gy, gw);
 }
 
+// Both gradients (either output may be null): Winograd computes them in one pass over the
+// chunks, transforming dY once; otherwise the two above.
+template <class T>
+void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* gy, const T* w, T* gx, T* gw) {
+  if (gx && gw && winograd::applies(g)) return winograd::conv2d_backward(g, x, gy, w, gx, gw);
+  if (gx) conv2d_backward_input(g, gy, w, gx);
+  if (gw) conv2d_backward_weight(g, x, gy, gw);
+}
+
 // Pooling and interpolation run the CUDA kernels' thread bodies (backend/kernels/pool.hpp),
 // one output plane per task: the backward bodies scatter into their own input plane only, so
 // planes never race, and both devices compute the same windows with the same arithmetic.

@@ -577,6 +577,9 @@ class CpuBackend final : public Backend<T> {
   void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) override {
     LIGM_CPU_FLOAT_ONLY("conv2d_backward_weight", cpu::conv2d_backward_weight(g, x, gy, gw))
   }
+  void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* gy, const T* w, T* gx, T* gw) override {
+    LIGM_CPU_FLOAT_ONLY("conv2d_backward", cpu::conv2d_backward(g, x, gy, w, gx, gw))
+  }
   void max_pool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int64_t* am) override {
     LIGM_CPU_FLOAT_ONLY("max_pool2d", cpu::max_pool2d_forward(g, x, y, am))
   }
