@@ -46,53 +46,8 @@ TEST_CASE("conv2d: a known value and gradchecks over stride, padding, dilation, 
              {leaf({1, 4, 3, 3}, 15), leaf({4, 3, 2, 3}, 16)});
 }
 
-// A direct 3x3 convolution (stride 1), the oracle for the Winograd path.
-static std::vector<double> direct_conv3x3(const T& x, const T& w, std::int64_t pad) {
-  const auto xs = x.shape(), ws = w.shape();
-  const std::int64_t n = xs[0], ci = xs[1], h = xs[2], wd = xs[3], co = ws[0], ho = h + 2 * pad - 2, wo = wd + 2 * pad - 2;
-  const auto xv = x.to_vector(), wv = w.to_vector();
-  std::vector<double> y(static_cast<std::size_t>(n * co * ho * wo), 0.0);
-  for (std::int64_t b = 0; b < n; ++b)
-    for (std::int64_t o = 0; o < co; ++o)
-      for (std::int64_t r = 0; r < ho; ++r)
-        for (std::int64_t c = 0; c < wo; ++c) {
-          double acc = 0;
-          for (std::int64_t i = 0; i < ci; ++i)
-            for (std::int64_t kr = 0; kr < 3; ++kr)
-              for (std::int64_t kc = 0; kc < 3; ++kc) {
-                const std::int64_t ir = r + kr - pad, ic = c + kc - pad;
-                if (ir >= 0 && ir < h && ic >= 0 && ic < wd)
-                  acc += xv[((b * ci + i) * h + ir) * wd + ic] * wv[((o * ci + i) * 3 + kr) * 3 + kc];
-              }
-          y[((b * co + o) * ho + r) * wo + c] = acc;
-        }
-  return y;
-}
-
-TEST_CASE("conv2d: 3x3 stride-1 kernels (the CPU's Winograd path) against a direct loop, and gradchecks") {
-  // Odd and even sizes, paddings 0, 1, 2, one image or several chunks of images (a chunk holds
-  // about 128 tile slots: 12x12 outputs are 42 slots, so 4 images a chunk).
-  struct Case { Shape x; std::int64_t c_out, pad; };
-  for (const Case& c : {Case{{2, 4, 5, 7}, 5, 1}, Case{{3, 5, 6, 6}, 4, 0}, Case{{1, 4, 4, 9}, 6, 2},
-                        Case{{9, 4, 12, 12}, 4, 1}, Case{{2, 6, 3, 3}, 4, 0}, Case{{13, 4, 3, 4}, 4, 1}}) {
-    INFO(shape_str(c.x));
-    const auto x = leaf(c.x, 21), w = leaf({c.c_out, c.x[1], 3, 3}, 22);
-    check_close(conv2d(x, w, {}, {.padding = c.pad}), direct_conv3x3(x, w, c.pad), 1e-12, 1e-12);
-  }
-  check_grad([](const In& in) { return conv2d(in[0], in[1], in[2], {.padding = 1}); },
-             {leaf({5, 4, 12, 12}, 23), leaf({4, 4, 3, 3}, 24), leaf({4}, 25)});
-  check_grad([](const In& in) { return conv2d(in[0], in[1], {}, {.padding = 2}); },
-             {leaf({2, 4, 3, 5}, 26), leaf({5, 4, 3, 3}, 27)});
-  check_grad([](const In& in) { return conv2d(in[0], in[1]); }, {leaf({2, 4, 7, 6}, 28), leaf({4, 4, 3, 3}, 29)});
-  // Float32 agrees with float64 to float32's precision at a training size.
-  const auto x = leaf({4, 32, 28, 28}, 30), w = leaf({32, 32, 3, 3}, 31) * 0.1;
-  const auto y64 = conv2d(x, w, {}, {.padding = 1});
-  const auto y32 = conv2d(x.to<float>(), w.to<float>(), {}, {.padding = 1});
-  check_close(y32.to<double>(), y64, 1e-4, 1e-4);
-}
-
-// A direct convolution (any stride, padding, dilation; one group), the oracle for im2col's
-// strided path.
+// A direct convolution (any stride, padding, dilation; one group): the oracle for the Winograd
+// path and for im2col's strided path.
 static std::vector<double> direct_conv(const T& x, const T& w, std::array<std::int64_t, 2> s,
                                        std::array<std::int64_t, 2> p, std::array<std::int64_t, 2> d) {
   const auto xs = x.shape(), ws = w.shape();
@@ -115,6 +70,33 @@ static std::vector<double> direct_conv(const T& x, const T& w, std::array<std::i
           y[((b * co + o) * ho + r) * wo + c] = acc;
         }
   return y;
+}
+
+// The 3x3 stride-1 case (the Winograd path).
+static std::vector<double> direct_conv3x3(const T& x, const T& w, std::int64_t pad) {
+  return direct_conv(x, w, {1, 1}, {pad, pad}, {1, 1});
+}
+
+TEST_CASE("conv2d: 3x3 stride-1 kernels (the CPU's Winograd path) against a direct loop, and gradchecks") {
+  // Odd and even sizes, paddings 0, 1, 2, one image or several chunks of images (a chunk holds
+  // about 128 tile slots: 12x12 outputs are 42 slots, so 4 images a chunk).
+  struct Case { Shape x; std::int64_t c_out, pad; };
+  for (const Case& c : {Case{{2, 4, 5, 7}, 5, 1}, Case{{3, 5, 6, 6}, 4, 0}, Case{{1, 4, 4, 9}, 6, 2},
+                        Case{{9, 4, 12, 12}, 4, 1}, Case{{2, 6, 3, 3}, 4, 0}, Case{{13, 4, 3, 4}, 4, 1}}) {
+    INFO(shape_str(c.x));
+    const auto x = leaf(c.x, 21), w = leaf({c.c_out, c.x[1], 3, 3}, 22);
+    check_close(conv2d(x, w, {}, {.padding = c.pad}), direct_conv3x3(x, w, c.pad), 1e-12, 1e-12);
+  }
+  check_grad([](const In& in) { return conv2d(in[0], in[1], in[2], {.padding = 1}); },
+             {leaf({5, 4, 12, 12}, 23), leaf({4, 4, 3, 3}, 24), leaf({4}, 25)});
+  check_grad([](const In& in) { return conv2d(in[0], in[1], {}, {.padding = 2}); },
+             {leaf({2, 4, 3, 5}, 26), leaf({5, 4, 3, 3}, 27)});
+  check_grad([](const In& in) { return conv2d(in[0], in[1]); }, {leaf({2, 4, 7, 6}, 28), leaf({4, 4, 3, 3}, 29)});
+  // Float32 agrees with float64 to float32's precision at a training size.
+  const auto x = leaf({4, 32, 28, 28}, 30), w = leaf({32, 32, 3, 3}, 31) * 0.1;
+  const auto y64 = conv2d(x, w, {}, {.padding = 1});
+  const auto y32 = conv2d(x.to<float>(), w.to<float>(), {}, {.padding = 1});
+  check_close(y32.to<double>(), y64, 1e-4, 1e-4);
 }
 
 TEST_CASE("conv2d: strided kernels through phase planes (im2col's strided path) against a direct loop, and gradchecks") {

@@ -492,12 +492,17 @@ void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   });
 }
 
-// dU = sum over the chunks of dM V^T (the chunks split over the threads), then dg = G^T dU G.
+// dU = sum over the chunks of dM V^T (the chunks split over the threads), then dg = G^T dU G;
+// with gx (and w), the input gradient in the same pass: dM, transformed once, then serves
+// dV = U^T dM too, written over V once the weight GEMMs are done. The same GEMMs in the same
+// order per chunk as backward_input, so either way the results are identical.
 template <class F, class T>
-void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
+void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw, const T* w = nullptr,
+                     T* gx = nullptr) {
   constexpr int a2 = F::a * F::a;
   const Plan<F> pl(g);
   const std::int64_t ld = pl.cols();
+  const std::vector<T> u = gx ? transformed_kernels<F>(g, w) : std::vector<T>();
   std::vector<T> du(static_cast<std::size_t>(a2 * g.c_out * g.c_in));
   parallel_sum(pl.chunks, static_cast<std::int64_t>(du.size()), du.data(),
                [&](std::int64_t lo, std::int64_t hi, T* acc) {
@@ -508,31 +513,7 @@ void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
                    for (int xi = 0; xi < a2; ++xi)  // dU += dM V^T
                      gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * g.c_out * ld, ld,
                               ws.in + xi * g.c_in * ld, ld, T(1), acc + xi * g.c_out * g.c_in, g.c_in);
-                 });
-               });
-  transform_kernels_adjoint<F>(g, du.data(), gw);
-}
-
-// Both gradients in one pass over the chunks: dM is transformed once and serves the weight
-// gradient (dU += dM V^T, V the chunk's transformed input) and then the input gradient
-// (dV = U^T dM, written over V once the weight GEMMs are done). The same GEMMs in the same order
-// per chunk as backward_input and backward_weight, so the results are identical to theirs.
-template <class F, class T>
-void backward_both(const Conv2dGeometry& g, const T* x, const T* gy, const T* w, T* gx, T* gw) {
-  constexpr int a2 = F::a * F::a;
-  const Plan<F> pl(g);
-  const std::int64_t ld = pl.cols();
-  const std::vector<T> u = transformed_kernels<F>(g, w);
-  std::vector<T> du(static_cast<std::size_t>(a2 * g.c_out * g.c_in));
-  parallel_sum(pl.chunks, static_cast<std::int64_t>(du.size()), du.data(),
-               [&](std::int64_t lo, std::int64_t hi, T* acc) {
-                 const Workspace<T> ws(g, pl);
-                 for_chunks(g, pl, lo, hi, [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-                   transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.phases);
-                   transform_input(g, pl, x, n0, nb, ws.in, ld, ws.phases);
-                   for (int xi = 0; xi < a2; ++xi)  // dU += dM V^T
-                     gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * g.c_out * ld, ld,
-                              ws.in + xi * g.c_in * ld, ld, T(1), acc + xi * g.c_out * g.c_in, g.c_in);
+                   if (!gx) return;
                    for (int xi = 0; xi < a2; ++xi)  // dV = U^T dM, over V
                      gemm_one(true, false, g.c_in, cols, g.c_out, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
                               ws.out + xi * g.c_out * ld, ld, T(0), ws.in + xi * g.c_in * ld, ld);
@@ -557,7 +538,7 @@ void conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T*
 }
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* gy, const T* w, T* gx, T* gw) {
-  use_f4(g) ? backward_both<F4>(g, x, gy, w, gx, gw) : backward_both<F2>(g, x, gy, w, gx, gw);
+  use_f4(g) ? backward_weight<F4>(g, x, gy, gw, w, gx) : backward_weight<F2>(g, x, gy, gw, w, gx);
 }
 
 }  // namespace ligm::cpu::winograd
