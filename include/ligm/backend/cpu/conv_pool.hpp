@@ -159,8 +159,9 @@ void col2im_shifted_plane(const Conv2dGeometry& g, const T* out, std::int64_t ta
 // so does a strided one whose output rows are as wide as its phase rows (StridePhases), given
 // scratch `phases` of StridePhases::size(channels).
 template <class T>
-void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, T* phases = nullptr) {
-  const std::int64_t hw_out = g.h_out * g.w_out;
+void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, T* phases = nullptr,
+            std::int64_t ld = 0) {  // ld: col's row stride (0: h_out * w_out)
+  const std::int64_t col_ld = ld > 0 ? ld : g.h_out * g.w_out;
   if (phases && conv_detail::StridePhases::applies(g)) {
     using P = conv_detail::StridePhases;
     const P ph(g);
@@ -172,7 +173,7 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
           const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
           const T* plane = phases + ((c * ph.sh + P::phase(th, ph.sh)) * ph.sw + P::phase(tw, ph.sw)) * ph.plane();
           conv_detail::im2col_shifted_plane(gp, plane, P::shift(th, ph.sh), P::shift(tw, ph.sw),
-                                            col + ((c * g.kh + i) * g.kw + j) * hw_out);
+                                            col + ((c * g.kh + i) * g.kw + j) * col_ld);
         }
     return;
   }
@@ -181,13 +182,13 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
       for (std::int64_t i = 0; i < g.kh; ++i)
         for (std::int64_t j = 0; j < g.kw; ++j)
           conv_detail::im2col_shifted_plane(g, x + c * g.h_in * g.w_in, i * g.dil_h - g.pad_h,
-                                            j * g.dil_w - g.pad_w, col + ((c * g.kh + i) * g.kw + j) * hw_out);
+                                            j * g.dil_w - g.pad_w, col + ((c * g.kh + i) * g.kw + j) * col_ld);
     return;
   }
   for (std::int64_t c = 0; c < channels; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * hw_out;
+        T* row = col + ((c * g.kh + i) * g.kw + j) * col_ld;
         const T* plane = x + c * g.h_in * g.w_in;
         const std::int64_t tap_w = j * g.dil_w - g.pad_w;
         std::int64_t ow0, ow1;
@@ -214,8 +215,9 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
 // The adjoint of im2col: x += scatter of col (with `phases`, x = scatter of col: the strided
 // path of im2col, adjoint, overwrites x's planes).
 template <class T>
-void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, T* phases = nullptr) {
-  const std::int64_t hw_out = g.h_out * g.w_out;
+void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, T* phases = nullptr,
+            std::int64_t ld = 0) {  // ld: col's row stride (0: h_out * w_out)
+  const std::int64_t col_ld = ld > 0 ? ld : g.h_out * g.w_out;
   if (phases && conv_detail::StridePhases::applies(g)) {
     using P = conv_detail::StridePhases;
     const P ph(g);
@@ -226,7 +228,7 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, 
         for (std::int64_t j = 0; j < g.kw; ++j) {
           const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
           T* plane = phases + ((c * ph.sh + P::phase(th, ph.sh)) * ph.sw + P::phase(tw, ph.sw)) * ph.plane();
-          conv_detail::col2im_shifted_plane(gp, col + ((c * g.kh + i) * g.kw + j) * hw_out, P::shift(th, ph.sh),
+          conv_detail::col2im_shifted_plane(gp, col + ((c * g.kh + i) * g.kw + j) * col_ld, P::shift(th, ph.sh),
                                             P::shift(tw, ph.sw), plane);
         }
     conv_detail::join_stride_phases(g, ph, channels, phases, x);
@@ -235,7 +237,7 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, 
   for (std::int64_t c = 0; c < channels; ++c)
     for (std::int64_t i = 0; i < g.kh; ++i)
       for (std::int64_t j = 0; j < g.kw; ++j) {
-        const T* row = col + ((c * g.kh + i) * g.kw + j) * hw_out;
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * col_ld;
         T* plane = x + c * g.h_in * g.w_in;
         const std::int64_t tap_w = j * g.dil_w - g.pad_w;
         std::int64_t ow0, ow1;
@@ -254,58 +256,108 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, 
       }
 }
 
-// Per group: y[n, g] = W_g [Cout_g, Cin_g*kh*kw] @ im2col(x[n, g]).
+namespace conv_detail {
+// An im2col convolution runs its GEMMs over blocks of images side by side (the columns of image
+// b at b * hw_out), so a small output plane (7x7: 49 columns, one full and one part-filled
+// 32-column panel) still makes a GEMM of about 256 columns, and the weights are packed once per
+// block instead of once per image.
+struct ImageBlocks {
+  std::int64_t hw, per, count;  // output plane size, images per block, blocks
+  explicit ImageBlocks(const Conv2dGeometry& g)
+      : hw(g.h_out * g.w_out), per(std::clamp<std::int64_t>((256 + hw - 1) / std::max<std::int64_t>(hw, 1), 1,
+                                                             std::max<std::int64_t>(g.n, 1))),
+        count((g.n + per - 1) / per) {}
+};
+
+// dst [rows, m * hw] = the m images' [rows, hw] planes of src (image stride `image`) side by side,
+// or back (scatter); with m = 1 the caller uses the plane in place instead.
+template <class T>
+void gather_planes(const T* src, std::int64_t image, std::int64_t rows, std::int64_t hw, std::int64_t m, T* dst) {
+  for (std::int64_t b = 0; b < m; ++b)
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(src + b * image + r * hw, src + b * image + (r + 1) * hw, dst + r * m * hw + b * hw);
+}
+template <class T>
+void scatter_planes(const T* src, std::int64_t rows, std::int64_t hw, std::int64_t m, T* dst, std::int64_t image) {
+  for (std::int64_t b = 0; b < m; ++b)
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(src + r * m * hw + b * hw, src + r * m * hw + (b + 1) * hw, dst + b * image + r * hw);
+}
+}  // namespace conv_detail
+
+// Per group: y[n, g] = W_g [Cout_g, Cin_g*kh*kw] @ im2col(x[n, g]), for a block of images at once.
 template <class T>
 void im2col_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
-  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
-  const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
-  const std::int64_t phases = conv_detail::StridePhases(g).size(cin_g);
-  parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out + phases));
-    for (std::int64_t n = lo; n < hi; ++n)
+  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups, kdim = cin_g * g.kh * g.kw;
+  const conv_detail::ImageBlocks bl(g);
+  const std::int64_t hw = bl.hw, cols = bl.per * hw, phases = conv_detail::StridePhases(g).size(cin_g);
+  const std::int64_t image_in = g.c_in * g.h_in * g.w_in, image_out = g.c_out * hw;
+  parallel_for(0, bl.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * cols + cout_g * cols + phases));
+    T* out = col + kdim * cols;
+    T* ph = out + cout_g * cols;
+    for (std::int64_t k = lo; k < hi; ++k) {
+      const std::int64_t n0 = k * bl.per, m = std::min(bl.per, g.n - n0), mc = m * hw;
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col, col + kdim * hw_out);
-        gemm_one(false, false, cout_g, hw_out, kdim, T(1), w + gr * cout_g * kdim, kdim,
-                 col, hw_out, T(0), y + (n * g.c_out + gr * cout_g) * hw_out, hw_out);
+        for (std::int64_t b = 0; b < m; ++b)
+          im2col(g, cin_g, x + (n0 + b) * image_in + gr * cin_g * g.h_in * g.w_in, col + b * hw, ph, mc);
+        T* yg = y + n0 * image_out + gr * cout_g * hw;
+        gemm_one(false, false, cout_g, mc, kdim, T(1), w + gr * cout_g * kdim, kdim, col, mc, T(0), m == 1 ? yg : out,
+                 m == 1 ? hw : mc);
+        if (m > 1) conv_detail::scatter_planes(out, cout_g, hw, m, yg, image_out);
       }
+    }
   });
 }
 
-// gx[n, g] = col2im(W_g^T @ gy[n, g]).
+// gx[n, g] = col2im(W_g^T @ gy[n, g]), for a block of images at once.
 template <class T>
 void im2col_conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
-  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
-  const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
-  const std::int64_t image = g.c_in * g.h_in * g.w_in;
+  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups, kdim = cin_g * g.kh * g.kw;
+  const conv_detail::ImageBlocks bl(g);
+  const std::int64_t hw = bl.hw, cols = bl.per * hw, phases = conv_detail::StridePhases(g).size(cin_g);
+  const std::int64_t image_in = g.c_in * g.h_in * g.w_in, image_out = g.c_out * hw;
   const bool phased = conv_detail::StridePhases::applies(g);
-  const std::int64_t phases = conv_detail::StridePhases(g).size(cin_g);
-  parallel_for(0, g.n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out + phases));
+  parallel_for(0, bl.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * cols + cout_g * cols + phases));
+    T* gyb = col + kdim * cols;
+    T* ph = gyb + cout_g * cols;
     // This chunk's images, zeroed here for col2im's sums (its strided path writes them whole).
-    if (!phased) std::fill(gx + lo * image, gx + hi * image, T(0));
-    for (std::int64_t n = lo; n < hi; ++n)
+    if (!phased) std::fill(gx + lo * bl.per * image_in, gx + std::min(hi * bl.per, g.n) * image_in, T(0));
+    for (std::int64_t k = lo; k < hi; ++k) {
+      const std::int64_t n0 = k * bl.per, m = std::min(bl.per, g.n - n0), mc = m * hw;
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        gemm_one(true, false, kdim, hw_out, cout_g, T(1), w + gr * cout_g * kdim, kdim,
-                 gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, T(0), col, hw_out);
-        col2im(g, cin_g, col, gx + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col + kdim * hw_out);
+        const T* gyg = gy + n0 * image_out + gr * cout_g * hw;
+        if (m > 1) conv_detail::gather_planes(gyg, image_out, cout_g, hw, m, gyb);
+        gemm_one(true, false, kdim, mc, cout_g, T(1), w + gr * cout_g * kdim, kdim, m == 1 ? gyg : gyb, m == 1 ? hw : mc,
+                 T(0), col, mc);
+        for (std::int64_t b = 0; b < m; ++b)
+          col2im(g, cin_g, col + b * hw, gx + (n0 + b) * image_in + gr * cin_g * g.h_in * g.w_in, ph, mc);
       }
+    }
   });
 }
 
-// gw_g = sum_n gy[n, g] @ im2col(x[n, g])^T, the batch split over the threads.
+// gw_g = sum_n gy[n, g] @ im2col(x[n, g])^T, blocks of images split over the threads.
 template <class T>
 void im2col_conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
-  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
-  const std::int64_t kdim = cin_g * g.kh * g.kw, hw_out = g.h_out * g.w_out;
-  const std::int64_t phases = conv_detail::StridePhases(g).size(cin_g);
-  parallel_sum(g.n, g.c_out * kdim, gw, [&](std::int64_t n0, std::int64_t n1, T* acc) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * hw_out + phases));
-    for (std::int64_t n = n0; n < n1; ++n)
+  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups, kdim = cin_g * g.kh * g.kw;
+  const conv_detail::ImageBlocks bl(g);
+  const std::int64_t hw = bl.hw, cols = bl.per * hw, phases = conv_detail::StridePhases(g).size(cin_g);
+  const std::int64_t image_in = g.c_in * g.h_in * g.w_in, image_out = g.c_out * hw;
+  parallel_sum(bl.count, g.c_out * kdim, gw, [&](std::int64_t lo, std::int64_t hi, T* acc) {
+    T* col = scratch<T>(static_cast<std::size_t>(kdim * cols + cout_g * cols + phases));
+    T* gyb = col + kdim * cols;
+    T* ph = gyb + cout_g * cols;
+    for (std::int64_t k = lo; k < hi; ++k) {
+      const std::int64_t n0 = k * bl.per, m = std::min(bl.per, g.n - n0), mc = m * hw;
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        im2col(g, cin_g, x + (n * g.c_in + gr * cin_g) * g.h_in * g.w_in, col, col + kdim * hw_out);
-        gemm_one(false, true, cout_g, kdim, hw_out, T(1), gy + (n * g.c_out + gr * cout_g) * hw_out, hw_out, col,
-                 hw_out, T(1), acc + gr * cout_g * kdim, kdim);
+        for (std::int64_t b = 0; b < m; ++b)
+          im2col(g, cin_g, x + (n0 + b) * image_in + gr * cin_g * g.h_in * g.w_in, col + b * hw, ph, mc);
+        const T* gyg = gy + n0 * image_out + gr * cout_g * hw;
+        if (m > 1) conv_detail::gather_planes(gyg, image_out, cout_g, hw, m, gyb);
+        gemm_one(false, true, cout_g, kdim, mc, T(1), m == 1 ? gyg : gyb, m == 1 ? hw : mc, col, mc, T(1),
+                 acc + gr * cout_g * kdim, kdim);
       }
+    }
   });
 }
 
