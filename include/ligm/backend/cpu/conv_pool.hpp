@@ -79,6 +79,19 @@ struct StridePhases {
   // Where tap offset t of an axis with stride s reads: phase t mod s, shifted by floor(t / s).
   static std::int64_t phase(std::int64_t t, std::int64_t s) { return ((t % s) + s) % s; }
   static std::int64_t shift(std::int64_t t, std::int64_t s) { return (t - phase(t, s)) / s; }
+  // f(tap, plane, dh, dw) for each tap (c, i, j) of `channels` channels: tap = (c kh + i) kw + j,
+  // `plane` the offset of the phase plane it reads (in split_stride_phases' layout), (dh, dw)
+  // its shift there.
+  template <class F>
+  void each_tap(const Conv2dGeometry& g, std::int64_t channels, const F& f) const {
+    for (std::int64_t c = 0; c < channels; ++c)
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
+          f((c * g.kh + i) * g.kw + j, ((c * sh + phase(th, sh)) * sw + phase(tw, sw)) * plane(), shift(th, sh),
+            shift(tw, sw));
+        }
+  }
 };
 
 // q[(c * sh + rp) * sw + cp][r][c'] = x[c][r * sh + rp][c' * sw + cp] (0 past the input): each
@@ -163,18 +176,12 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
             std::int64_t ld = 0) {  // ld: col's row stride (0: h_out * w_out)
   const std::int64_t col_ld = ld > 0 ? ld : g.h_out * g.w_out;
   if (phases && conv_detail::StridePhases::applies(g)) {
-    using P = conv_detail::StridePhases;
-    const P ph(g);
+    const conv_detail::StridePhases ph(g);
     const Conv2dGeometry gp = ph.phase_geometry(g);
     conv_detail::split_stride_phases(g, ph, channels, x, phases);
-    for (std::int64_t c = 0; c < channels; ++c)
-      for (std::int64_t i = 0; i < g.kh; ++i)
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
-          const T* plane = phases + ((c * ph.sh + P::phase(th, ph.sh)) * ph.sw + P::phase(tw, ph.sw)) * ph.plane();
-          conv_detail::im2col_shifted_plane(gp, plane, P::shift(th, ph.sh), P::shift(tw, ph.sw),
-                                            col + ((c * g.kh + i) * g.kw + j) * col_ld);
-        }
+    ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
+      conv_detail::im2col_shifted_plane(gp, phases + plane, dh, dw, col + tap * col_ld);
+    });
     return;
   }
   if (g.stride_h == 1 && g.stride_w == 1 && g.w_out == g.w_in) {
@@ -219,18 +226,12 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, 
             std::int64_t ld = 0) {  // ld: col's row stride (0: h_out * w_out)
   const std::int64_t col_ld = ld > 0 ? ld : g.h_out * g.w_out;
   if (phases && conv_detail::StridePhases::applies(g)) {
-    using P = conv_detail::StridePhases;
-    const P ph(g);
+    const conv_detail::StridePhases ph(g);
     const Conv2dGeometry gp = ph.phase_geometry(g);
     std::fill(phases, phases + ph.size(channels), T(0));
-    for (std::int64_t c = 0; c < channels; ++c)
-      for (std::int64_t i = 0; i < g.kh; ++i)
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const std::int64_t th = i * g.dil_h - g.pad_h, tw = j * g.dil_w - g.pad_w;
-          T* plane = phases + ((c * ph.sh + P::phase(th, ph.sh)) * ph.sw + P::phase(tw, ph.sw)) * ph.plane();
-          conv_detail::col2im_shifted_plane(gp, col + ((c * g.kh + i) * g.kw + j) * col_ld, P::shift(th, ph.sh),
-                                            P::shift(tw, ph.sw), plane);
-        }
+    ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
+      conv_detail::col2im_shifted_plane(gp, col + tap * col_ld, dh, dw, phases + plane);
+    });
     conv_detail::join_stride_phases(g, ph, channels, phases, x);
     return;
   }
