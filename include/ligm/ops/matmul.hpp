@@ -19,20 +19,8 @@ struct GemmOperand {
   bool trans;
 };
 
-// t is [B, r, c]; describe it for a row-major GEMM without copying when possible.
-template <class T>
-GemmOperand<T> gemm_operand(const Tensor<T>& t) {
-  const auto r = t.shape()[1], c = t.shape()[2];
-  const auto sb = t.shape()[0] == 1 ? 0 : t.strides()[0];
-  const auto sr = t.strides()[1], sc = t.strides()[2];
-  if ((sc == 1 || c == 1) && sr >= std::max<std::int64_t>(c, 1)) return {t, t.data_ptr(), sr, sb, false};
-  if ((sr == 1 || r == 1) && sc >= std::max<std::int64_t>(r, 1)) return {t, t.data_ptr(), sc, sb, true};
-  auto cc = t.contiguous();
-  return {cc, cc.data_ptr(), c, r * c, false};
-}
-
-// The leading dimension and transposition of t's last two dims as a GEMM operand in place, if
-// one dim has unit stride (the GEMM_operand test without the copy).
+// The leading dimension and transposition of t's last two dims as a GEMM operand read in place,
+// if one of them has unit stride.
 struct MatrixLayout {
   std::int64_t ld;
   bool trans;
@@ -44,6 +32,15 @@ std::optional<MatrixLayout> matrix_layout(const Tensor<T>& t) {
   if ((sc == 1 || c == 1) && sr >= std::max<std::int64_t>(c, 1)) return MatrixLayout{sr, false};
   if ((sr == 1 || r == 1) && sc >= std::max<std::int64_t>(r, 1)) return MatrixLayout{sc, true};
   return std::nullopt;
+}
+
+// t is [B, r, c]; describe it for a row-major GEMM without copying when possible.
+template <class T>
+GemmOperand<T> gemm_operand(const Tensor<T>& t) {
+  const auto sb = t.shape()[0] == 1 ? 0 : t.strides()[0];
+  if (const auto l = matrix_layout(t)) return {t, t.data_ptr(), l->ld, sb, l->trans};
+  auto cc = t.contiguous();
+  return {cc, cc.data_ptr(), t.shape()[2], t.shape()[1] * t.shape()[2], false};
 }
 
 // out[B, m, n] = a[B, m, k] @ b[B, k, n], written to out's contiguous buffer at `out_data`;

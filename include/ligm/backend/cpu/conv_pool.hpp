@@ -167,15 +167,14 @@ void col2im_shifted_plane(const Conv2dGeometry& g, const T* out, std::int64_t ta
 }  // namespace conv_detail
 
 // col[(c * kh + i) * kw + j][oh * w_out + ow] = x[c][oh*s - p + i*d][ow*s - p + j*d] (0 outside).
-// The in-bounds columns of each tap are found once, so the inner loop is a plain (for stride
-// 1, contiguous) copy; a "same" convolution with stride 1 copies each tap's plane at once, and
-// so does a strided one whose output rows are as wide as its phase rows (StridePhases), given
-// scratch `phases` of StridePhases::size(channels).
+// col's rows lie col_ld apart (several images side by side: ImageBlocks). The in-bounds columns
+// of each tap are found once, so the inner loop is a plain (for stride 1, contiguous) copy; a
+// "same" convolution with stride 1 copies each tap's plane at once, and so does a strided one
+// whose output rows are as wide as its phase rows (StridePhases), in scratch `phases` of
+// StridePhases::size(channels).
 template <class T>
-void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, T* phases = nullptr,
-            std::int64_t ld = 0) {  // ld: col's row stride (0: h_out * w_out)
-  const std::int64_t col_ld = ld > 0 ? ld : g.h_out * g.w_out;
-  if (phases && conv_detail::StridePhases::applies(g)) {
+void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, std::int64_t col_ld, T* phases) {
+  if (conv_detail::StridePhases::applies(g)) {
     const conv_detail::StridePhases ph(g);
     const Conv2dGeometry gp = ph.phase_geometry(g);
     conv_detail::split_stride_phases(g, ph, channels, x, phases);
@@ -219,13 +218,11 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
       }
 }
 
-// The adjoint of im2col: x += scatter of col (with `phases`, x = scatter of col: the strided
-// path of im2col, adjoint, overwrites x's planes).
+// The adjoint of im2col: x += scatter of col (on the strided path of phase planes, x = scatter
+// of col: it overwrites x's planes).
 template <class T>
-void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, T* phases = nullptr,
-            std::int64_t ld = 0) {  // ld: col's row stride (0: h_out * w_out)
-  const std::int64_t col_ld = ld > 0 ? ld : g.h_out * g.w_out;
-  if (phases && conv_detail::StridePhases::applies(g)) {
+void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, std::int64_t col_ld, T* x, T* phases) {
+  if (conv_detail::StridePhases::applies(g)) {
     const conv_detail::StridePhases ph(g);
     const Conv2dGeometry gp = ph.phase_geometry(g);
     std::fill(phases, phases + ph.size(channels), T(0));
@@ -258,20 +255,8 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, T* x, 
 }
 
 namespace conv_detail {
-// An im2col convolution runs its GEMMs over blocks of images side by side (the columns of image
-// b at b * hw_out), so a small output plane (7x7: 49 columns, one full and one part-filled
-// 32-column panel) still makes a GEMM of about 256 columns, and the weights are packed once per
-// block instead of once per image.
-struct ImageBlocks {
-  std::int64_t hw, per, count;  // output plane size, images per block, blocks
-  explicit ImageBlocks(const Conv2dGeometry& g)
-      : hw(g.h_out * g.w_out), per(std::clamp<std::int64_t>((256 + hw - 1) / std::max<std::int64_t>(hw, 1), 1,
-                                                             std::max<std::int64_t>(g.n, 1))),
-        count((g.n + per - 1) / per) {}
-};
-
 // dst [rows, m * hw] = the m images' [rows, hw] planes of src (image stride `image`) side by side,
-// or back (scatter); with m = 1 the caller uses the plane in place instead.
+// and back.
 template <class T>
 void gather_planes(const T* src, std::int64_t image, std::int64_t rows, std::int64_t hw, std::int64_t m, T* dst) {
   for (std::int64_t b = 0; b < m; ++b)
@@ -282,56 +267,82 @@ void scatter_planes(const T* src, std::int64_t rows, std::int64_t hw, std::int64
   for (std::int64_t b = 0; b < m; ++b)
     for (std::int64_t r = 0; r < rows; ++r) std::copy(src + r * m * hw + b * hw, src + r * m * hw + (b + 1) * hw, dst + b * image + r * hw);
 }
+
+// The GEMMs of an im2col convolution run over blocks of images side by side (the columns of
+// image b at b * hw), so a small output plane (7x7: 49 columns, one full and one part-filled
+// 32-column panel) still makes a GEMM of about 256 columns, and the weights are packed once per
+// block instead of once per image. Per group: W_g [cout_g, kdim] against col [kdim, m * hw].
+struct Im2colPlan {
+  std::int64_t n, cin_g, cout_g, kdim, hw, per, count, image_in, image_out, phases;
+  explicit Im2colPlan(const Conv2dGeometry& g)
+      : n(g.n), cin_g(g.c_in / g.groups), cout_g(g.c_out / g.groups), kdim(cin_g * g.kh * g.kw),
+        hw(g.h_out * g.w_out),
+        per(std::clamp<std::int64_t>((256 + hw - 1) / std::max<std::int64_t>(hw, 1), 1, std::max<std::int64_t>(g.n, 1))),
+        count((g.n + per - 1) / per), image_in(g.c_in * g.h_in * g.w_in), image_out(g.c_out * hw),
+        phases(StridePhases(g).size(cin_g)) {}
+  // The images of block k: from first(k), images(k) of them.
+  std::int64_t first(std::int64_t k) const { return k * per; }
+  std::int64_t images(std::int64_t k) const { return std::min(per, n - k * per); }
+  // A thread's scratch: the column matrix, an output-side [cout_g, per * hw] block, the phases.
+  template <class T>
+  struct Buffers {
+    T *col, *rows, *phases;
+  };
+  template <class T>
+  Buffers<T> buffers() const {
+    T* p = scratch<T>(static_cast<std::size_t>((kdim + cout_g) * per * hw + phases));
+    return {p, p + kdim * per * hw, p + (kdim + cout_g) * per * hw};
+  }
+  // The output-side operand [cout_g, m * hw] of group gr for block k of src (y or dy): the
+  // plane in place for one image, else gathered into `rows`.
+  template <class T>
+  const T* gathered(const T* src, std::int64_t k, std::int64_t gr, T* rows) const {
+    const T* at = src + first(k) * image_out + gr * cout_g * hw;
+    if (images(k) == 1) return at;
+    gather_planes(at, image_out, cout_g, hw, images(k), rows);
+    return rows;
+  }
+};
 }  // namespace conv_detail
 
-// Per group: y[n, g] = W_g [Cout_g, Cin_g*kh*kw] @ im2col(x[n, g]), for a block of images at once.
+// Per group: y[n, g] = W_g [Cout_g, Cin_g*kh*kw] @ im2col(x[n, g]), a block of images at once.
 template <class T>
 void im2col_conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
-  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups, kdim = cin_g * g.kh * g.kw;
-  const conv_detail::ImageBlocks bl(g);
-  const std::int64_t hw = bl.hw, cols = bl.per * hw, phases = conv_detail::StridePhases(g).size(cin_g);
-  const std::int64_t image_in = g.c_in * g.h_in * g.w_in, image_out = g.c_out * hw;
-  parallel_for(0, bl.count, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * cols + cout_g * cols + phases));
-    T* out = col + kdim * cols;
-    T* ph = out + cout_g * cols;
+  const conv_detail::Im2colPlan pl(g);
+  parallel_for(0, pl.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    const auto buf = pl.buffers<T>();
     for (std::int64_t k = lo; k < hi; ++k) {
-      const std::int64_t n0 = k * bl.per, m = std::min(bl.per, g.n - n0), mc = m * hw;
+      const std::int64_t n0 = pl.first(k), m = pl.images(k), mc = m * pl.hw;
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
         for (std::int64_t b = 0; b < m; ++b)
-          im2col(g, cin_g, x + (n0 + b) * image_in + gr * cin_g * g.h_in * g.w_in, col + b * hw, ph, mc);
-        T* yg = y + n0 * image_out + gr * cout_g * hw;
-        gemm_one(false, false, cout_g, mc, kdim, T(1), w + gr * cout_g * kdim, kdim, col, mc, T(0), m == 1 ? yg : out,
-                 m == 1 ? hw : mc);
-        if (m > 1) conv_detail::scatter_planes(out, cout_g, hw, m, yg, image_out);
+          im2col(g, pl.cin_g, x + (n0 + b) * pl.image_in + gr * pl.cin_g * g.h_in * g.w_in, buf.col + b * pl.hw, mc,
+                 buf.phases);
+        T* yg = y + n0 * pl.image_out + gr * pl.cout_g * pl.hw;
+        gemm_one(false, false, pl.cout_g, mc, pl.kdim, T(1), w + gr * pl.cout_g * pl.kdim, pl.kdim, buf.col, mc, T(0),
+                 m == 1 ? yg : buf.rows, m == 1 ? pl.hw : mc);
+        if (m > 1) conv_detail::scatter_planes(buf.rows, pl.cout_g, pl.hw, m, yg, pl.image_out);
       }
     }
   });
 }
 
-// gx[n, g] = col2im(W_g^T @ gy[n, g]), for a block of images at once.
+// gx[n, g] = col2im(W_g^T @ gy[n, g]), a block of images at once.
 template <class T>
 void im2col_conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
-  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups, kdim = cin_g * g.kh * g.kw;
-  const conv_detail::ImageBlocks bl(g);
-  const std::int64_t hw = bl.hw, cols = bl.per * hw, phases = conv_detail::StridePhases(g).size(cin_g);
-  const std::int64_t image_in = g.c_in * g.h_in * g.w_in, image_out = g.c_out * hw;
+  const conv_detail::Im2colPlan pl(g);
   const bool phased = conv_detail::StridePhases::applies(g);
-  parallel_for(0, bl.count, 1, [&](std::int64_t lo, std::int64_t hi) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * cols + cout_g * cols + phases));
-    T* gyb = col + kdim * cols;
-    T* ph = gyb + cout_g * cols;
+  parallel_for(0, pl.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    const auto buf = pl.buffers<T>();
     // This chunk's images, zeroed here for col2im's sums (its strided path writes them whole).
-    if (!phased) std::fill(gx + lo * bl.per * image_in, gx + std::min(hi * bl.per, g.n) * image_in, T(0));
+    if (!phased) std::fill(gx + pl.first(lo) * pl.image_in, gx + std::min(pl.first(hi), g.n) * pl.image_in, T(0));
     for (std::int64_t k = lo; k < hi; ++k) {
-      const std::int64_t n0 = k * bl.per, m = std::min(bl.per, g.n - n0), mc = m * hw;
+      const std::int64_t n0 = pl.first(k), m = pl.images(k), mc = m * pl.hw;
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
-        const T* gyg = gy + n0 * image_out + gr * cout_g * hw;
-        if (m > 1) conv_detail::gather_planes(gyg, image_out, cout_g, hw, m, gyb);
-        gemm_one(true, false, kdim, mc, cout_g, T(1), w + gr * cout_g * kdim, kdim, m == 1 ? gyg : gyb, m == 1 ? hw : mc,
-                 T(0), col, mc);
+        gemm_one(true, false, pl.kdim, mc, pl.cout_g, T(1), w + gr * pl.cout_g * pl.kdim, pl.kdim,
+                 pl.gathered(gy, k, gr, buf.rows), m == 1 ? pl.hw : mc, T(0), buf.col, mc);
         for (std::int64_t b = 0; b < m; ++b)
-          col2im(g, cin_g, col + b * hw, gx + (n0 + b) * image_in + gr * cin_g * g.h_in * g.w_in, ph, mc);
+          col2im(g, pl.cin_g, buf.col + b * pl.hw, mc, gx + (n0 + b) * pl.image_in + gr * pl.cin_g * g.h_in * g.w_in,
+                 buf.phases);
       }
     }
   });
@@ -340,23 +351,17 @@ void im2col_conv2d_backward_input(const Conv2dGeometry& g, const T* gy, const T*
 // gw_g = sum_n gy[n, g] @ im2col(x[n, g])^T, blocks of images split over the threads.
 template <class T>
 void im2col_conv2d_backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw) {
-  const std::int64_t cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups, kdim = cin_g * g.kh * g.kw;
-  const conv_detail::ImageBlocks bl(g);
-  const std::int64_t hw = bl.hw, cols = bl.per * hw, phases = conv_detail::StridePhases(g).size(cin_g);
-  const std::int64_t image_in = g.c_in * g.h_in * g.w_in, image_out = g.c_out * hw;
-  parallel_sum(bl.count, g.c_out * kdim, gw, [&](std::int64_t lo, std::int64_t hi, T* acc) {
-    T* col = scratch<T>(static_cast<std::size_t>(kdim * cols + cout_g * cols + phases));
-    T* gyb = col + kdim * cols;
-    T* ph = gyb + cout_g * cols;
+  const conv_detail::Im2colPlan pl(g);
+  parallel_sum(pl.count, g.c_out * pl.kdim, gw, [&](std::int64_t lo, std::int64_t hi, T* acc) {
+    const auto buf = pl.buffers<T>();
     for (std::int64_t k = lo; k < hi; ++k) {
-      const std::int64_t n0 = k * bl.per, m = std::min(bl.per, g.n - n0), mc = m * hw;
+      const std::int64_t n0 = pl.first(k), m = pl.images(k), mc = m * pl.hw;
       for (std::int64_t gr = 0; gr < g.groups; ++gr) {
         for (std::int64_t b = 0; b < m; ++b)
-          im2col(g, cin_g, x + (n0 + b) * image_in + gr * cin_g * g.h_in * g.w_in, col + b * hw, ph, mc);
-        const T* gyg = gy + n0 * image_out + gr * cout_g * hw;
-        if (m > 1) conv_detail::gather_planes(gyg, image_out, cout_g, hw, m, gyb);
-        gemm_one(false, true, cout_g, kdim, mc, T(1), m == 1 ? gyg : gyb, m == 1 ? hw : mc, col, mc, T(1),
-                 acc + gr * cout_g * kdim, kdim);
+          im2col(g, pl.cin_g, x + (n0 + b) * pl.image_in + gr * pl.cin_g * g.h_in * g.w_in, buf.col + b * pl.hw, mc,
+                 buf.phases);
+        gemm_one(false, true, pl.cout_g, pl.kdim, mc, T(1), pl.gathered(gy, k, gr, buf.rows), m == 1 ? pl.hw : mc,
+                 buf.col, mc, T(1), acc + gr * pl.cout_g * pl.kdim, pl.kdim);
       }
     }
   });
