@@ -3,6 +3,7 @@
 // also makes atomic_add a plain +=). Each body is checked against the CPU backend on the same
 // inputs, including strided and broadcast views. This runs everywhere, GPU or not; the
 // cross-device suite (test_cuda.cpp) then checks the real launches on a GPU.
+#include <ligm/backend/cpu/norm_rows.hpp>
 #include <ligm/backend/kernels/elementwise.hpp>
 #include <ligm/backend/kernels/index.hpp>
 #include <ligm/backend/kernels/loss.hpp>
@@ -400,4 +401,76 @@ TEST_CASE("kernels: normalisation rows in place in NCHW, 4 lanes against one, wi
                                                m.data_ptr(), r.data_ptr()});
   check_close(y32, y1, 1e-13, 1e-12, "rms rows, 32 lanes");
   check_close(y1, mul(xm, rsqrt(add(square(xm).mean({1}, true), 1e-6))), 1e-12, 1e-12, "rms rows");
+}
+
+TEST_CASE("kernels: the CPU's two-pass normalisation (norm_rows.hpp) equals the row bodies, in float far from zero") {
+  // Float rows whose mean (1000) is far from zero against the three-pass double bodies on the same
+  // values: the shifted one-pass sums must not cancel. Plane sizes cover whole vector pairs,
+  // single vectors, narrower tails and many flushes of the float sums (4000 values a run).
+  for (const std::int64_t HW : {1, 7, 17, 49, 50, 200, 4000}) {
+    CAPTURE(HW);
+    const std::int64_t N = 3, C = 4;
+    const auto layout = k::RowLayout::channels(N, C, HW);
+    const D xd = add(randn_cpu({N, C, HW}, 30), 1000.0), w = randn_cpu({C}, 31), b = randn_cpu({C}, 32),
+            g = add(randn_cpu({N, C, HW}, 33), 0.5);
+    const auto xf = xd.to<float>(), wf = w.to<float>(), bf = b.to<float>(), gf = g.to<float>();
+    const D x = xf.to<double>(), gr = gf.to<double>();  // the float values, exactly, in double
+    auto y = D::empty({N, C, HW}), mean = D::empty({C}), rstd = D::empty({C});
+    auto dx = D::empty({N, C, HW}), dw = D::empty({C}), db = D::empty({C});
+    emulate_rows(C, 1, k::NormalizeRows<double>{x.data_ptr(), layout, true, 1e-5, w.to<float>().to<double>().data_ptr(),
+                                                b.to<float>().to<double>().data_ptr(), y.data_ptr(), mean.data_ptr(),
+                                                rstd.data_ptr()});
+    const D wr = wf.to<double>();
+    using F = Tensor<float>;
+    auto yf = F::empty({N, C, HW}), mf = F::empty({C}), rf = F::empty({C});
+    auto dxf = F::empty({N, C, HW}), dwf = F::empty({C}), dbf = F::empty({C});
+    const k::NormalizeRows<float> fwd{xf.data_ptr(), layout, true, 1e-5, wf.data_ptr(), bf.data_ptr(),
+                                      yf.data_ptr(), mf.data_ptr(), rf.data_ptr()};
+    const k::NormalizeRowsBackward<float> bwd{xf.data_ptr(), mf.data_ptr(), rf.data_ptr(), wf.data_ptr(),
+                                              gf.data_ptr(), layout, true, dxf.data_ptr(), dwf.data_ptr(),
+                                              dbf.data_ptr()};
+    for (std::int64_t i = 0; i < C; ++i) cpu::norm::forward(fwd, i);
+    for (std::int64_t i = 0; i < C; ++i) cpu::norm::backward(bwd, i);
+    // x's float spacing at 1000 is 6e-5: the float mean differs from the double one by that much.
+    check_close(mf.to<double>(), mean, 1e-4, 1e-7, "mean");
+    check_close(rf.to<double>(), rstd, 1e-6, 1e-4, "rstd");
+    check_close(yf.to<double>(), y, 5e-4, 1e-4, "y");
+    // The backward of a float forward uses its float mean (as the bodies do); the double
+    // reference is given the same statistics, so what is left is the float arithmetic.
+    const D ms = mf.to<double>(), rs = rf.to<double>();
+    emulate_rows(C, 1, k::NormalizeRowsBackward<double>{x.data_ptr(), ms.data_ptr(), rs.data_ptr(), wr.data_ptr(),
+                                                        gr.data_ptr(), layout, true, dx.data_ptr(), dw.data_ptr(),
+                                                        db.data_ptr()});
+    check_close(dbf.to<double>(), db, 1e-4, 1e-5, "dbias");
+    check_close(dwf.to<double>(), dw, 1e-4, 1e-5, "dweight");
+    check_close(dxf.to<double>(), dx, 1e-5, 1e-4, "dx");
+    // The double instantiation agrees with the bodies to rounding.
+    auto y2 = D::empty({N, C, HW}), m2 = D::empty({C}), r2 = D::empty({C});
+    auto dx2 = D::empty({N, C, HW}), dw2 = D::empty({C}), db2 = D::empty({C});
+    for (std::int64_t i = 0; i < C; ++i)
+      cpu::norm::forward(k::NormalizeRows<double>{x.data_ptr(), layout, true, 1e-5, wr.data_ptr(),
+                                                  bf.to<double>().data_ptr(), y2.data_ptr(), m2.data_ptr(),
+                                                  r2.data_ptr()}, i);
+    for (std::int64_t i = 0; i < C; ++i)
+      cpu::norm::backward(k::NormalizeRowsBackward<double>{x.data_ptr(), m2.data_ptr(), r2.data_ptr(), wr.data_ptr(),
+                                                           gr.data_ptr(), layout, true, dx2.data_ptr(),
+                                                           dw2.data_ptr(), db2.data_ptr()}, i);
+    check_close(y2, y, 1e-9, 1e-9, "y, double");
+    check_close(m2, mean, 1e-9, 1e-12, "mean, double");
+    auto dx3 = D::empty({N, C, HW}), dw3 = D::empty({C}), db3 = D::empty({C});
+    emulate_rows(C, 1, k::NormalizeRowsBackward<double>{x.data_ptr(), m2.data_ptr(), r2.data_ptr(), wr.data_ptr(),
+                                                        gr.data_ptr(), layout, true, dx3.data_ptr(), dw3.data_ptr(),
+                                                        db3.data_ptr()});
+    check_close(dx2, dx3, 1e-9, 1e-9, "dx, double");
+    check_close(dw2, dw3, 1e-8, 1e-9, "dweight, double");
+  }
+  // Without centring (rms_norm's rows of a matrix), rows of 37: the sums are unshifted.
+  const D xm = randn_cpu({6, 37}, 34);
+  const auto xmf = xm.to<float>();
+  auto yf = Tensor<float>::empty({6, 37}), mf = Tensor<float>::empty({6}), rf = Tensor<float>::empty({6});
+  for (std::int64_t i = 0; i < 6; ++i)
+    cpu::norm::forward(k::NormalizeRows<float>{xmf.data_ptr(), k::RowLayout::matrix(37), false, 1e-6, nullptr, nullptr,
+                                               yf.data_ptr(), mf.data_ptr(), rf.data_ptr()}, i);
+  const D xr = xmf.to<double>();
+  check_close(yf.to<double>(), mul(xr, rsqrt(add(square(xr).mean({1}, true), 1e-6))), 1e-6, 1e-5, "rms rows");
 }

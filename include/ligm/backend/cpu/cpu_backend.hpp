@@ -16,6 +16,7 @@
 #include "ligm/backend/cpu/allocator.hpp"
 #include "ligm/backend/cpu/conv_pool.hpp"
 #include "ligm/backend/cpu/gemm.hpp"
+#include "ligm/backend/cpu/norm_rows.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
 #include "ligm/backend/cpu/strided_loop.hpp"
 #include "ligm/backend/kernels/loss.hpp"
@@ -492,15 +493,16 @@ class CpuBackend final : public Backend<T> {
 #define LIGM_CPU_FLOAT_ONLY(name, call) \
   if constexpr (is_floating_v<T>) { call; } else { unsupported(name); }
 
-  // The row bodies the CUDA backend runs a warp per row (kernels/norm.hpp), one lane here.
+  // The math of kernels/norm.hpp (which CUDA runs a warp per row) in two vectorised passes per
+  // row (norm_rows.hpp).
   void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) override {
     LIGM_CPU_FLOAT_ONLY("normalize", for_rows(rows, body.layout.cols(), [&](std::int64_t i) {
-                          body(i, 0, 1, kernels::OneLane{});
+                          norm::forward(body, i);
                         }));
   }
   void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
     LIGM_CPU_FLOAT_ONLY("normalize_backward", for_rows(rows, body.layout.cols(), [&](std::int64_t i) {
-                          body(i, 0, 1, kernels::OneLane{});
+                          norm::backward(body, i);
                         }));
   }
   template <class F>
