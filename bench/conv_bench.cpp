@@ -3,11 +3,15 @@
 // gradient, weight gradient); tools/bench-conv runs it next to bench/torch_conv_bench.py.
 //
 //   build/bench/conv_bench --threads 2 [--reps 20] [--layer "128->128 3x3 7"] [--tile 2|4]
+//   build/bench/conv_bench --threads 2 --norms 1
 //
 // --tile forces the Winograd tile of the 3x3 stride-1 layers (winograd_tile.hpp's knob).
 //
 // Prints one JSON line per layer: {"layer", "fwd_ms", "bwd_input_ms", "bwd_weight_ms"}, each the
-// median of --reps calls after three warm-up calls.
+// median of --reps calls after three warm-up calls. --norms 1 times the batch norms of
+// ResNet-small instead (training mode, through autograd): {"layer", "bn_fwd_ms",
+// "bn_fwd_bwd_ms", "bn_relu_fwd_ms", "bn_relu_fwd_bwd_ms", "add_ms"}, the last an add of two
+// tensors of that size, the memory traffic of the forward alone.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -53,6 +57,7 @@ double time_ms(int reps, const F& f) {
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 20;
+  bool norms = false;
   std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -60,8 +65,26 @@ int main(int argc, char** argv) {
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--layer") only = v;
     else if (k == "--tile") cpu::winograd::forced_tile = std::stoi(v);
+    else if (k == "--norms") norms = std::stoi(v) != 0;
   }
   set_num_threads(threads);
+  if (norms) {
+    for (const auto& [c, hw] : {std::pair<std::int64_t, std::int64_t>{32, 28}, {64, 14}, {128, 7}}) {
+      auto x = randn<float>({64, c, hw, hw}).requires_grad_(), g = randn<float>({64, c, hw, hw});
+      auto w = ones<float>({c}).requires_grad_(), b = zeros<float>({c}).requires_grad_();
+      auto rm = zeros<float>({c}), rv = ones<float>({c});
+      auto bn = [&] { return batch_norm(x, rm, rv, w, b, true); };
+      const double f = time_ms(reps, [&] { NoGradGuard ng; bn(); });
+      const double fb = time_ms(reps, [&] { bn().backward(g); });
+      const double fr = time_ms(reps, [&] { NoGradGuard ng; relu(bn()); });
+      const double frb = time_ms(reps, [&] { relu(bn()).backward(g); });
+      const double ad = time_ms(reps, [&] { NoGradGuard ng; add(x, g); });
+      std::printf("{\"side\": \"ligm\", \"layer\": \"bn %ldx%ldx%ld\", \"threads\": %d, \"bn_fwd_ms\": %.3f, "
+                  "\"bn_fwd_bwd_ms\": %.3f, \"bn_relu_fwd_ms\": %.3f, \"bn_relu_fwd_bwd_ms\": %.3f, \"add_ms\": %.3f}\n",
+                  static_cast<long>(c), static_cast<long>(hw), static_cast<long>(hw), threads, f, fb, fr, frb, ad);
+    }
+    return 0;
+  }
   auto& be = backend_for<float>(Device::cpu());
   for (const Layer& l : kLayers) {
     if (!only.empty() && only != l.name) continue;
