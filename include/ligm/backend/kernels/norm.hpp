@@ -9,7 +9,8 @@
 // tensor, normalised where they lie, without a transposed copy.
 // A body handles one row, split over `lanes` cooperating threads that own the elements
 // lane, lane + lanes, ... of each run; `all_sum` adds a value over the lanes (a warp shuffle on
-// the GPU, the identity for the CPU's single lane).
+// the GPU). The CUDA backend runs these bodies; the CPU computes the same math in two
+// vectorised passes per row (backend/cpu/norm_rows.hpp).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -33,34 +34,16 @@ struct RowLayout {
   static RowLayout channels(std::int64_t n, std::int64_t c, std::int64_t hw) { return {n, hw, c * hw}; }
   LIGM_HD std::int64_t cols() const { return runs * inner; }
   // The sums of f(offset).first and f(offset).second over this lane's elements of row i, in
-  // one pass. A single lane (the CPU) keeps eight partial sums of each per run, so the compiler
-  // can vectorise the loop (a single running sum is one long chain of dependent additions).
+  // one pass.
   template <class Acc, class F>
   LIGM_HD void sum2(std::int64_t i, int lane, int lanes, const F& f, Acc& first, Acc& second) const {
     first = second = 0;
     for (std::int64_t s = 0; s < runs; ++s) {
       const std::int64_t base = i * inner + s * run_stride;
-      if (lanes == 1) {
-        Acc p0[8] = {}, p1[8] = {};
-        std::int64_t k = 0;
-        for (; k + 8 <= inner; k += 8)
-          for (int j = 0; j < 8; ++j) {
-            const auto v = f(base + k + j);
-            p0[j] += v.first;
-            p1[j] += v.second;
-          }
-        for (; k < inner; ++k) {
-          const auto v = f(base + k);
-          p0[0] += v.first;
-          p1[0] += v.second;
-        }
-        for (int j = 0; j < 8; ++j) first += p0[j], second += p1[j];
-      } else {
-        for (std::int64_t k = lane; k < inner; k += lanes) {
-          const auto v = f(base + k);
-          first += v.first;
-          second += v.second;
-        }
+      for (std::int64_t k = lane; k < inner; k += lanes) {
+        const auto v = f(base + k);
+        first += v.first;
+        second += v.second;
       }
     }
   }
@@ -75,11 +58,7 @@ struct RowLayout {
   LIGM_HD void each(std::int64_t i, int lane, int lanes, const F& f) const {
     for (std::int64_t s = 0; s < runs; ++s) {
       const std::int64_t base = i * inner + s * run_stride;
-      if (lanes == 1) {  // unit stride: the CPU's loop vectorises
-        for (std::int64_t o = base, end = base + inner; o < end; ++o) f(o);
-      } else {
-        for (std::int64_t k = lane; k < inner; k += lanes) f(base + k);
-      }
+      for (std::int64_t k = lane; k < inner; k += lanes) f(base + k);
     }
   }
 };
@@ -148,12 +127,6 @@ struct NormalizeRowsBackward {
       dx[o] = T(scale * (Acc(g[o]) - mg - (Acc(x[o]) - m) * rs * mgx));
     });
   }
-};
-
-// The single-lane reduction (the CPU, and host emulation).
-struct OneLane {
-  template <class A>
-  LIGM_HD A operator()(A v) const { return v; }
 };
 
 }  // namespace ligm::kernels
