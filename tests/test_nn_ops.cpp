@@ -257,7 +257,7 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
     wg::forced_tile = tile;
     for (const Case& c : {Case{{2, 4, 5, 7}, 5, 1}, Case{{3, 5, 6, 6}, 4, 0}, Case{{1, 4, 4, 9}, 6, 2},
                           Case{{9, 4, 12, 12}, 4, 1}, Case{{2, 6, 3, 3}, 4, 0}, Case{{13, 4, 3, 4}, 4, 1},
-                          Case{{3, 4, 11, 10}, 5, 1}}) {
+                          Case{{3, 4, 11, 10}, 5, 1}, Case{{2, 4, 9, 37}, 5, 1}}) {
       INFO("F" << tile << " " << shape_str(c.x) << " pad " << c.pad);
       const auto x = leaf(c.x, 41), w = leaf({c.c_out, c.x[1], 3, 3}, 42);
       const auto y = conv2d(x, w, {}, {.padding = c.pad});
@@ -295,6 +295,18 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
     const auto x = leaf({4, 32, 28, 28}, 47), w = leaf({32, 32, 3, 3}, 48) * 0.1;
     check_close(conv2d(x.to<float>(), w.to<float>(), {}, {.padding = 1}).to<double>(),
                 conv2d(x, w, {}, {.padding = 1}), 1e-4, 1e-4);
+    // So do its gradients, on planes whose rows are no whole number of vectors (the phase split
+    // and join run on float vectors of 16, 8 and 4 lanes and then scalars).
+    for (const Shape& shape : {Shape{3, 8, 19, 37}, Shape{2, 8, 7, 7}}) {
+      INFO("F" << tile << " float32 gradients " << shape_str(shape));
+      const auto xd = leaf(shape, 52), wd = leaf({8, 8, 3, 3}, 53);
+      auto xf = xd.detach().to<float>().requires_grad_(), wf = wd.detach().to<float>().requires_grad_();
+      const auto gy = leaf({shape[0], 8, shape[2], shape[3]}, 54).detach();
+      (conv2d(xd, wd, {}, {.padding = 1}) * gy).sum().backward();
+      (conv2d(xf, wf, {}, {.padding = 1}) * gy.to<float>()).sum().backward();
+      check_close(xf.grad().to<double>(), xd.grad(), 1e-4, 1e-4, "input gradient");
+      check_close(wf.grad().to<double>(), wd.grad(), 1e-3, 1e-4, "weight gradient");
+    }
   }
   wg::forced_tile = 0;
   CHECK(wg::tile_for(28, 28) == 4);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace ligm::cpu {
 
@@ -52,6 +53,95 @@ inline void simd_for(std::int64_t n, const F& f, std::int64_t k = 0) {
     simd_for<T, Bytes / 2>(n, f, k);
   } else {
     for (; k < n; ++k) f(T{}, k);
+  }
+}
+
+// Interleaving m = 2 or 4 rows: deinterleave<m>(in, n, out) writes out[p][k] = in[k * m + p]
+// for k < n, interleave<m>(in, n, out) the inverse, out[k * m + p] = in[p][k]. Both run on the
+// widest vectors that fit n at least once (log2 m rounds of even/odd shuffles of vector pairs),
+// the rest as one more block that overlaps the last (its values written twice, the same), so
+// they read and write exactly n * m values; below the narrowest vector, scalars.
+namespace simd_detail {
+template <class V>
+inline constexpr int lanes_of = static_cast<int>(sizeof(V) / sizeof(std::declval<V>()[0]));
+template <int Odd, class V, std::size_t... I>
+inline V strided(const V& a, const V& b, std::index_sequence<I...>) {  // (a : b)[2 i + Odd]
+  return __builtin_shufflevector(a, b, (2 * I + Odd)...);
+}
+template <int High, class V, std::size_t... I>
+inline V zipped(const V& a, const V& b, std::index_sequence<I...>) {  // a0 b0 a1 b1 ... of one half
+  constexpr std::size_t n = lanes_of<V>, h = High * n / 2;
+  return __builtin_shufflevector(a, b, (I % 2 ? n + h + I / 2 : h + I / 2)...);
+}
+template <int Odd, class V>
+inline V every_second(const V& a, const V& b) {
+  return strided<Odd>(a, b, std::make_index_sequence<lanes_of<V>>{});
+}
+template <int High, class V>
+inline V zip(const V& a, const V& b) {
+  return zipped<High>(a, b, std::make_index_sequence<lanes_of<V>>{});
+}
+template <int m, class V>
+inline void deinterleave_vectors(const V* v, V* p) {
+  static_assert(m == 2 || m == 4);
+  if constexpr (m == 2) {
+    p[0] = every_second<0>(v[0], v[1]), p[1] = every_second<1>(v[0], v[1]);
+  } else {
+    const V e0 = every_second<0>(v[0], v[1]), o0 = every_second<1>(v[0], v[1]);
+    const V e1 = every_second<0>(v[2], v[3]), o1 = every_second<1>(v[2], v[3]);
+    p[0] = every_second<0>(e0, e1), p[2] = every_second<1>(e0, e1);
+    p[1] = every_second<0>(o0, o1), p[3] = every_second<1>(o0, o1);
+  }
+}
+template <int m, class V>
+inline void interleave_vectors(const V* p, V* v) {
+  static_assert(m == 2 || m == 4);
+  if constexpr (m == 2) {
+    v[0] = zip<0>(p[0], p[1]), v[1] = zip<1>(p[0], p[1]);
+  } else {
+    const V e0 = zip<0>(p[0], p[2]), e1 = zip<1>(p[0], p[2]);
+    const V o0 = zip<0>(p[1], p[3]), o1 = zip<1>(p[1], p[3]);
+    v[0] = zip<0>(e0, o0), v[1] = zip<1>(e0, o0), v[2] = zip<0>(e1, o1), v[3] = zip<1>(e1, o1);
+  }
+}
+}  // namespace simd_detail
+
+template <int m, class T, int Bytes = kVectorBytes>
+inline void deinterleave(const T* in, std::int64_t n, T* const* out, std::int64_t k = 0) {
+  if constexpr (Bytes >= 16 && Bytes / static_cast<int>(sizeof(T)) >= 2) {
+    using V = typename Simd<T, Bytes>::type;
+    constexpr int lanes = Simd<T, Bytes>::lanes;
+    const auto block = [&](std::int64_t at) {
+      V v[m], p[m];
+      for (int i = 0; i < m; ++i) v[i] = load<V>(in + at * m + i * lanes);
+      simd_detail::deinterleave_vectors<m>(v, p);
+      for (int i = 0; i < m; ++i) store(out[i] + at, p[i]);
+    };
+    if (k + lanes > n) return deinterleave<m, T, Bytes / 2>(in, n, out, k);
+    for (; k + lanes <= n; k += lanes) block(k);
+    if (k < n) block(n - lanes);  // the rest in one block that overlaps the last
+  } else {
+    for (; k < n; ++k)
+      for (int i = 0; i < m; ++i) out[i][k] = in[k * m + i];
+  }
+}
+template <int m, class T, int Bytes = kVectorBytes>
+inline void interleave(const T* const* in, std::int64_t n, T* out, std::int64_t k = 0) {
+  if constexpr (Bytes >= 16 && Bytes / static_cast<int>(sizeof(T)) >= 2) {
+    using V = typename Simd<T, Bytes>::type;
+    constexpr int lanes = Simd<T, Bytes>::lanes;
+    const auto block = [&](std::int64_t at) {
+      V p[m], v[m];
+      for (int i = 0; i < m; ++i) p[i] = load<V>(in[i] + at);
+      simd_detail::interleave_vectors<m>(p, v);
+      for (int i = 0; i < m; ++i) store(out + at * m + i * lanes, v[i]);
+    };
+    if (k + lanes > n) return interleave<m, T, Bytes / 2>(in, n, out, k);
+    for (; k + lanes <= n; k += lanes) block(k);
+    if (k < n) block(n - lanes);  // the rest in one block that overlaps the last
+  } else {
+    for (; k < n; ++k)
+      for (int i = 0; i < m; ++i) out[k * m + i] = in[i][k];
   }
 }
 

@@ -157,6 +157,7 @@ struct Plan {
         images(std::clamp<std::int64_t>((128 + slots - 1) / slots, 1, std::max<std::int64_t>(g.n, 1))),
         chunks((g.n + images - 1) / images) {}
   std::int64_t cols() const { return images * slots; }  // GEMM columns of a full chunk
+  std::int64_t phase_scratch() const { return F::m * F::m * plane; }  // a plane's phases
 };
 
 // F4 on large planes, where it was measured faster (winograd_tile.hpp).
@@ -220,21 +221,25 @@ void transform_kernels_adjoint(const Conv2dGeometry& g, const T* du, T* gw) {
 }
 
 // Splits an h x w plane, shifted by (top, left) into zeros, into its m^2 phase planes:
-// q[(r % m) m + c % m][(r / m) * half + c / m] = plane[r - top][c - left].
+// q[(r % m) m + c % m][(r / m) * half + c / m] = plane[r - top][c - left]. Row by row, source
+// column phase j goes to phase plane column (j + left) % m from position (j + left) / m on, by
+// vector shuffles. Only the plane's own positions are written: the zeros around it are q's
+// already (a workspace's split buffers are zeroed when made, and only splits with one window
+// write each), where a fill of all m^2 planes per call and a scalar stride-m scatter took most
+// of the split's time.
 template <class F, class T>
 void split_phases(const T* src, std::int64_t h, std::int64_t w, std::int64_t top, std::int64_t left,
                   const Plan<F>& pl, T* q) {
   constexpr int m = F::m;
-  std::fill(q, q + m * m * pl.plane, T(0));
+  const std::int64_t body = w / m;  // whole groups of m source columns
   for (std::int64_t r = 0; r < h; ++r) {
     const std::int64_t pr = r + top;
-    T* row = q + (pr % m) * m * pl.plane + (pr / m) * pl.half;
+    T* const row = q + (pr % m) * m * pl.plane + (pr / m) * pl.half;  // column phase cp at row + cp * plane
     const T* s = src + r * w;
-    for (std::int64_t phase = 0; phase < m; ++phase) {  // columns c with (c + left) % m == phase
-      const std::int64_t c0 = ((phase - left) % m + m) % m;
-      T* d = row + phase * pl.plane + (c0 + left) / m;
-      for (std::int64_t k = 0; c0 + m * k < w; ++k) d[k] = s[c0 + m * k];
-    }
+    T* out[m];
+    for (int j = 0; j < m; ++j) out[j] = row + (j + left) % m * pl.plane + (j + left) / m;
+    deinterleave<m>(s, body, out);
+    for (int j = 0; j < w % m; ++j) out[j][body] = s[body * m + j];
   }
 }
 // The inverse for the plane's [top, top + h) x [left, left + w) window: plane[r][c] = q[...].
@@ -242,15 +247,15 @@ template <class F, class T>
 void join_phases(const T* q, const Plan<F>& pl, std::int64_t top, std::int64_t left, std::int64_t h,
                  std::int64_t w, T* dst) {
   constexpr int m = F::m;
+  const std::int64_t body = w / m;
   for (std::int64_t r = 0; r < h; ++r) {
     const std::int64_t pr = r + top;
-    const T* row = q + (pr % m) * m * pl.plane + (pr / m) * pl.half;
-    T* d = dst + r * w;
-    for (std::int64_t phase = 0; phase < m; ++phase) {
-      const std::int64_t c0 = ((phase - left) % m + m) % m;
-      const T* s = row + phase * pl.plane + (c0 + left) / m;
-      for (std::int64_t k = 0; c0 + m * k < w; ++k) d[c0 + m * k] = s[k];
-    }
+    const T* const row = q + (pr % m) * m * pl.plane + (pr / m) * pl.half;
+    const T* in[m];
+    for (int j = 0; j < m; ++j) in[j] = row + (j + left) % m * pl.plane + (j + left) / m;
+    T* const d = dst + r * w;
+    interleave<m>(in, body, d);
+    for (int j = 0; j < w % m; ++j) d[body * m + j] = in[j][body];
   }
 }
 // Where tile element (i, j) of slot 0 lies in the phase planes.
@@ -261,7 +266,7 @@ inline std::int64_t tap(const Plan<F>& pl, int i, int j) {
 }
 
 // V[xi][c][col] for the images [n0, n0 + nb) of x, col = image * slots + slot (ld columns per
-// row of V). `q` is scratch for one plane's phases.
+// row of V). `q`: one plane's phases, zero but where split_phases writes (Workspace::x_phases).
 template <class F, class T>
 void transform_input(const Conv2dGeometry& g, const Plan<F>& pl, const T* x, std::int64_t n0, std::int64_t nb,
                      T* v, std::int64_t ld, T* q) {
@@ -384,17 +389,22 @@ void for_chunks(const Conv2dGeometry& g, const Plan<F>& pl, std::int64_t lo, std
   }
 }
 
-// A thread's scratch: a plane's phases, the input-side tiles (V or dV, [a^2][c_in][cols]) and
-// the output-side ones (M or dM, [a^2][c_out][cols]).
+// A thread's scratch: the phase planes of the input split (x, zero-padded), of the output-side
+// split (dY) and of the output-side joins (Y, dX); the input-side tiles (V or dV,
+// [a^2][c_in][cols]) and the output-side ones (M or dM, [a^2][c_out][cols]). The split buffers
+// start zeroed (split_phases writes only the plane's own positions).
 template <class T>
 struct Workspace {
-  T *phases, *in, *out;
+  T *x_phases, *y_phases, *phases, *in, *out;
   template <class F>
   Workspace(const Conv2dGeometry& g, const Plan<F>& pl) {
     constexpr int a2 = F::a * F::a;
-    const std::int64_t ld = pl.cols();
-    phases = scratch<T>(static_cast<std::size_t>(F::m * F::m * pl.plane + a2 * (g.c_in + g.c_out) * ld));
-    in = phases + F::m * F::m * pl.plane;
+    const std::int64_t ld = pl.cols(), q = pl.phase_scratch();
+    x_phases = scratch<T>(static_cast<std::size_t>(3 * q + a2 * (g.c_in + g.c_out) * ld));
+    y_phases = x_phases + q;
+    phases = y_phases + q;
+    std::fill(x_phases, phases, T(0));
+    in = phases + q;
     out = in + a2 * g.c_in * ld;
   }
 };
@@ -423,7 +433,7 @@ void forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
   const std::int64_t ld = pl.cols();
   const std::vector<T> u = transformed_kernels<F>(g, w);
   each_chunk<T>(g, pl, [&](const Workspace<T>& ws, std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-    transform_input(g, pl, x, n0, nb, ws.in, ld, ws.phases);
+    transform_input(g, pl, x, n0, nb, ws.in, ld, ws.x_phases);
     for (int xi = 0; xi < a2; ++xi)  // M = U V
       gemm_one(false, false, g.c_out, cols, g.c_in, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
                ws.in + xi * g.c_in * ld, ld, T(0), ws.out + xi * g.c_out * ld, ld);
@@ -438,7 +448,7 @@ void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
   const std::int64_t ld = pl.cols();
   const std::vector<T> u = transformed_kernels<F>(g, w);
   each_chunk<T>(g, pl, [&](const Workspace<T>& ws, std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-    transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.phases);
+    transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.y_phases);
     for (int xi = 0; xi < a2; ++xi)  // dV = U^T dM
       gemm_one(true, false, g.c_in, cols, g.c_out, T(1), u.data() + xi * g.c_out * g.c_in, g.c_in,
                ws.out + xi * g.c_out * ld, ld, T(0), ws.in + xi * g.c_in * ld, ld);
@@ -462,8 +472,8 @@ void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw, co
                [&](std::int64_t lo, std::int64_t hi, T* acc) {
                  const Workspace<T> ws(g, pl);
                  for_chunks(g, pl, lo, hi, [&](std::int64_t n0, std::int64_t nb, std::int64_t cols) {
-                   transform_input(g, pl, x, n0, nb, ws.in, ld, ws.phases);
-                   transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.phases);
+                   transform_input(g, pl, x, n0, nb, ws.in, ld, ws.x_phases);
+                   transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.y_phases);
                    for (int xi = 0; xi < a2; ++xi)  // dU += dM V^T
                      gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * g.c_out * ld, ld,
                               ws.in + xi * g.c_in * ld, ld, T(1), acc + xi * g.c_out * g.c_in, g.c_in);
