@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--layer") only = v;
     else if (k == "--tile") cpu::winograd::forced_tile = std::stoi(v);
+    else if (k == "--layout") cpu::winograd::forced_layout = std::stoi(v);
     else if (k == "--norms") norms = std::stoi(v) != 0;
   }
   set_num_threads(threads);

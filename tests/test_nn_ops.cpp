@@ -251,14 +251,17 @@ TEST_CASE("scaled_dot_product_attention: masks, causal, gradients") {
 // <conv(x, w), gy> = <x, dL/dx> = <w, dL/dw> for L = <conv(x, w), gy>, and float64 gradchecks.
 TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gradchecks") {
   namespace wg = ligm::cpu::winograd;
-  struct Restore { ~Restore() { wg::forced_tile = 0; } } restore;
+  struct Restore { ~Restore() { wg::forced_tile = 0, wg::forced_layout = 0; } } restore;
   struct Case { Shape x; std::int64_t c_out, pad; };
-  for (const int tile : {2, 4}) {
+  for (const int variant : {2, 4, 12, 14}) {  // F2, F4; phase planes, gathered (the tens)
+    const int tile = variant % 10;
     wg::forced_tile = tile;
+    wg::forced_layout = variant > 10 ? 2 : 1;
     for (const Case& c : {Case{{2, 4, 5, 7}, 5, 1}, Case{{3, 5, 6, 6}, 4, 0}, Case{{1, 4, 4, 9}, 6, 2},
                           Case{{9, 4, 12, 12}, 4, 1}, Case{{2, 6, 3, 3}, 4, 0}, Case{{13, 4, 3, 4}, 4, 1},
-                          Case{{3, 4, 11, 10}, 5, 1}, Case{{2, 4, 9, 37}, 5, 1}}) {
-      INFO("F" << tile << " " << shape_str(c.x) << " pad " << c.pad);
+                          Case{{3, 4, 11, 10}, 5, 1}, Case{{2, 4, 9, 37}, 5, 1},
+                          Case{{40, 4, 7, 7}, 4, 1}}) {
+      INFO("F" << tile << (variant > 10 ? " image-major " : " phase planes ") << shape_str(c.x) << " pad " << c.pad);
       const auto x = leaf(c.x, 41), w = leaf({c.c_out, c.x[1], 3, 3}, 42);
       const auto y = conv2d(x, w, {}, {.padding = c.pad});
       check_close(y, direct_conv3x3(x, w, c.pad), 1e-12, 1e-12);
@@ -274,7 +277,7 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
     // exactly what the two separate ones give, over several chunks of images; and one gradient
     // alone when the other is not wanted.
     for (const Case& c : {Case{{9, 4, 12, 12}, 5, 1}, Case{{13, 6, 7, 7}, 4, 1}}) {
-      INFO("F" << tile << " combined backward " << shape_str(c.x));
+      INFO("F" << tile << (variant > 10 ? " image-major" : " phase planes") << " combined backward " << shape_str(c.x));
       auto& be = backend_for<double>(Device::cpu());
       const auto x = leaf(c.x, 49), w = leaf({c.c_out, c.x[1], 3, 3}, 50);
       const std::int64_t h = c.x[2] + 2 * c.pad - 2, wd = c.x[3] + 2 * c.pad - 2;
@@ -296,9 +299,10 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
     check_close(conv2d(x.to<float>(), w.to<float>(), {}, {.padding = 1}).to<double>(),
                 conv2d(x, w, {}, {.padding = 1}), 1e-4, 1e-4);
     // So do its gradients, on planes whose rows are no whole number of vectors (the phase split
-    // and join run on float vectors of 16, 8 and 4 lanes and then scalars).
-    for (const Shape& shape : {Shape{3, 8, 19, 37}, Shape{2, 8, 7, 7}}) {
-      INFO("F" << tile << " float32 gradients " << shape_str(shape));
+    // and join run on float vectors of 16, 8 and 4 lanes and then scalars) and over chunks of
+    // images that are not (the image-major layout's vectors).
+    for (const Shape& shape : {Shape{3, 8, 19, 37}, Shape{37, 8, 5, 7}}) {
+      INFO("F" << tile << (variant > 10 ? " image-major" : " phase planes") << " float32 gradients " << shape_str(shape));
       const auto xd = leaf(shape, 52), wd = leaf({8, 8, 3, 3}, 53);
       auto xf = xd.detach().to<float>().requires_grad_(), wf = wd.detach().to<float>().requires_grad_();
       const auto gy = leaf({shape[0], 8, shape[2], shape[3]}, 54).detach();
@@ -308,10 +312,14 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
       check_close(wf.grad().to<double>(), wd.grad(), 1e-3, 1e-4, "weight gradient");
     }
   }
-  wg::forced_tile = 0;
+  wg::forced_tile = 0, wg::forced_layout = 0;
   CHECK(wg::tile_for(28, 28) == 4);
   CHECK(wg::tile_for(14, 14) == 2);
-  CHECK(wg::tile_for(7, 7) == 2);
+  CHECK(wg::tile_for(7, 7) == 4);
   CHECK(wg::tile_for(2, 2) == 2);
   CHECK(wg::tile_for(1, 9) == 2);
+  CHECK(wg::image_major_tiles(7, 7));
+  CHECK(wg::image_major_tiles(8, 3));
+  CHECK_FALSE(wg::image_major_tiles(14, 14));
+  CHECK_FALSE(wg::image_major_tiles(3, 9));
 }

@@ -34,7 +34,9 @@
 // (th, tw)'s element (i, j) is phase plane (i % m, j % m) at th * half + tw + (i / m) * half +
 // j / m (half = tiles_w + 1), linear in the tile's slot th * half + tw. The one extra slot per
 // tile row (tw = tiles_w) is computed and ignored: its gradients are zero and its outputs are not
-// written. F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
+// written. Planes up to 8 x 8 have too few tiles to fill a vector: there the chunk's zero-padded
+// planes lie image-major (each position's values of all the images side by side) and the vectors
+// run over the images, with no spare slot (Plan). F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
 // (its transforms scale by up to 8 and 1/24; float32 stays within 1e-4 of float64, tested);
 // the convolution takes F4 where that wins as measured (winograd_tile.hpp; tests force either).
 // Float64 runs the same code, so the float64 gradchecks cover it.
@@ -144,20 +146,37 @@ struct F4 {
   }
 };
 
-// The tiling of one convolution: tiles_h x tiles_w blocks of m x m outputs per image, in
-// tiles_h x half slots (one spare per row); `images` images per chunk, about 128 GEMM columns
-// (more columns made V and M outgrow the L2 cache and ran slower on the 2-core VM).
+// The tiling of one convolution: tiles_h x tiles_w blocks of m x m outputs per image, in one of
+// two layouts (winograd_tile.hpp chooses):
+//   phase planes: tiles_h x half slots per image (one spare per row, half = tiles_w + 1), the
+//     transforms' vectors running over the slots of one image (column image * slots + slot),
+//     read from and written to the plane's m^2 phase planes (split_phases, join_phases);
+//   image-major: tiles_h x tiles_w slots, no spare, the vectors running over the chunk's images
+//     (column slot * images + image), read from and written to the zero-padded planes of the
+//     chunk laid side by side, one image after another at each position (to_image_major): for
+//     small planes, whose few slots fill no vector (F4 at 7x7 has four) and where the spare
+//     slot costs a fifth of the GEMMs (F2 at 7x7).
+// `images` images per chunk, about 128 GEMM columns (more columns made V and M outgrow the L2
+// cache and ran slower on the 2-core VM).
 template <class F>
 struct Plan {
-  std::int64_t tiles_h, tiles_w, half, slots, plane, images, chunks;
+  bool image_major;
+  std::int64_t tiles_h, tiles_w, half, slots, plane, pad_h, pad_w, images, chunks;
   explicit Plan(const Conv2dGeometry& g)
-      : tiles_h((g.h_out + F::m - 1) / F::m), tiles_w((g.w_out + F::m - 1) / F::m), half(tiles_w + 1),
-        slots(tiles_h * half),
+      : image_major(image_major_tiles(g.h_out, g.w_out)),
+        tiles_h((g.h_out + F::m - 1) / F::m), tiles_w((g.w_out + F::m - 1) / F::m),
+        half(image_major ? tiles_w : tiles_w + 1), slots(tiles_h * half),
         plane((tiles_h + 2) * half),  // a phase plane, with a row to spare for the last slots' reads
+        pad_h((tiles_h - 1) * F::m + F::a), pad_w((tiles_w - 1) * F::m + F::a),  // a padded plane
         images(std::clamp<std::int64_t>((128 + slots - 1) / slots, 1, std::max<std::int64_t>(g.n, 1))),
         chunks((g.n + images - 1) / images) {}
   std::int64_t cols() const { return images * slots; }  // GEMM columns of a full chunk
-  std::int64_t phase_scratch() const { return F::m * F::m * plane; }  // a plane's phases
+  // A plane's phases, or the chunk's padded planes image-major.
+  std::int64_t phase_scratch() const { return image_major ? pad_h * pad_w * images : F::m * F::m * plane; }
+  // Where tile element (i, j) of slot t lies in the image-major planes (image 0).
+  std::int64_t image_major_tap(std::int64_t t, int i, int j) const {
+    return ((t / tiles_w * F::m + i) * pad_w + t % tiles_w * F::m + j) * images;
+  }
 };
 
 // F4 on large planes, where it was measured faster (winograd_tile.hpp).
@@ -265,119 +284,207 @@ inline std::int64_t tap(const Plan<F>& pl, int i, int j) {
   return ((i % m) * m + j % m) * pl.plane + (i / m) * pl.half + j / m;
 }
 
+// The image-major layout: planes of the chunk's images side by side, p[(r + top) * pad_w + c +
+// left][b] = plane b[r][c] (p's other values stay zero, as for split_phases), and back.
+template <class F, class T, class Src>
+void to_image_major(const Src& src, std::int64_t nb, std::int64_t h, std::int64_t w, std::int64_t top,
+                    std::int64_t left, const Plan<F>& pl, T* p) {
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const T* s = src(b);
+    for (std::int64_t r = 0; r < h; ++r) {
+      T* d = p + ((r + top) * pl.pad_w + left) * pl.images + b;
+      for (std::int64_t c = 0; c < w; ++c) d[c * pl.images] = s[r * w + c];
+    }
+  }
+}
+template <class F, class T, class Dst>
+void from_image_major(const T* p, std::int64_t nb, std::int64_t h, std::int64_t w, std::int64_t top,
+                      std::int64_t left, const Plan<F>& pl, const Dst& dst) {
+  for (std::int64_t b = 0; b < nb; ++b) {
+    T* d = dst(b);
+    for (std::int64_t r = 0; r < h; ++r) {
+      const T* s = p + ((r + top) * pl.pad_w + left) * pl.images + b;
+      for (std::int64_t c = 0; c < w; ++c) d[r * w + c] = s[c * pl.images];
+    }
+  }
+}
+
+// The transforms on n consecutive columns of vectors: at(i, j) is where tile element (i, j) of
+// the first column lies, `stream` the distance between the a^2 rows of V or M.
+// V = B^T d B.
+template <class F, class T, class At>
+void input_tiles(const At& at, std::int64_t n, T* v, std::int64_t stream) {
+  constexpr int a = F::a;
+  simd_for<T>(n, [&](auto zero, std::int64_t k) {
+    using V = decltype(zero);
+    V t[a][a];  // t[i] = B^T along row i of the tiles
+    for (int i = 0; i < a; ++i) {
+      V d[a];
+      for (int j = 0; j < a; ++j) d[j] = load<V>(at(i, j) + k);
+      F::template input<T>(d, t[i]);
+    }
+    for (int j = 0; j < a; ++j) {
+      V d[a], col[a];
+      for (int i = 0; i < a; ++i) d[i] = t[i][j];
+      F::template input<T>(d, col);
+      for (int i = 0; i < a; ++i) store(v + (i * a + j) * stream + k, col[i]);
+    }
+  });
+}
+// dM = A dY A^T, at(i, j) for the m x m block.
+template <class F, class T, class At>
+void output_grad_tiles(const At& at, std::int64_t n, T* dm, std::int64_t stream) {
+  constexpr int m = F::m, a = F::a;
+  simd_for<T>(n, [&](auto zero, std::int64_t k) {
+    using V = decltype(zero);
+    V t[m][a];  // A along each row of the blocks
+    for (int i = 0; i < m; ++i) {
+      V y[m];
+      for (int j = 0; j < m; ++j) y[j] = load<V>(at(i, j) + k);
+      F::template output_adjoint<T>(y, t[i]);
+    }
+    for (int j = 0; j < a; ++j) {
+      V y[m], col[a];
+      for (int i = 0; i < m; ++i) y[i] = t[i][j];
+      F::template output_adjoint<T>(y, col);
+      for (int i = 0; i < a; ++i) store(dm + (i * a + j) * stream + k, col[i]);
+    }
+  });
+}
+// Y = A^T M A, written to at(i, j) for the m x m block.
+template <class F, class T, class At>
+void output_tiles(const T* mm, std::int64_t stream, std::int64_t n, const At& at) {
+  constexpr int m = F::m, a = F::a;
+  simd_for<T>(n, [&](auto zero, std::int64_t k) {
+    using V = decltype(zero);
+    V t[m][a];  // A^T along the columns of the tiles
+    for (int j = 0; j < a; ++j) {
+      V col[a], out[m];
+      for (int i = 0; i < a; ++i) col[i] = load<V>(mm + (i * a + j) * stream + k);
+      F::template output<T>(col, out);
+      for (int i = 0; i < m; ++i) t[i][j] = out[i];
+    }
+    for (int i = 0; i < m; ++i) {
+      V row[m];
+      F::template output<T>(t[i], row);
+      for (int j = 0; j < m; ++j) store(at(i, j) + k, row[j]);
+    }
+  });
+}
+// d = B dV B^T, added to at(i, j) for the a x a tile (neighbouring tiles overlap; the vectors
+// add one after another, so each sum is whole).
+template <class F, class T, class At>
+void input_grad_tiles(const T* dv, std::int64_t stream, std::int64_t n, const At& at) {
+  constexpr int a = F::a;
+  simd_for<T>(n, [&](auto zero, std::int64_t k) {
+    using V = decltype(zero);
+    V t[a][a];  // t[i] = B along the columns, row i of the tiles
+    for (int j = 0; j < a; ++j) {
+      V col[a], d[a];
+      for (int i = 0; i < a; ++i) col[i] = load<V>(dv + (i * a + j) * stream + k);
+      F::template input_adjoint<T>(col, d);
+      for (int i = 0; i < a; ++i) t[i][j] = d[i];
+    }
+    for (int i = 0; i < a; ++i) {
+      V d[a];
+      F::template input_adjoint<T>(t[i], d);
+      for (int j = 0; j < a; ++j) add_to(at(i, j) + k, d[j]);
+    }
+  });
+}
+
 // V[xi][c][col] for the images [n0, n0 + nb) of x, col = image * slots + slot (ld columns per
-// row of V). `q`: one plane's phases, zero but where split_phases writes (Workspace::x_phases).
+// row of V; image-major: col = slot * nb + image). `q`: one plane's phases or the image-major
+// planes, zero but where the splits write (Workspace::x_phases).
 template <class F, class T>
 void transform_input(const Conv2dGeometry& g, const Plan<F>& pl, const T* x, std::int64_t n0, std::int64_t nb,
                      T* v, std::int64_t ld, T* q) {
-  constexpr int a = F::a;
   const std::int64_t stream = g.c_in * ld;
-  for (std::int64_t b = 0; b < nb; ++b)
-    for (std::int64_t c = 0; c < g.c_in; ++c) {
-      split_phases(x + ((n0 + b) * g.c_in + c) * g.h_in * g.w_in, g.h_in, g.w_in, g.pad_h, g.pad_w, pl, q);
-      T* out = v + c * ld + b * pl.slots;
-      simd_for<T>(pl.slots, [&](auto zero, std::int64_t k) {
-        using V = decltype(zero);
-        V t[a][a];  // t[i] = B^T along row i of the tiles
-        for (int i = 0; i < a; ++i) {
-          V d[a];
-          for (int j = 0; j < a; ++j) d[j] = load<V>(q + tap(pl, i, j) + k);
-          F::template input<T>(d, t[i]);
-        }
-        for (int j = 0; j < a; ++j) {
-          V d[a], col[a];
-          for (int i = 0; i < a; ++i) d[i] = t[i][j];
-          F::template input<T>(d, col);
-          for (int i = 0; i < a; ++i) store(out + (i * a + j) * stream + k, col[i]);
-        }
-      });
+  const auto plane = [&](std::int64_t b, std::int64_t c) { return x + ((n0 + b) * g.c_in + c) * g.h_in * g.w_in; };
+  for (std::int64_t c = 0; c < g.c_in; ++c) {
+    if (pl.image_major) {
+      to_image_major([&](std::int64_t b) { return plane(b, c); }, nb, g.h_in, g.w_in, g.pad_h, g.pad_w, pl, q);
+      for (std::int64_t t = 0; t < pl.slots; ++t)
+        input_tiles<F>([&](int i, int j) { return q + pl.image_major_tap(t, i, j); }, nb, v + c * ld + t * nb,
+                       stream);
+      continue;
     }
+    for (std::int64_t b = 0; b < nb; ++b) {
+      split_phases(plane(b, c), g.h_in, g.w_in, g.pad_h, g.pad_w, pl, q);
+      input_tiles<F>([&](int i, int j) { return q + tap(pl, i, j); }, pl.slots, v + c * ld + b * pl.slots, stream);
+    }
+  }
 }
 
 // dM[xi][co][col] = (A dY A^T)[xi] for the m x m blocks of gy (zero past the output's edge).
 template <class F, class T>
 void transform_output_grad(const Conv2dGeometry& g, const Plan<F>& pl, const T* gy, std::int64_t n0,
                            std::int64_t nb, T* dm, std::int64_t ld, T* q) {
-  constexpr int m = F::m, a = F::a;
   const std::int64_t stream = g.c_out * ld;
-  for (std::int64_t b = 0; b < nb; ++b)
-    for (std::int64_t co = 0; co < g.c_out; ++co) {
-      split_phases(gy + ((n0 + b) * g.c_out + co) * g.h_out * g.w_out, g.h_out, g.w_out, 0, 0, pl, q);
-      T* out = dm + co * ld + b * pl.slots;
-      simd_for<T>(pl.slots, [&](auto zero, std::int64_t k) {
-        using V = decltype(zero);
-        V t[m][a];  // A along each row of the blocks
-        for (int i = 0; i < m; ++i) {
-          V y[m];
-          for (int j = 0; j < m; ++j) y[j] = load<V>(q + tap(pl, i, j) + k);
-          F::template output_adjoint<T>(y, t[i]);
-        }
-        for (int j = 0; j < a; ++j) {
-          V y[m], col[a];
-          for (int i = 0; i < m; ++i) y[i] = t[i][j];
-          F::template output_adjoint<T>(y, col);
-          for (int i = 0; i < a; ++i) store(out + (i * a + j) * stream + k, col[i]);
-        }
-      });
+  const auto plane = [&](std::int64_t b, std::int64_t co) {
+    return gy + ((n0 + b) * g.c_out + co) * g.h_out * g.w_out;
+  };
+  for (std::int64_t co = 0; co < g.c_out; ++co) {
+    if (pl.image_major) {
+      to_image_major([&](std::int64_t b) { return plane(b, co); }, nb, g.h_out, g.w_out, 0, 0, pl, q);
+      for (std::int64_t t = 0; t < pl.slots; ++t)
+        output_grad_tiles<F>([&](int i, int j) { return q + pl.image_major_tap(t, i, j); }, nb,
+                             dm + co * ld + t * nb, stream);
+      continue;
     }
+    for (std::int64_t b = 0; b < nb; ++b) {
+      split_phases(plane(b, co), g.h_out, g.w_out, 0, 0, pl, q);
+      output_grad_tiles<F>([&](int i, int j) { return q + tap(pl, i, j); }, pl.slots, dm + co * ld + b * pl.slots,
+                           stream);
+    }
+  }
 }
 
-// y[n][co] = A^T M A for every block, clipped to the output (through the phase planes `q`).
+// y[n][co] = A^T M A for every block, clipped to the output (through the phase planes or the
+// image-major planes `q`).
 template <class F, class T>
 void transform_output(const Conv2dGeometry& g, const Plan<F>& pl, const T* mm, std::int64_t ld, std::int64_t n0,
                       std::int64_t nb, T* y, T* q) {
-  constexpr int m = F::m, a = F::a;
   const std::int64_t stream = g.c_out * ld;
-  for (std::int64_t b = 0; b < nb; ++b)
-    for (std::int64_t co = 0; co < g.c_out; ++co) {
-      const T* in = mm + co * ld + b * pl.slots;
-      simd_for<T>(pl.slots, [&](auto zero, std::int64_t k) {
-        using V = decltype(zero);
-        V t[m][a];  // A^T along the columns of the tiles
-        for (int j = 0; j < a; ++j) {
-          V col[a], out[m];
-          for (int i = 0; i < a; ++i) col[i] = load<V>(in + (i * a + j) * stream + k);
-          F::template output<T>(col, out);
-          for (int i = 0; i < m; ++i) t[i][j] = out[i];
-        }
-        for (int i = 0; i < m; ++i) {
-          V row[m];
-          F::template output<T>(t[i], row);
-          for (int j = 0; j < m; ++j) store(q + tap(pl, i, j) + k, row[j]);
-        }
-      });
-      join_phases(q, pl, 0, 0, g.h_out, g.w_out, y + ((n0 + b) * g.c_out + co) * g.h_out * g.w_out);
+  for (std::int64_t co = 0; co < g.c_out; ++co) {
+    const auto plane = [&](std::int64_t b) { return y + ((n0 + b) * g.c_out + co) * g.h_out * g.w_out; };
+    if (pl.image_major) {
+      for (std::int64_t t = 0; t < pl.slots; ++t)
+        output_tiles<F>(mm + co * ld + t * nb, stream, nb,
+                        [&](int i, int j) { return q + pl.image_major_tap(t, i, j); });
+      from_image_major(q, nb, g.h_out, g.w_out, 0, 0, pl, plane);
+      continue;
     }
+    for (std::int64_t b = 0; b < nb; ++b) {
+      output_tiles<F>(mm + co * ld + b * pl.slots, stream, pl.slots, [&](int i, int j) { return q + tap(pl, i, j); });
+      join_phases(q, pl, 0, 0, g.h_out, g.w_out, plane(b));
+    }
+  }
 }
 
 // gx[n][c] = the overlapping sum of B dV B^T over the tiles, without the padding.
 template <class F, class T>
 void transform_input_grad(const Conv2dGeometry& g, const Plan<F>& pl, const T* dv, std::int64_t ld,
                           std::int64_t n0, std::int64_t nb, T* gx, T* q) {
-  constexpr int m = F::m, a = F::a;
+  constexpr int m = F::m;
   const std::int64_t stream = g.c_in * ld;
-  for (std::int64_t b = 0; b < nb; ++b)
-    for (std::int64_t c = 0; c < g.c_in; ++c) {
-      std::fill(q, q + m * m * pl.plane, T(0));
-      const T* in = dv + c * ld + b * pl.slots;
-      // Neighbouring tiles overlap; the vectors add one after another, so each sum is whole.
-      simd_for<T>(pl.slots, [&](auto zero, std::int64_t k) {
-        using V = decltype(zero);
-        V t[a][a];  // t[i] = B along the columns, row i of the tiles
-        for (int j = 0; j < a; ++j) {
-          V col[a], d[a];
-          for (int i = 0; i < a; ++i) col[i] = load<V>(in + (i * a + j) * stream + k);
-          F::template input_adjoint<T>(col, d);
-          for (int i = 0; i < a; ++i) t[i][j] = d[i];
-        }
-        for (int i = 0; i < a; ++i) {
-          V d[a];
-          F::template input_adjoint<T>(t[i], d);
-          for (int j = 0; j < a; ++j) add_to(q + tap(pl, i, j) + k, d[j]);
-        }
-      });
-      join_phases(q, pl, g.pad_h, g.pad_w, g.h_in, g.w_in, gx + ((n0 + b) * g.c_in + c) * g.h_in * g.w_in);
+  for (std::int64_t c = 0; c < g.c_in; ++c) {
+    const auto plane = [&](std::int64_t b) { return gx + ((n0 + b) * g.c_in + c) * g.h_in * g.w_in; };
+    if (pl.image_major) {
+      std::fill(q, q + pl.phase_scratch(), T(0));
+      for (std::int64_t t = 0; t < pl.slots; ++t)
+        input_grad_tiles<F>(dv + c * ld + t * nb, stream, nb,
+                            [&](int i, int j) { return q + pl.image_major_tap(t, i, j); });
+      from_image_major(q, nb, g.h_in, g.w_in, g.pad_h, g.pad_w, pl, plane);
+      continue;
     }
+    for (std::int64_t b = 0; b < nb; ++b) {
+      std::fill(q, q + m * m * pl.plane, T(0));
+      input_grad_tiles<F>(dv + c * ld + b * pl.slots, stream, pl.slots,
+                          [&](int i, int j) { return q + tap(pl, i, j); });
+      join_phases(q, pl, g.pad_h, g.pad_w, g.h_in, g.w_in, plane(b));
+    }
+  }
 }
 
 // The chunks [lo, hi) of images: f(n0, nb, cols of the chunk).
@@ -389,10 +496,11 @@ void for_chunks(const Conv2dGeometry& g, const Plan<F>& pl, std::int64_t lo, std
   }
 }
 
-// A thread's scratch: the phase planes of the input split (x, zero-padded), of the output-side
-// split (dY) and of the output-side joins (Y, dX); the input-side tiles (V or dV,
-// [a^2][c_in][cols]) and the output-side ones (M or dM, [a^2][c_out][cols]). The split buffers
-// start zeroed (split_phases writes only the plane's own positions).
+// A thread's scratch: the phase planes (or image-major planes) of the input split (x,
+// zero-padded), of the output-side split (dY) and of the output-side joins (Y, dX); the
+// input-side tiles (V or dV, [a^2][c_in][cols]) and the output-side ones (M or dM,
+// [a^2][c_out][cols]). The split buffers start zeroed (the splits write only the plane's own
+// positions).
 template <class T>
 struct Workspace {
   T *x_phases, *y_phases, *phases, *in, *out;
