@@ -22,20 +22,26 @@ struct Simd {
   typedef T type __attribute__((vector_size(Bytes)));
   static constexpr int lanes = Bytes / sizeof(T);
 };
+// Unaligned loads and stores through a vector type aligned as its elements: one vmovups each
+// (a memcpy of a whole vector went through the stack in two halves when the compiler prefers
+// narrower vectors for copies, and the second half's load stalled on store forwarding).
 template <class V, class T>
 inline V load(const T* p) {
   if constexpr (std::is_same_v<V, T>) {
     return *p;
   } else {
-    V v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
+    typedef V Unaligned __attribute__((aligned(alignof(T)), __may_alias__));
+    return *reinterpret_cast<const Unaligned*>(p);
   }
 }
 template <class V, class T>
 inline void store(T* p, const V& v) {
-  if constexpr (std::is_same_v<V, T>) *p = v;
-  else std::memcpy(p, &v, sizeof v);
+  if constexpr (std::is_same_v<V, T>) {
+    *p = v;
+  } else {
+    typedef V Unaligned __attribute__((aligned(alignof(T)), __may_alias__));
+    *reinterpret_cast<Unaligned*>(p) = v;
+  }
 }
 template <class V, class T>
 inline void add_to(T* p, const V& v) {
