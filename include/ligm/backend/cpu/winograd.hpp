@@ -34,9 +34,9 @@
 // (th, tw)'s element (i, j) is phase plane (i % m, j % m) at th * half + tw + (i / m) * half +
 // j / m (half = tiles_w + 1), linear in the tile's slot th * half + tw. The one extra slot per
 // tile row (tw = tiles_w) is computed and ignored: its gradients are zero and its outputs are not
-// written. Planes up to 8 x 8 have too few tiles to fill a vector: there the chunk's zero-padded
-// planes lie image-major (each position's values of all the images side by side) and the vectors
-// run over the images, with no spare slot (Plan). F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
+// written. Planes up to 16 x 16 have too few tiles to fill vectors well: there the chunk's
+// zero-padded planes lie image-major (each position's values of all the images side by side) and
+// the vectors run over the images, with no spare slot (Plan). F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
 // (its transforms scale by up to 8 and 1/24; float32 stays within 1e-4 of float64, tested);
 // the convolution takes F4 where that wins as measured (winograd_tile.hpp; tests force either).
 // Float64 runs the same code, so the float64 gradchecks cover it.
@@ -154,10 +154,10 @@ struct F4 {
 //   image-major: tiles_h x tiles_w slots, no spare, the vectors running over the chunk's images
 //     (column slot * images + image), read from and written to the zero-padded planes of the
 //     chunk laid side by side, one image after another at each position (to_image_major): for
-//     small planes, whose few slots fill no vector (F4 at 7x7 has four) and where the spare
-//     slot costs a fifth of the GEMMs (F2 at 7x7).
+//     small planes, whose few slots fill no vector (F4 has four at 7x7, 16 at 14x14) and where
+//     the spare slot costs a fifth of the GEMMs (F2 at 7x7).
 // `images` images per chunk, about 128 GEMM columns (more columns made V and M outgrow the L2
-// cache and ran slower on the 2-core VM).
+// cache and ran slower on the 2-core VM), and image-major at least 16, a float vector's worth.
 template <class F>
 struct Plan {
   bool image_major;
@@ -168,7 +168,8 @@ struct Plan {
         half(image_major ? tiles_w : tiles_w + 1), slots(tiles_h * half),
         plane((tiles_h + 2) * half),  // a phase plane, with a row to spare for the last slots' reads
         pad_h((tiles_h - 1) * F::m + F::a), pad_w((tiles_w - 1) * F::m + F::a),  // a padded plane
-        images(std::clamp<std::int64_t>((128 + slots - 1) / slots, 1, std::max<std::int64_t>(g.n, 1))),
+        images(std::clamp<std::int64_t>(std::max<std::int64_t>((128 + slots - 1) / slots, image_major ? 16 : 1), 1,
+                                        std::max<std::int64_t>(g.n, 1))),
         chunks((g.n + images - 1) / images) {}
   std::int64_t cols() const { return images * slots; }  // GEMM columns of a full chunk
   // A plane's phases, or the chunk's padded planes image-major.

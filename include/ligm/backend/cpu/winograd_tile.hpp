@@ -1,17 +1,18 @@
 // Which Winograd tile and layout the CPU's 3x3 convolutions use (winograd.hpp).
 //
-// Planes up to 8 x 8 take the image-major layout (vectors over the images of a chunk, no spare
-// slot) and the tile of fewer multiplies there: F(4x4, 3x3) at 7x7 (36 x 4 per image against
-// F2's 16 x 16). One thread on the Xeon VM of session 12, batch 64, 128 -> 128 channels at 7x7,
-// forward / input gradient / weight gradient in ms: F2 on phase planes 7.8-8.0 / 8.8-9.0 / 8.9,
-// F2 image-major 6.6 / 7.5 / 8.5, F4 image-major 4.6-4.9 / 4.8-5.7 / 6.7-6.8 (bench/NOTES.md,
-// entry 33). At 14x14 F4 image-major only ties F2 on phase planes.
+// Planes up to 16 x 16 take the image-major layout (vectors over 16 or more images of a chunk,
+// no spare slot) and the tile of fewer multiplies there: F(4x4, 3x3) at 7x7 (36 x 4 per image
+// against F2's 16 x 16) and at 14x14 (36 x 16 against 16 x 49). One thread on the Xeon VM of
+// session 12, batch 64, forward / input gradient / weight gradient in ms (bench/NOTES.md,
+// entries 33 and 37): 128 -> 128 at 7x7, F2 on phase planes 7.5-8.0 / 8.1-9.0 / 8.2-8.9, F4
+// image-major 4.6-4.9 / 4.8-5.7 / 6.7-6.8; 64 -> 64 at 14x14, F2 on phase planes 5.9-6.0 /
+// 6.5 / 5.9, F4 image-major (16 images a chunk) 5.3 / 5.4-5.6 / 5.7-5.9.
 //
 // Larger planes take the phase planes and F(4x4, 3x3) where it has at least 32 tile slots and
 // needs fewer multiplies than F(2x2, 3x3); F2 elsewhere. On phase planes F4's transforms cost
-// about three times F2's per slot and run on vectors of consecutive slots, so on small planes
-// (20 slots at 14x14) they lose what the GEMMs gain: one thread on the AMD EPYC VM, F2 against
-// F4: 28x28x32 9.2/10.1/8.4 vs 8.2/8.7/7.9; 14x14x64 7.8/8.4/7.2 vs 8.3/8.8/7.6 (entry 18).
+// about three times F2's per slot and run on vectors of consecutive slots of one image, so on
+// small planes they lose what the GEMMs gain (the AMD EPYC VM, F2 against F4, 28x28x32
+// 9.2/10.1/8.4 vs 8.2/8.7/7.9; 14x14x64 7.8/8.4/7.2 vs 8.3/8.8/7.6; entry 18).
 // Light on purpose (no Eigen), so tests and benchmarks can include it to force either choice.
 #pragma once
 #include <atomic>
@@ -28,7 +29,7 @@ inline std::atomic<int> forced_layout{0};
 inline bool image_major_tiles(std::int64_t h_out, std::int64_t w_out) {
   const int forced = forced_layout.load(std::memory_order_relaxed);
   if (forced == 1 || forced == 2) return forced == 2;
-  return h_out <= 8 && w_out <= 8;
+  return h_out <= 16 && w_out <= 16;
 }
 
 // GEMM multiplies per image and channel pair with m x m output tiles: (m + 2)^2 transformed
