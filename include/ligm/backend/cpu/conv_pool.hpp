@@ -270,14 +270,15 @@ void scatter_planes(const T* src, std::int64_t rows, std::int64_t hw, std::int64
 
 // The GEMMs of an im2col convolution run over blocks of images side by side (the columns of
 // image b at b * hw), so a small output plane (7x7: 49 columns, one full and one part-filled
-// 32-column panel) still makes a GEMM of about 256 columns, and the weights are packed once per
-// block instead of once per image. Per group: W_g [cout_g, kdim] against col [kdim, m * hw].
+// 32-column panel) still makes a GEMM of about 256 columns or more, and the weights are packed
+// once per block instead of once per image; the block size balances the threads
+// (balanced_block). Per group: W_g [cout_g, kdim] against col [kdim, m * hw].
 struct Im2colPlan {
   std::int64_t n, cin_g, cout_g, kdim, hw, per, count, image_in, image_out, phases;
   explicit Im2colPlan(const Conv2dGeometry& g)
       : n(g.n), cin_g(g.c_in / g.groups), cout_g(g.c_out / g.groups), kdim(cin_g * g.kh * g.kw),
         hw(g.h_out * g.w_out),
-        per(std::clamp<std::int64_t>((256 + hw - 1) / std::max<std::int64_t>(hw, 1), 1, std::max<std::int64_t>(g.n, 1))),
+        per(balanced_block(g.n, (256 + hw - 1) / std::max<std::int64_t>(hw, 1))),
         count((g.n + per - 1) / per), image_in(g.c_in * g.h_in * g.w_in), image_out(g.c_out * hw),
         phases(StridePhases(g).size(cin_g)) {}
   // The images of block k: from first(k), images(k) of them.
