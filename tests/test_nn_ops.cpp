@@ -313,15 +313,18 @@ TEST_CASE("Winograd F(2x2, 3x3) and F(4x4, 3x3): values, adjoint identities, gra
     }
   }
   wg::forced_tile = 0, wg::forced_layout = 0;
-  CHECK(wg::tile_for(28, 28) == 4);
-  CHECK(wg::tile_for(14, 14) == 4);
-  CHECK(wg::tile_for(7, 7) == 4);
-  CHECK(wg::tile_for(2, 2) == 2);
-  CHECK(wg::tile_for(1, 9) == 2);
-  CHECK(wg::tile_for(1, 17) == 2);
-  CHECK(wg::image_major_tiles(7, 7));
-  CHECK(wg::image_major_tiles(14, 14));
-  CHECK(wg::image_major_tiles(16, 3));
-  CHECK_FALSE(wg::image_major_tiles(28, 28));
-  CHECK_FALSE(wg::image_major_tiles(3, 17));
+  CHECK(wg::tile_for(64, 28, 28) == 4);
+  CHECK(wg::tile_for(64, 14, 14) == 4);
+  CHECK(wg::tile_for(64, 7, 7) == 4);
+  CHECK(wg::tile_for(64, 2, 2) == 2);
+  CHECK(wg::tile_for(64, 1, 9) == 2);
+  CHECK(wg::tile_for(64, 1, 17) == 2);
+  CHECK(wg::tile_for(1, 7, 7) == 2);   // one image: phase planes, F2
+  CHECK(wg::tile_for(8, 14, 14) == 2);
+  CHECK(wg::image_major_tiles(16, 7, 7));
+  CHECK(wg::image_major_tiles(64, 14, 14));
+  CHECK(wg::image_major_tiles(64, 16, 3));
+  CHECK_FALSE(wg::image_major_tiles(15, 7, 7));
+  CHECK_FALSE(wg::image_major_tiles(64, 28, 28));
+  CHECK_FALSE(wg::image_major_tiles(64, 3, 17));
 }

@@ -34,8 +34,8 @@
 // (th, tw)'s element (i, j) is phase plane (i % m, j % m) at th * half + tw + (i / m) * half +
 // j / m (half = tiles_w + 1), linear in the tile's slot th * half + tw. The one extra slot per
 // tile row (tw = tiles_w) is computed and ignored: its gradients are zero and its outputs are not
-// written. Planes up to 16 x 16 have too few tiles to fill vectors well: there the chunk's
-// zero-padded planes lie image-major (each position's values of all the images side by side) and
+// written. Planes up to 16 x 16 have too few tiles to fill vectors well: there (in batches of 16
+// images or more) the chunk's zero-padded planes lie image-major (each position's values of all the images side by side) and
 // the vectors run over the images, with no spare slot (Plan). F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
 // (its transforms scale by up to 8 and 1/24; float32 stays within 1e-4 of float64, tested);
 // the convolution takes F4 where that wins as measured (winograd_tile.hpp; tests force either).
@@ -163,7 +163,7 @@ struct Plan {
   bool image_major;
   std::int64_t tiles_h, tiles_w, half, slots, plane, pad_h, pad_w, images, chunks;
   explicit Plan(const Conv2dGeometry& g)
-      : image_major(image_major_tiles(g.h_out, g.w_out)),
+      : image_major(image_major_tiles(g.n, g.h_out, g.w_out)),
         tiles_h((g.h_out + F::m - 1) / F::m), tiles_w((g.w_out + F::m - 1) / F::m),
         half(image_major ? tiles_w : tiles_w + 1), slots(tiles_h * half),
         plane((tiles_h + 2) * half),  // a phase plane, with a row to spare for the last slots' reads
@@ -181,7 +181,7 @@ struct Plan {
 };
 
 // F4 on large planes, where it was measured faster (winograd_tile.hpp).
-inline bool use_f4(const Conv2dGeometry& g) { return tile_for(g.h_out, g.w_out) == 4; }
+inline bool use_f4(const Conv2dGeometry& g) { return tile_for(g.n, g.h_out, g.w_out) == 4; }
 
 // U[xi][co][ci] = (G g G^T)[xi] for every kernel g = w[co][ci], the pairs split over the threads
 // and taken in blocks: U's a^2 planes lie c_out * c_in values apart, often a multiple of 4 KiB,

@@ -1,7 +1,7 @@
 // Which Winograd tile and layout the CPU's 3x3 convolutions use (winograd.hpp).
 //
-// Planes up to 16 x 16 take the image-major layout (vectors over 16 or more images of a chunk,
-// no spare slot) and the tile of fewer multiplies there: F(4x4, 3x3) at 7x7 (36 x 4 per image
+// Planes up to 16 x 16, in batches of 16 images or more, take the image-major layout (vectors
+// over 16 or more images of a chunk, no spare slot) and the tile of fewer multiplies there: F(4x4, 3x3) at 7x7 (36 x 4 per image
 // against F2's 16 x 16) and at 14x14 (36 x 16 against 16 x 49). One thread on the Xeon VM of
 // session 12, batch 64, forward / input gradient / weight gradient in ms (bench/NOTES.md,
 // entries 33 and 37): 128 -> 128 at 7x7, F2 on phase planes 7.5-8.0 / 8.1-9.0 / 8.2-8.9, F4
@@ -25,11 +25,14 @@ inline std::atomic<int> forced_tile{0};
 // 0: choose (the default); 1: always the phase planes; 2: always the image-major layout.
 inline std::atomic<int> forced_layout{0};
 
-// Whether an h_out x w_out output takes the image-major layout (winograd.hpp's Plan).
-inline bool image_major_tiles(std::int64_t h_out, std::int64_t w_out) {
+// Whether a batch of n images with h_out x w_out outputs takes the image-major layout
+// (winograd.hpp's Plan): small planes, and at least a float vector's worth of images (with
+// fewer, its vectors are short: one 128 -> 128 image at 7x7 took 0.66 ms image-major and
+// 0.31 ms on phase planes, four images 0.72 and 0.64 ms, 16 images 1.3 and 2.1 ms; one thread).
+inline bool image_major_tiles(std::int64_t n, std::int64_t h_out, std::int64_t w_out) {
   const int forced = forced_layout.load(std::memory_order_relaxed);
   if (forced == 1 || forced == 2) return forced == 2;
-  return h_out <= 16 && w_out <= 16;
+  return n >= 16 && h_out <= 16 && w_out <= 16;
 }
 
 // GEMM multiplies per image and channel pair with m x m output tiles: (m + 2)^2 transformed
@@ -39,11 +42,11 @@ inline std::int64_t tile_cost(int m, std::int64_t h_out, std::int64_t w_out, boo
   return std::int64_t{m + 2} * (m + 2) * ((h_out + m - 1) / m) * ((w_out + m - 1) / m + (spare ? 1 : 0));
 }
 
-// The output tile size, 2 or 4, for an h_out x w_out output plane.
-inline int tile_for(std::int64_t h_out, std::int64_t w_out) {
+// The output tile size, 2 or 4, for n images with h_out x w_out output planes.
+inline int tile_for(std::int64_t n, std::int64_t h_out, std::int64_t w_out) {
   const int forced = forced_tile.load(std::memory_order_relaxed);
   if (forced == 2 || forced == 4) return forced;
-  if (image_major_tiles(h_out, w_out))
+  if (image_major_tiles(n, h_out, w_out))
     return tile_cost(4, h_out, w_out, false) < tile_cost(2, h_out, w_out, false) ? 4 : 2;
   const std::int64_t slots4 = ((h_out + 3) / 4) * ((w_out + 3) / 4 + 1);
   return slots4 >= 32 && tile_cost(4, h_out, w_out) < tile_cost(2, h_out, w_out) ? 4 : 2;
