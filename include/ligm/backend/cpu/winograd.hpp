@@ -156,20 +156,23 @@ struct F4 {
 //     chunk laid side by side, one image after another at each position (to_image_major): for
 //     small planes, whose few slots fill no vector (F4 has four at 7x7, 16 at 14x14) and where
 //     the spare slot costs a fifth of the GEMMs (F2 at 7x7).
-// `images` images per chunk, about 128 GEMM columns (more columns made V and M outgrow the L2
-// cache and ran slower on the 2-core VM), and image-major at least 16, a float vector's worth.
+// `images` images per chunk: on phase planes about 128 GEMM columns for the passes that sum the
+// weight gradient over them and about 64 for the others (more columns made V and M outgrow the
+// L2 cache; at 28x28, 2 images instead of 3 made the forward pass 5-10% faster and the weight
+// gradient slower); image-major about 128 columns and at least 16 images, a float vector's worth.
 template <class F>
 struct Plan {
   bool image_major;
   std::int64_t tiles_h, tiles_w, half, slots, plane, pad_h, pad_w, images, chunks;
-  explicit Plan(const Conv2dGeometry& g)
+  explicit Plan(const Conv2dGeometry& g, bool weight_pass = false)
       : image_major(image_major_tiles(g.n, g.h_out, g.w_out)),
         tiles_h((g.h_out + F::m - 1) / F::m), tiles_w((g.w_out + F::m - 1) / F::m),
         half(image_major ? tiles_w : tiles_w + 1), slots(tiles_h * half),
         plane((tiles_h + 2) * half),  // a phase plane, with a row to spare for the last slots' reads
         pad_h((tiles_h - 1) * F::m + F::a), pad_w((tiles_w - 1) * F::m + F::a),  // a padded plane
-        images(std::clamp<std::int64_t>(std::max<std::int64_t>((128 + slots - 1) / slots, image_major ? 16 : 1), 1,
-                                        std::max<std::int64_t>(g.n, 1))),
+        images(std::clamp<std::int64_t>(image_major ? std::max<std::int64_t>((128 + slots - 1) / slots, 16)
+                                                    : ((weight_pass ? 128 : 64) + slots - 1) / slots,
+                                        1, std::max<std::int64_t>(g.n, 1))),
         chunks((g.n + images - 1) / images) {}
   std::int64_t cols() const { return images * slots; }  // GEMM columns of a full chunk
   // A plane's phases, or the chunk's padded planes image-major.
@@ -573,7 +576,7 @@ template <class F, class T>
 void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw, const T* w = nullptr,
                      T* gx = nullptr) {
   constexpr int a2 = F::a * F::a;
-  const Plan<F> pl(g);
+  const Plan<F> pl(g, true);
   const std::int64_t ld = pl.cols();
   const std::vector<T> u = gx ? transformed_kernels<F>(g, w) : std::vector<T>();
   std::vector<T> du(static_cast<std::size_t>(a2 * g.c_out * g.c_in));
