@@ -112,43 +112,51 @@ inline void interleave_vectors(const V* p, V* v) {
 }
 }  // namespace simd_detail
 
-template <int m, class T, int Bytes = kVectorBytes>
-inline void deinterleave(const T* in, std::int64_t n, T* const* out, std::int64_t k = 0) {
+// block(V{}, k) on the widest vectors of Bytes or fewer whose lanes fit n at least once, for
+// k = 0, lanes, ... and then once at n - lanes (overlapping the last block) when lanes does
+// not divide n; below the narrowest vector, block(T{}, k) for every k.
+template <class T, int Bytes = kVectorBytes, class F>
+inline void overlapping_blocks(std::int64_t n, const F& block) {
   if constexpr (Bytes >= 16 && Bytes / static_cast<int>(sizeof(T)) >= 2) {
-    using V = typename Simd<T, Bytes>::type;
     constexpr int lanes = Simd<T, Bytes>::lanes;
-    const auto block = [&](std::int64_t at) {
-      V v[m], p[m];
-      for (int i = 0; i < m; ++i) v[i] = load<V>(in + at * m + i * lanes);
-      simd_detail::deinterleave_vectors<m>(v, p);
-      for (int i = 0; i < m; ++i) store(out[i] + at, p[i]);
-    };
-    if (k + lanes > n) return deinterleave<m, T, Bytes / 2>(in, n, out, k);
-    for (; k + lanes <= n; k += lanes) block(k);
-    if (k < n) block(n - lanes);  // the rest in one block that overlaps the last
+    if (n < lanes) return overlapping_blocks<T, Bytes / 2>(n, block);
+    std::int64_t k = 0;
+    for (; k + lanes <= n; k += lanes) block(typename Simd<T, Bytes>::type{}, k);
+    if (k < n) block(typename Simd<T, Bytes>::type{}, n - lanes);
   } else {
-    for (; k < n; ++k)
-      for (int i = 0; i < m; ++i) out[i][k] = in[k * m + i];
+    for (std::int64_t k = 0; k < n; ++k) block(T{}, k);
   }
 }
-template <int m, class T, int Bytes = kVectorBytes>
-inline void interleave(const T* const* in, std::int64_t n, T* out, std::int64_t k = 0) {
-  if constexpr (Bytes >= 16 && Bytes / static_cast<int>(sizeof(T)) >= 2) {
-    using V = typename Simd<T, Bytes>::type;
-    constexpr int lanes = Simd<T, Bytes>::lanes;
-    const auto block = [&](std::int64_t at) {
-      V p[m], v[m];
-      for (int i = 0; i < m; ++i) p[i] = load<V>(in[i] + at);
-      simd_detail::interleave_vectors<m>(p, v);
-      for (int i = 0; i < m; ++i) store(out + at * m + i * lanes, v[i]);
-    };
-    if (k + lanes > n) return interleave<m, T, Bytes / 2>(in, n, out, k);
-    for (; k + lanes <= n; k += lanes) block(k);
-    if (k < n) block(n - lanes);  // the rest in one block that overlaps the last
-  } else {
-    for (; k < n; ++k)
+
+template <int m, class T>
+inline void deinterleave(const T* in, std::int64_t n, T* const* out) {
+  overlapping_blocks<T>(n, [&](auto zero, std::int64_t k) {
+    using V = decltype(zero);
+    if constexpr (std::is_same_v<V, T>) {
+      for (int i = 0; i < m; ++i) out[i][k] = in[k * m + i];
+    } else {
+      constexpr int lanes = simd_detail::lanes_of<V>;
+      V v[m], p[m];
+      for (int i = 0; i < m; ++i) v[i] = load<V>(in + k * m + i * lanes);
+      simd_detail::deinterleave_vectors<m>(v, p);
+      for (int i = 0; i < m; ++i) store(out[i] + k, p[i]);
+    }
+  });
+}
+template <int m, class T>
+inline void interleave(const T* const* in, std::int64_t n, T* out) {
+  overlapping_blocks<T>(n, [&](auto zero, std::int64_t k) {
+    using V = decltype(zero);
+    if constexpr (std::is_same_v<V, T>) {
       for (int i = 0; i < m; ++i) out[k * m + i] = in[i][k];
-  }
+    } else {
+      constexpr int lanes = simd_detail::lanes_of<V>;
+      V p[m], v[m];
+      for (int i = 0; i < m; ++i) p[i] = load<V>(in[i] + k);
+      simd_detail::interleave_vectors<m>(p, v);
+      for (int i = 0; i < m; ++i) store(out + k * m + i * lanes, v[i]);
+    }
+  });
 }
 
 }  // namespace ligm::cpu

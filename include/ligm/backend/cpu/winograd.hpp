@@ -313,6 +313,26 @@ void from_image_major(const T* p, std::int64_t nb, std::int64_t h, std::int64_t 
   }
 }
 
+// A separable 2-D transform of a P x P block of vectors: f (a 1-D transform, P values in, Q out)
+// along each row and each column, rows first or columns first (the same result up to rounding;
+// each transform keeps the order it was measured fastest with), out(i, j, value) for the Q x Q
+// results.
+template <int P, int Q, bool RowsFirst, class V, class In, class Fn, class Out>
+inline void separable(const In& in, const Fn& f, const Out& out) {
+  V t[P][Q];  // rows first: t[i] = f along row i; columns first: t[j] = f along column j
+  for (int u = 0; u < P; ++u) {
+    V d[P];
+    for (int w = 0; w < P; ++w) d[w] = RowsFirst ? in(u, w) : in(w, u);
+    f(d, t[u]);
+  }
+  for (int w = 0; w < Q; ++w) {
+    V d[P], r[Q];
+    for (int u = 0; u < P; ++u) d[u] = t[u][w];
+    f(d, r);
+    for (int u = 0; u < Q; ++u) RowsFirst ? out(u, w, r[u]) : out(w, u, r[u]);
+  }
+}
+
 // The transforms on n consecutive columns of vectors: at(i, j) is where tile element (i, j) of
 // the first column lies, `stream` the distance between the a^2 rows of V or M.
 // V = B^T d B.
@@ -321,18 +341,9 @@ void input_tiles(const At& at, std::int64_t n, T* v, std::int64_t stream) {
   constexpr int a = F::a;
   simd_for<T>(n, [&](auto zero, std::int64_t k) {
     using V = decltype(zero);
-    V t[a][a];  // t[i] = B^T along row i of the tiles
-    for (int i = 0; i < a; ++i) {
-      V d[a];
-      for (int j = 0; j < a; ++j) d[j] = load<V>(at(i, j) + k);
-      F::template input<T>(d, t[i]);
-    }
-    for (int j = 0; j < a; ++j) {
-      V d[a], col[a];
-      for (int i = 0; i < a; ++i) d[i] = t[i][j];
-      F::template input<T>(d, col);
-      for (int i = 0; i < a; ++i) store(v + (i * a + j) * stream + k, col[i]);
-    }
+    separable<a, a, true, V>([&](int i, int j) { return load<V>(at(i, j) + k); },
+                             [](const V* d, V* r) { F::template input<T>(d, r); },
+                             [&](int i, int j, const V& x) { store(v + (i * a + j) * stream + k, x); });
   });
 }
 // dM = A dY A^T, at(i, j) for the m x m block.
@@ -341,18 +352,9 @@ void output_grad_tiles(const At& at, std::int64_t n, T* dm, std::int64_t stream)
   constexpr int m = F::m, a = F::a;
   simd_for<T>(n, [&](auto zero, std::int64_t k) {
     using V = decltype(zero);
-    V t[m][a];  // A along each row of the blocks
-    for (int i = 0; i < m; ++i) {
-      V y[m];
-      for (int j = 0; j < m; ++j) y[j] = load<V>(at(i, j) + k);
-      F::template output_adjoint<T>(y, t[i]);
-    }
-    for (int j = 0; j < a; ++j) {
-      V y[m], col[a];
-      for (int i = 0; i < m; ++i) y[i] = t[i][j];
-      F::template output_adjoint<T>(y, col);
-      for (int i = 0; i < a; ++i) store(dm + (i * a + j) * stream + k, col[i]);
-    }
+    separable<m, a, true, V>([&](int i, int j) { return load<V>(at(i, j) + k); },
+                             [](const V* y, V* r) { F::template output_adjoint<T>(y, r); },
+                             [&](int i, int j, const V& x) { store(dm + (i * a + j) * stream + k, x); });
   });
 }
 // Y = A^T M A, written to at(i, j) for the m x m block.
@@ -361,18 +363,9 @@ void output_tiles(const T* mm, std::int64_t stream, std::int64_t n, const At& at
   constexpr int m = F::m, a = F::a;
   simd_for<T>(n, [&](auto zero, std::int64_t k) {
     using V = decltype(zero);
-    V t[m][a];  // A^T along the columns of the tiles
-    for (int j = 0; j < a; ++j) {
-      V col[a], out[m];
-      for (int i = 0; i < a; ++i) col[i] = load<V>(mm + (i * a + j) * stream + k);
-      F::template output<T>(col, out);
-      for (int i = 0; i < m; ++i) t[i][j] = out[i];
-    }
-    for (int i = 0; i < m; ++i) {
-      V row[m];
-      F::template output<T>(t[i], row);
-      for (int j = 0; j < m; ++j) store(at(i, j) + k, row[j]);
-    }
+    separable<a, m, false, V>([&](int i, int j) { return load<V>(mm + (i * a + j) * stream + k); },
+                              [](const V* x, V* r) { F::template output<T>(x, r); },
+                              [&](int i, int j, const V& x) { store(at(i, j) + k, x); });
   });
 }
 // d = B dV B^T, added to at(i, j) for the a x a tile (neighbouring tiles overlap; the vectors
@@ -382,18 +375,9 @@ void input_grad_tiles(const T* dv, std::int64_t stream, std::int64_t n, const At
   constexpr int a = F::a;
   simd_for<T>(n, [&](auto zero, std::int64_t k) {
     using V = decltype(zero);
-    V t[a][a];  // t[i] = B along the columns, row i of the tiles
-    for (int j = 0; j < a; ++j) {
-      V col[a], d[a];
-      for (int i = 0; i < a; ++i) col[i] = load<V>(dv + (i * a + j) * stream + k);
-      F::template input_adjoint<T>(col, d);
-      for (int i = 0; i < a; ++i) t[i][j] = d[i];
-    }
-    for (int i = 0; i < a; ++i) {
-      V d[a];
-      F::template input_adjoint<T>(t[i], d);
-      for (int j = 0; j < a; ++j) add_to(at(i, j) + k, d[j]);
-    }
+    separable<a, a, false, V>([&](int i, int j) { return load<V>(dv + (i * a + j) * stream + k); },
+                              [](const V* x, V* r) { F::template input_adjoint<T>(x, r); },
+                              [&](int i, int j, const V& x) { add_to(at(i, j) + k, x); });
   });
 }
 
