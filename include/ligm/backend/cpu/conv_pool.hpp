@@ -10,6 +10,7 @@
 #include "ligm/backend/backend.hpp"
 #include "ligm/backend/cpu/gemm.hpp"
 #include "ligm/backend/cpu/parallel.hpp"
+#include "ligm/backend/cpu/simd.hpp"
 #include "ligm/backend/cpu/winograd.hpp"
 #include "ligm/backend/kernels/pool.hpp"
 
@@ -95,8 +96,7 @@ struct StridePhases {
 };
 
 // q[(c * sh + rp) * sw + cp][r][c'] = x[c][r * sh + rp][c' * sw + cp] (0 past the input): each
-// input row is dealt into its row phase's sw column phases (stride 2: a deinterleave the
-// compiler vectorises).
+// input row is dealt into its row phase's sw column phases (stride 2: simd.hpp's deinterleave).
 template <class T>
 void split_stride_phases(const Conv2dGeometry& g, const StridePhases& ph, std::int64_t channels, const T* x, T* q) {
   const std::int64_t plane = ph.plane(), sw = ph.sw;
@@ -112,10 +112,9 @@ void split_stride_phases(const Conv2dGeometry& g, const StridePhases& ph, std::i
       T* row = qc + (ih % ph.sh) * sw * plane + (ih / ph.sh) * ph.wp;  // column phase cp at row + cp * plane
       if (sw == 2) {
         const std::int64_t half = g.w_in / 2;
-        T* r0 = row;
-        T* r1 = row + plane;
-        for (std::int64_t w = 0; w < half; ++w) r0[w] = in[2 * w], r1[w] = in[2 * w + 1];
-        if (g.w_in % 2) r0[half] = in[2 * half], r1[half] = T(0);
+        T* const r[2] = {row, row + plane};
+        deinterleave<2>(in, half, r);
+        if (g.w_in % 2) r[0][half] = in[2 * half], r[1][half] = T(0);
       } else {
         for (std::int64_t cp = 0; cp < sw; ++cp) {
           T* o = row + cp * plane;
@@ -139,10 +138,9 @@ void join_stride_phases(const Conv2dGeometry& g, const StridePhases& ph, std::in
       const T* row = qc + (ih % ph.sh) * sw * plane + (ih / ph.sh) * ph.wp;
       if (sw == 2) {
         const std::int64_t half = g.w_in / 2;
-        const T* r0 = row;
-        const T* r1 = row + plane;
-        for (std::int64_t w = 0; w < half; ++w) out[2 * w] = r0[w], out[2 * w + 1] = r1[w];
-        if (g.w_in % 2) out[2 * half] = r0[half];
+        const T* const r[2] = {row, row + plane};
+        interleave<2>(r, half, out);
+        if (g.w_in % 2) out[2 * half] = r[0][half];
       } else {
         for (std::int64_t cp = 0; cp < sw; ++cp)
           for (std::int64_t w = 0; w * sw + cp < g.w_in; ++w) out[w * sw + cp] = row[cp * plane + w];
