@@ -474,3 +474,33 @@ TEST_CASE("kernels: the CPU's two-pass normalisation (norm_rows.hpp) equals the 
   const D xr = xmf.to<double>();
   check_close(yf.to<double>(), mul(xr, rsqrt(add(square(xr).mean({1}, true), 1e-6))), 1e-6, 1e-5, "rms rows");
 }
+
+namespace {
+// deinterleave<m> then interleave<m> over n groups: every value where it belongs, and back.
+template <int m, class T>
+void check_interleave(std::int64_t n) {
+  std::vector<T> in(static_cast<std::size_t>(n * m)), back(in.size(), T(-1));
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = T(i);
+  std::vector<std::vector<T>> rows(m, std::vector<T>(static_cast<std::size_t>(n), T(-1)));
+  T* out[m];
+  const T* rin[m];
+  for (int p = 0; p < m; ++p) out[p] = rows[p].data(), rin[p] = rows[p].data();
+  ligm::cpu::deinterleave<m>(in.data(), n, out);
+  for (std::int64_t k = 0; k < n; ++k)
+    for (int p = 0; p < m; ++p) REQUIRE(rows[p][k] == in[k * m + p]);
+  ligm::cpu::interleave<m>(rin, n, back.data());
+  CHECK(back == in);
+}
+}  // namespace
+
+// The tests build for the baseline instruction set (16-byte vectors here); the backend's wider
+// vectors run these functions in the Winograd and strided convolution tests.
+TEST_CASE("kernels: the CPU's vector deinterleave and interleave, every width from scalars to overlapping blocks") {
+  for (std::int64_t n = 0; n <= 70; ++n) {
+    INFO("n " << n);
+    check_interleave<2, float>(n);
+    check_interleave<4, float>(n);
+    check_interleave<2, double>(n);
+    check_interleave<4, double>(n);
+  }
+}
