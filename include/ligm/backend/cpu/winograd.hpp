@@ -35,8 +35,9 @@
 // j / m (half = tiles_w + 1), linear in the tile's slot th * half + tw. The one extra slot per
 // tile row (tw = tiles_w) is computed and ignored: its gradients are zero and its outputs are not
 // written. Planes up to 16 x 16 have too few tiles to fill vectors well: there (in batches of 16
-// images or more) the chunk's zero-padded planes lie image-major (each position's values of all the images side by side) and
-// the vectors run over the images, with no spare slot (Plan). F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
+// images or more) the chunk's zero-padded planes lie image-major (each position's values of all
+// the images side by side) and the vectors run over the images, with no spare slot (Plan).
+// F4 does 40% fewer multiplies than F2 on a 28x28 plane, at a larger rounding error
 // (its transforms scale by up to 8 and 1/24; float32 stays within 1e-4 of float64, tested);
 // the convolution takes F4 where that wins as measured (winograd_tile.hpp; tests force either).
 // Float64 runs the same code, so the float64 gradchecks cover it.
@@ -183,7 +184,7 @@ struct Plan {
   }
 };
 
-// F4 on large planes, where it was measured faster (winograd_tile.hpp).
+// F4 where winograd_tile.hpp picks it (where it was measured faster).
 inline bool use_f4(const Conv2dGeometry& g) { return tile_for(g.n, g.h_out, g.w_out) == 4; }
 
 // U[xi][co][ci] = (G g G^T)[xi] for every kernel g = w[co][ci], the pairs split over the threads

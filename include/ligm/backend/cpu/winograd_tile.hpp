@@ -1,8 +1,9 @@
 // Which Winograd tile and layout the CPU's 3x3 convolutions use (winograd.hpp).
 //
 // Planes up to 16 x 16, in batches of 16 images or more, take the image-major layout (vectors
-// over 16 or more images of a chunk, no spare slot) and the tile of fewer multiplies there: F(4x4, 3x3) at 7x7 (36 x 4 per image
-// against F2's 16 x 16) and at 14x14 (36 x 16 against 16 x 49). One thread on the Xeon VM of
+// over 16 or more images of a chunk, no spare slot) and the tile of fewer multiplies there:
+// F(4x4, 3x3) at 7x7 (36 x 4 per image against F2's 16 x 16) and at 14x14 (36 x 16 against
+// 16 x 49). One thread on the Xeon VM of
 // session 12, batch 64, forward / input gradient / weight gradient in ms (bench/NOTES.md,
 // entries 33 and 37): 128 -> 128 at 7x7, F2 on phase planes 7.5-8.0 / 8.1-9.0 / 8.2-8.9, F4
 // image-major 4.6-4.9 / 4.8-5.7 / 6.7-6.8; 64 -> 64 at 14x14, F2 on phase planes 5.9-6.0 /
