@@ -212,7 +212,9 @@ template <class T, class F>
 void parallel_sum(std::int64_t items, std::int64_t size, T* out, const F& f) {
   const std::int64_t parts = std::max<std::int64_t>(1, std::min<std::int64_t>(get_num_threads(), items));
   const std::int64_t per = (items + parts - 1) / parts;
-  thread_local std::vector<T> spare;  // parts 1, 2, ...: the caller's, reused
+  // Parts 1, 2, ...: the caller's, reused (one buffer per instantiation, so a sum inside f,
+  // another instantiation, never resizes it under this call).
+  thread_local std::vector<T> spare;
   if (spare.size() < static_cast<std::size_t>((parts - 1) * size))
     spare.resize(static_cast<std::size_t>((parts - 1) * size));
   T* const others = spare.data();  // (a thread_local named in the lambda would be the worker's)

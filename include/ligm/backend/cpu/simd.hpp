@@ -3,7 +3,6 @@
 // loads and stores, and a loop that runs whole vectors and then narrower ones down to scalars.
 #pragma once
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <utility>
 

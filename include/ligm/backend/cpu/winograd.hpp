@@ -555,8 +555,9 @@ void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
 
 // dU = sum over the chunks of dM V^T (the chunks split over the threads), then dg = G^T dU G;
 // with gx (and w), the input gradient in the same pass: dM, transformed once, then serves
-// dV = U^T dM too, written over V once the weight GEMMs are done. The same GEMMs in the same
-// order per chunk as backward_input, so either way the results are identical.
+// dV = U^T dM too, written over V once the weight GEMMs are done. Each column of dV is summed
+// the same way whatever the chunk's width (backward_input's chunks are narrower), so either way
+// the results are identical (tested).
 template <class F, class T>
 void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw, const T* w = nullptr,
                      T* gx = nullptr) {
