@@ -184,3 +184,53 @@ TEST_CASE("float32 gemm agrees with a float64 loop across its blocking edges") {
     }
   CHECK(checked == 14 * 4 * 3);
 }
+
+// One product on several threads is split along the longer side of C (rows when m >= n,
+// columns in blocks of 32 when n > m): every thread count gives the same bits as one thread,
+// and the float64 loop's values, with bias, beta, strides and all four transpositions.
+TEST_CASE("one gemm split over threads by rows or by columns gives one thread's bits") {
+  auto& be = backend_for<float>(Device::cpu());
+  const int before = get_num_threads();
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  struct Case { std::int64_t m, n, k; };
+  const Case cases[] = {{20, 300, 40}, {7, 97, 300}, {130, 784, 64}, {300, 20, 40}, {64, 64, 33}, {3, 33, 5}};
+  for (const auto& cs : cases)
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      const std::int64_t m = cs.m, n = cs.n, k = cs.k;
+      const std::int64_t lda = (ta ? m : k) + 1, ldb = (tb ? k : n) + 2, ldc = n + 3;
+      std::vector<float> a((ta ? k : m) * lda), b((tb ? n : k) * ldb), c0(m * ldc), bias(n);
+      for (auto* v : {&a, &b, &c0, &bias})
+        for (auto& x : *v) x = u(rng);
+      std::vector<std::vector<float>> plain, biased;
+      for (const int threads : {1, 2, 3, 4}) {
+        set_num_threads(threads);
+        plain.push_back(c0);
+        be.gemm(ta, tb, m, n, k, 0.5f, a.data(), lda, 0, b.data(), ldb, 0, 1.5f, plain.back().data(), ldc, 0, 1);
+        biased.push_back(c0);
+        be.gemm_bias(ta, tb, m, n, k, a.data(), lda, b.data(), ldb, bias.data(), biased.back().data(), ldc);
+      }
+      set_num_threads(before);
+      INFO("m=" << m << " n=" << n << " k=" << k << " ta=" << ta << " tb=" << tb);
+      for (std::size_t i = 1; i < plain.size(); ++i) {
+        CHECK(plain[i] == plain[0]);
+        CHECK(biased[i] == biased[0]);
+      }
+      double worst = 0.0;
+      bool padding_kept = true;
+      for (std::int64_t i = 0; i < m; ++i) {
+        for (std::int64_t j = 0; j < n; ++j) {
+          double s = 0.0;
+          for (std::int64_t p = 0; p < k; ++p)
+            s += double(a[ta ? p * lda + i : i * lda + p]) * double(b[tb ? j * ldb + p : p * ldb + j]);
+          worst = std::max(worst, std::abs(double(plain[0][i * ldc + j]) - (0.5 * s + 1.5 * c0[i * ldc + j])));
+          worst = std::max(worst, std::abs(double(biased[0][i * ldc + j]) - (s + bias[j])));
+        }
+        for (std::int64_t j = n; j < ldc; ++j)
+          padding_kept &= plain[0][i * ldc + j] == c0[i * ldc + j] && biased[0][i * ldc + j] == c0[i * ldc + j];
+      }
+      CHECK(worst <= 1e-5 * double(k) + 1e-6);
+      CHECK(padding_kept);
+    }
+}

@@ -2,8 +2,9 @@
 // compiler targets AVX2+FMA or AVX-512, everything else through Eigen (and all of it through
 // OpenBLAS with -Dblas=true, which defines EIGEN_USE_BLAS). The only place ligm includes Eigen.
 //
-// Threads: batches are spread over threads when there are enough of them; otherwise the rows
-// of C are split, each thread running Eigen's single-threaded kernel on its block.
+// Threads: batches are spread over threads when there are enough of them; otherwise C is split
+// along its longer side (rows or columns), each thread running the single-threaded kernel on its
+// block.
 #pragma once
 #include <Eigen/Core>
 #include <cstdint>
@@ -71,13 +72,32 @@ void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                  });
     return;
   }
+  // One product split over the threads along the longer side of C: each block packs all of the
+  // other side's operand (split rows: all of op(B), k x n; split columns: all of op(A), m x k),
+  // so the split that copies less is the one across the longer side. (The weight gradient of a
+  // ViT's fc2, 192 x 768 over k = 3200: split by rows, each thread packed all 10 MB of B.)
+  // Column blocks are whole multiples of 32 (the float kernel's panel width), so no block but
+  // the last ends in a part-filled panel; either split leaves every value of C computed in the
+  // same order, so the result does not depend on the thread count.
+  const std::int64_t threads = get_num_threads();
   for (std::int64_t i = 0; i < batch; ++i) {
     const T* ai = a + i * sa;
     const T* bi = b + i * sb;
     T* ci = c + i * sc;
-    // Split the rows of C, one block per thread (each block packs all of B); rows of op(A)
-    // are rows of A (or columns when transposed).
-    const std::int64_t per_thread = (m + get_num_threads() - 1) / get_num_threads();
+    if (n > m) {
+      const std::int64_t per = std::max<std::int64_t>({(n + threads - 1) / threads, 65536 / (m * std::max<std::int64_t>(k, 1)), 1});
+      const std::int64_t width = (per + 31) / 32 * 32, blocks = (n + width - 1) / width;
+      parallel_for(0, blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t blk = lo; blk < hi; ++blk) {
+          const std::int64_t j0 = blk * width, cols = std::min(width, n - j0);
+          gemm_one(ta, tb, m, cols, k, alpha, ai, lda, tb ? bi + j0 * ldb : bi + j0, ldb, beta, ci + j0, ldc,
+                   bias ? bias + j0 : nullptr);
+        }
+      });
+      continue;
+    }
+    // Rows of op(A) are rows of A (or columns when transposed).
+    const std::int64_t per_thread = (m + threads - 1) / threads;
     parallel_for(0, m, std::max<std::int64_t>({1, 65536 / flops_per_row, per_thread}),
                  [&](std::int64_t lo, std::int64_t hi) {
                    const T* a_block = ta ? ai + lo : ai + lo * lda;
