@@ -197,8 +197,17 @@ inline void transpose_8x8(const float* src, std::int64_t ld, int rows, float* ds
     u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
     u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
   }
+  // The part-filled stores (the last 6 columns of a 14-wide A panel) under an AVX-512 mask
+  // register where there is one: AVX's vmaskmovps store is microcoded on AMD's cores (on Zen 4 it
+  // was 40% of the packing's time).
+#if defined(__AVX512VL__)
+  const __mmask8 mask = static_cast<__mmask8>((1u << width) - 1u);
+  auto store = [&](float* p, __m256 v) { _mm256_mask_storeu_ps(p, mask, v); };
+#else
   const __m256i mask =
       _mm256_cmpgt_epi32(_mm256_set1_epi32(width), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  auto store = [&](float* p, __m256 v) { _mm256_maskstore_ps(p, mask, v); };
+#endif
   for (int i = 0; i < 4; ++i) {
     const __m256 lo = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
     const __m256 hi = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
@@ -206,8 +215,8 @@ inline void transpose_8x8(const float* src, std::int64_t ld, int rows, float* ds
       _mm256_storeu_ps(dst + i * ld_dst, lo);
       _mm256_storeu_ps(dst + (i + 4) * ld_dst, hi);
     } else {
-      _mm256_maskstore_ps(dst + i * ld_dst, mask, lo);
-      _mm256_maskstore_ps(dst + (i + 4) * ld_dst, mask, hi);
+      store(dst + i * ld_dst, lo);
+      store(dst + (i + 4) * ld_dst, hi);
     }
   }
 }
