@@ -194,6 +194,8 @@ std::map<std::string, GoldenFn<S>> golden_ops(Device d) {
   m["sdpa_mask"] = [d](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], AttentionOptions<S>{.attn_mask = x[3]}); };
   m["sort"] = [d](const Inputs& x) { return sort(x[0], 1, true).first; };
   m["topk"] = [d](const Inputs& x) { return topk(x[0], 3, 0).first; };
+  m["packed_attention"] = [d](const Inputs& x) { return packed_attention(x[0], 2); };
+  m["packed_attention_causal"] = [d](const Inputs& x) { return packed_attention(x[0], 3, true); };
   return m;
 }
 

@@ -117,6 +117,9 @@ void case_2() {  // long reductions (one block per output) and long softmax rows
                             return scaled_dot_product_attention(x[0], x[1], x[2], {.is_causal = true});
                           },
                           1e-12, 1e-10);
+  compare_devices<float>("packed_attention, causal, ViT-sized heads (strided batched GEMMs into one packed gradient)",
+                         {randn_s<float>({4, 50, 3 * 3 * 64}, 33)},
+                         [](const auto& x) { return packed_attention(x[0], 3, true); }, 1e-5, 1e-4);
   compare_devices<float>("cross_entropy", {randn_s<float>({256, 1000}, 7)},
                          [](const auto& x) {
                            return cross_entropy(x[0], arange<std::int64_t>(0, 256, 1, x[0].device()));

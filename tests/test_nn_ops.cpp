@@ -246,6 +246,42 @@ TEST_CASE("scaled_dot_product_attention: masks, causal, gradients") {
              {leaf({2, 3, 4}, 13), leaf({2, 5, 4}, 14), leaf({2, 5, 4}, 15)});
 }
 
+// packed_attention is the composite attention over a packed projection as one op: the same
+// output and qkv gradient as reshape/permute/select + scaled_dot_product_attention + head
+// merge (causal or not, a non-contiguous qkv, an explicit scale), float64 gradchecks.
+TEST_CASE("packed_attention: equals the composite form, values and gradients; gradcheck") {
+  const std::int64_t B = 2, N = 5, H = 3, Dh = 4;
+  auto composite = [&](const Tensor<double>& qkv, bool causal, std::optional<double> scale) {
+    auto packed = qkv.reshape({B, N, 3, H, Dh}).permute({2, 0, 3, 1, 4});
+    AttentionOptions<double> o;
+    o.is_causal = causal;
+    o.scale = scale;
+    auto y = scaled_dot_product_attention(packed.select(0, 0), packed.select(0, 1), packed.select(0, 2), o);
+    return y.transpose(1, 2).reshape({B, N, H * Dh});
+  };
+  for (const bool causal : {false, true})
+    for (const bool strided : {false, true})
+      for (const std::optional<double> scale : {std::optional<double>{}, std::optional<double>{0.3}}) {
+        auto run = [&](bool fused) {
+          auto base = leaf({B, 3 * H * Dh, N}, 40);  // strided: qkv as a transposed view
+          auto flat = leaf({B, N, 3 * H * Dh}, 41);
+          auto qkv = strided ? base.transpose(1, 2) : flat;
+          auto y = fused ? packed_attention(qkv, H, causal, scale) : composite(qkv, causal, scale);
+          Generator gen(42);
+          sum(mul(y, randn<double>(y.shape(), gen))).backward();
+          return std::vector<Tensor<double>>{y.detach(), strided ? base.grad() : flat.grad()};
+        };
+        INFO("causal " << causal << " strided " << strided << " scale " << scale.value_or(-1));
+        const auto a = run(true), b = run(false);
+        check_close(a[0], b[0], 1e-14, 1e-12);
+        check_close(a[1], b[1], 1e-14, 1e-12);
+      }
+  check_grad([](const In& in) { return packed_attention(in[0], 2); }, {leaf({2, 4, 18}, 43)});
+  check_grad([](const In& in) { return packed_attention(in[0], 3, true); }, {leaf({2, 5, 18}, 44)});
+  check_error([] { packed_attention(zeros<float>({2, 5, 16}), 3); },
+              {"packed_attention", "[2, 5, 16]", "3 heads", "float32", "cpu"});
+}
+
 // Both Winograd tile sizes, forced in turn (conv2d picks F4 on large planes only):
 // each against the direct loop, each backward against its forward by the adjoint identity
 // <conv(x, w), gy> = <x, dL/dx> = <w, dL/dw> for L = <conv(x, w), gy>, and float64 gradchecks.

@@ -235,6 +235,17 @@ case("sort", lambda x: torch.sort(x, dim=1, descending=True), rn(3, 6))
 case("topk", lambda x: torch.topk(x, 3, dim=0), rn(5, 4))
 
 
+def packed_attention(qkv, heads, causal=False):
+    """ligm's packed_attention: q, k, v of H heads side by side in each token's row."""
+    b, n, c = qkv.shape
+    p = qkv.reshape(b, n, 3, heads, c // (3 * heads)).permute(2, 0, 3, 1, 4)
+    return sdpa(p[0], p[1], p[2], causal=causal).transpose(1, 2).reshape(b, n, c // 3)
+
+
+case("packed_attention", lambda x: packed_attention(x, 2), rn(2, 4, 18))
+case("packed_attention_causal", lambda x: packed_attention(x, 3, causal=True), rn(2, 5, 18))
+
+
 def randomize(m):
     """Non-trivial affine parameters, biases, class tokens, positions and running statistics,
     so that loading them matters (the module and model goldens use it)."""

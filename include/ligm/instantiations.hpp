@@ -118,6 +118,7 @@
   P Tensor<T> embedding(const Tensor<std::int64_t>&, const Tensor<T>&, std::optional<std::int64_t>); \
   P Tensor<T> scaled_dot_product_attention(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, \
                                            const AttentionOptions<T>&);                         \
+  P Tensor<T> packed_attention(const Tensor<T>&, std::int64_t, bool, std::optional<double>);    \
   P Tensor<T> ctu(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, std::int64_t);          \
   P Tensor<T> nll_loss(const Tensor<T>&, const Tensor<std::int64_t>&, const NllOptions<T>&);    \
   P Tensor<T> cross_entropy(const Tensor<T>&, const Tensor<std::int64_t>&, const CrossEntropyOptions<T>&); \

@@ -25,11 +25,13 @@ std::shared_ptr<nn::Module<T>> make_activation(const std::string& name) {
 }
 
 // Self-attention of x [B, N, D] with heads of D / heads: qkv(x) packs q, k and v along the
-// last dim (as timm and nanoGPT do), proj mixes the heads back.
+// last dim (as timm and nanoGPT do), proj mixes the heads back. Without attention dropout it is
+// packed_attention, one op; with it, the composite scaled_dot_product_attention.
 template <class T>
 Tensor<T> packed_self_attention(nn::Linear<T>& qkv, nn::Linear<T>& proj, const Tensor<T>& x, std::int64_t heads,
                                 bool causal, double dropout_p, Generator* gen) {
   const std::int64_t B = x.shape()[0], N = x.shape()[1], D = x.shape()[2];
+  if (dropout_p == 0) return proj(packed_attention(qkv(x), heads, causal));  // one op, no glue
   auto packed = qkv(x).reshape({B, N, 3, heads, D / heads}).permute({2, 0, 3, 1, 4});  // [3, B, H, N, Dh]
   AttentionOptions<T> o;
   o.is_causal = causal;
