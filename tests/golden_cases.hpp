@@ -196,6 +196,10 @@ std::map<std::string, GoldenFn<S>> golden_ops(Device d) {
   m["topk"] = [d](const Inputs& x) { return topk(x[0], 3, 0).first; };
   m["packed_attention"] = [d](const Inputs& x) { return packed_attention(x[0], 2); };
   m["packed_attention_causal"] = [d](const Inputs& x) { return packed_attention(x[0], 3, true); };
+  m["batch_norm_relu_train"] = [d](const Inputs& x) {
+    return batch_norm_relu(x[0], zeros<S>({3}, d), ones<S>({3}, d), x[1], x[2], true);
+  };
+  m["batch_norm_relu_eval"] = [d](const Inputs& x) { return batch_norm_relu(x[0], x[3], x[4], x[1], x[2], false); };
   return m;
 }
 

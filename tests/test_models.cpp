@@ -270,3 +270,43 @@ TEST_CASE("models: the U-Net starts at zero, is conditioned on time and class, a
   check_grad([&](const std::vector<D>& in) { return tiny(in[0], in[1], labels); },
              {leaf({2, 1, 4, 4}, 1), leaf({2}, 2, 0, 1)});
 }
+
+// ResNet's blocks fuse each batch norm with the ReLU after it (batch_norm_relu) only while
+// both modules are plain: the fused model gives the same bits as the same model with a no-op
+// hook on its ReLUs (which runs them one by one), forward and backward, with the same running
+// statistics; a ReLU swapped for another module by surgery runs as that module.
+TEST_CASE("models: ResNet's batch norm + ReLU fusion is exact and gives way to hooks and surgery") {
+  using F = float;
+  auto make = [] {
+    Generator gen(5);
+    return std::make_shared<models::ResNet<F>>(
+        models::ResNetOptions{.layers = {1, 1}, .widths = {8, 16}, .num_classes = 3, .in_channels = 2, .stem = "cifar"},
+        gen);
+  };
+  Generator g(6);
+  const auto x = randn<F>({4, 2, 12, 12}, g);
+  const auto y = randint(0, 3, {4}, g);
+  auto run = [&](models::ResNet<F>& net) {
+    net.zero_grad();
+    auto out = net(x);
+    cross_entropy(out, y).backward();
+    std::vector<std::vector<F>> r{out.detach().to_vector()};
+    for (auto& p : net.parameters()) r.push_back(p.grad().to_vector());
+    for (auto& [name, b] : net.named_buffers()) r.push_back(b.to_vector());
+    return r;
+  };
+  auto fused = make(), hooked = make();
+  int hooks = 0;
+  hooked->template replace_all<nn::ReLU<F>>([&](const std::string&, std::shared_ptr<nn::ReLU<F>> relu) {
+    relu->register_forward_hook([](nn::Module<F>&, const Tensor<F>&, const Tensor<F>&) {});
+    ++hooks;
+    return relu;
+  });
+  CHECK(hooks == 3);  // the stem's and each block's (a block calls its one ReLU twice)
+  CHECK(run(*fused) == run(*hooked));
+  // The stem's ReLU swapped for a leaky one: the fused path gives way, the output changes.
+  auto swapped = make();
+  const auto before = run(*swapped)[0];
+  swapped->replace_module("relu", std::make_shared<nn::LeakyReLU<F>>(0.5));
+  CHECK(run(*swapped)[0] != before);
+}

@@ -282,6 +282,32 @@ TEST_CASE("packed_attention: equals the composite form, values and gradients; gr
               {"packed_attention", "[2, 5, 16]", "3 heads", "float32", "cpu"});
 }
 
+// batch_norm_relu is relu(batch_norm(...)) as one op: in training the same bits as the two
+// ops (values, the gradients of x, weight and bias, the running statistics), float32 on long
+// channels (the vectorised passes) and float64 gradchecks; in eval the composite.
+TEST_CASE("batch_norm_relu: the same bits as relu(batch_norm), gradients, running statistics; gradcheck") {
+  for (const Shape& shape : {Shape{4, 3, 9, 11}, Shape{64, 5, 28, 28}, Shape{6, 2}}) {
+    const std::int64_t C = shape[1];
+    auto run = [&](bool fused, bool training) {
+      Generator gen(50);
+      auto x = randn<float>(shape, gen).requires_grad_();
+      auto w = randn<float>({C}, gen).requires_grad_(), b = randn<float>({C}, gen).requires_grad_();
+      auto rm = randn<float>({C}, gen), rv = add(rand<float>({C}, gen), 0.5f);
+      auto y = fused ? batch_norm_relu(x, rm, rv, w, b, training, 0.2) : relu(batch_norm(x, rm, rv, w, b, training, 0.2));
+      sum(mul(y, randn<float>(shape, gen))).backward();
+      return std::vector<std::vector<float>>{y.detach().to_vector(), x.grad().to_vector(), w.grad().to_vector(),
+                                             b.grad().to_vector(), rm.to_vector(), rv.to_vector()};
+    };
+    INFO("shape " << shape_str(shape));
+    CHECK(run(true, true) == run(false, true));
+    CHECK(run(true, false) == run(false, false));
+  }
+  check_grad([](const In& in) { return batch_norm_relu(in[0], Tensor<double>(), Tensor<double>(), in[1], in[2], true); },
+             {leaf({4, 3, 5, 2}, 51), leaf({3}, 52), leaf({3}, 53)});
+  check_error([] { batch_norm_relu(zeros<float>({2, 3, 4}), Tensor<float>(), Tensor<float>(), ones<float>({4}), Tensor<float>(), true); },
+              {"batch_norm_relu", "[4]", "[2, 3, 4]"});
+}
+
 // Both Winograd tile sizes, forced in turn (conv2d picks F4 on large planes only):
 // each against the direct loop, each backward against its forward by the adjoint identity
 // <conv(x, w), gy> = <x, dL/dx> = <w, dL/dw> for L = <conv(x, w), gy>, and float64 gradchecks.

@@ -244,6 +244,11 @@ def packed_attention(qkv, heads, causal=False):
 
 case("packed_attention", lambda x: packed_attention(x, 2), rn(2, 4, 18))
 case("packed_attention_causal", lambda x: packed_attention(x, 3, causal=True), rn(2, 5, 18))
+case("batch_norm_relu_train",
+     lambda x, w, b: F.relu(F.batch_norm(x, torch.zeros(3, dtype=D), torch.ones(3, dtype=D), w, b, training=True)),
+     rn(4, 3, 2, 5), rn(3), rn(3))
+case("batch_norm_relu_eval", lambda x, w, b, rm, rv: F.relu(F.batch_norm(x, rm, rv, w, b, training=False)),
+     rn(4, 3, 2, 5), rn(3), rn(3), rn(3), pos(3), const=(3, 4))
 
 
 def randomize(m):

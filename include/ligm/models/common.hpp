@@ -3,6 +3,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <typeinfo>
 
 #include "ligm/nn/nn.hpp"
 
@@ -22,6 +23,17 @@ std::shared_ptr<nn::Module<T>> make_activation(const std::string& name) {
   if (name == "identity") return std::make_shared<nn::Identity<T>>();
   fail("make_activation", "unknown activation \"", name,
        "\" (relu, gelu, gelu_tanh, silu, tanh, sigmoid, leaky_relu, softplus, identity)");
+}
+
+// relu(bn(x)) for a block's batch norm and the ReLU module after it: one fused op
+// (BatchNorm2d::forward_relu) when both modules are exactly what they were built as and plain
+// (not replaced by module surgery, no hooks), so that a ReLU swapped for a Curvature Tuning
+// unit, or a hooked one, runs as itself.
+template <class T>
+Tensor<T> bn_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x) {
+  if (bn.plain() && relu.plain() && typeid(bn) == typeid(nn::BatchNorm2d<T>) && typeid(relu) == typeid(nn::ReLU<T>))
+    return bn.forward_relu(x);
+  return relu(bn(x));
 }
 
 // Self-attention of x [B, N, D] with heads of D / heads: qkv(x) packs q, k and v along the

@@ -34,7 +34,7 @@ class BasicBlock : public nn::Module<T> {
     }
   }
   Tensor<T> forward(const Tensor<T>& x) override {
-    auto h = (*bn2)((*conv2)((*relu)((*bn1)((*conv1)(x)))));
+    auto h = (*bn2)((*conv2)(bn_relu(*bn1, *relu, (*conv1)(x))));  // bn1 + relu fused when both are plain
     return (*relu)(add(h, downsample ? (*downsample)(x) : x));
   }
   std::string type_name() const override { return "BasicBlock"; }
@@ -97,7 +97,7 @@ class ResNet : public nn::Module<T> {
   Tensor<T> forward_features(const Tensor<T>& x) {
     check(x.dim() == 4 && x.shape()[1] == options.in_channels, "ResNet", "expects [B, ", options.in_channels,
           ", H, W] images, got ", x.describe());
-    auto h = (*maxpool)((*relu)((*bn1)((*conv1)(x))));
+    auto h = (*maxpool)(bn_relu(*bn1, *relu, (*conv1)(x)));
     for (auto& stage : stages) h = (*stage)(h);
     return (*avgpool)(h).flatten(1);
   }

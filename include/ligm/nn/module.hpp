@@ -82,6 +82,11 @@ class Module {
     return y;
   }
 
+  // True when calling the module runs its own forward() and nothing else: it has not been
+  // replaced by module surgery and has no forward hooks. A parent may then fuse it with its
+  // neighbour (a block's batch norm with the ReLU after it); otherwise it calls them one by one.
+  bool plain() const { return !replacement_ && hooks_.empty(); }
+
   // "Linear", "Conv2d", ...: the name printed in trees and summaries.
   virtual std::string type_name() const { return "Module"; }
   // The arguments shown after the type: "in_features=784, out_features=10, bias=True".

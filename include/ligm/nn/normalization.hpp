@@ -39,6 +39,17 @@ class BatchNormBase : public Module<T> {
                       use_batch && !this->is_training() ? Tensor<T>() : running_var, weight, bias, use_batch,
                       momentum, eps);
   }
+  // relu(forward(x)), as one op (batch_norm_relu) in training with batch statistics: what a
+  // block calls for its batch norm and a plain ReLU after it (models/common.hpp, bn_relu).
+  Tensor<T> forward_relu(const Tensor<T>& x) {
+    if (!this->is_training() || (frozen_channels.defined() && running_mean.defined())) return relu(forward(x));
+    check_input(x);
+    if (num_batches_tracked.defined()) {
+      NoGradGuard no_grad;
+      num_batches_tracked.add_(T(1));
+    }
+    return batch_norm_relu(x, running_mean, running_var, weight, bias, true, momentum, eps);
+  }
   // Channels (a [C] mask, true = frozen) that normalise with their running statistics in
   // training mode too and never update them: their outputs equal eval mode's and their
   // gradient is dy * weight / sqrt(running_var + eps). Undefined (the default): none. Their

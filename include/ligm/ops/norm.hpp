@@ -30,7 +30,8 @@ struct Normalized {
 
 template <class T>
 Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::RowLayout layout, bool center,
-                             double eps, const Tensor<T>& weight = {}, const Tensor<T>& bias = {}) {
+                             double eps, const Tensor<T>& weight = {}, const Tensor<T>& bias = {},
+                             bool relu = false) {
   auto ptr = [](const Tensor<T>& t) -> T* { return t.defined() ? t.data_ptr() : nullptr; };
   Normalized<T> r;
   Tensor<T> x, w, b;
@@ -44,18 +45,21 @@ Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::
     r.rstd = Tensor<T>::empty({rows}, x.device());
   }
   be(x).normalize_rows(rows, {x.data_ptr(), layout, center, eps, ptr(w), ptr(b), r.y.data_ptr(),
-                              r.mean.data_ptr(), r.rstd.data_ptr()});
+                              r.mean.data_ptr(), r.rstd.data_ptr(), relu});
+  // With the fused ReLU the backward masks g by the output (a detached alias: the output's own
+  // node must not hold the output).
+  Tensor<T> out = relu ? r.y.detach() : Tensor<T>();
   r.y = autograd::record(
-      "NormalizeBackward", r.y, {x_in, weight, bias},
+      relu ? "NormalizeReluBackward" : "NormalizeBackward", r.y, {x_in, weight, bias},
       [x = autograd::save(x), w = w.defined() ? autograd::save(w) : w, mean = r.mean, rstd = r.rstd, rows,
-       layout, center, ptr](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
+       layout, center, ptr, out](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
         auto gc = g.contiguous();
         Tensor<T> dx, dw, db;
         if (need[0]) dx = Tensor<T>::empty(x.shape(), x.device());
         if (need[1]) dw = Tensor<T>::empty({rows}, x.device());
         if (need[2]) db = Tensor<T>::empty({rows}, x.device());
         be(x).normalize_rows_backward(rows, {x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), ptr(w), gc.data_ptr(),
-                                             layout, center, ptr(dx), ptr(dw), ptr(db)});
+                                             layout, center, ptr(dx), ptr(dw), ptr(db), ptr(out)});
         return {dx, dw, db};
       });
   return r;
@@ -69,48 +73,70 @@ Normalized<T> normalize_matrix_rows(const Tensor<T>& x, std::int64_t cols, bool 
 }
 }  // namespace ops_detail
 
-// x [N, C, ...]. In training, normalises with the batch statistics and updates running_mean
-// and running_var in place (unbiased variance, as in PyTorch); in eval, uses them.
+namespace ops_detail {
+// batch_norm, and with `relu` batch_norm_relu. In training each channel is a row, normalised
+// where it lies in [N, C, HW] with its weight and bias (and the ReLU), the running statistics
+// updated in place; in eval the running statistics, as broadcasting ops.
 template <class T>
-Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> running_var,
-                     const Tensor<T>& weight = {}, const Tensor<T>& bias = {}, bool training = false,
-                     double momentum = 0.1, double eps = 1e-5) {
-  const char* op = "batch_norm";
-  ops_detail::floating_only<T>(op);
+Tensor<T> batch_norm_impl(const char* op, const Tensor<T>& x, Tensor<T>& running_mean, Tensor<T>& running_var,
+                          const Tensor<T>& weight, const Tensor<T>& bias, bool training, double momentum, double eps,
+                          bool relu) {
+  floating_only<T>(op);
   check(x.dim() >= 2, op, "expects an input with at least 2 dims [N, C, ...], got ", x.describe());
   const std::int64_t C = x.shape()[1];
   for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&running_mean, &running_var, &weight, &bias})
     if (t->defined())
       check(t->shape() == Shape{C}, op, "expected per-channel tensors of shape [", C, "], got ",
             t->shape(), " for input ", x.shape());
-  if (training) {
-    const std::int64_t N = x.shape()[0], n = x.numel() / std::max<std::int64_t>(C, 1);
-    check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
-    // Each channel is a row, normalised where it lies in [N, C, HW], with its weight and bias.
-    auto r = ops_detail::normalize_rows(x, C, kernels::RowLayout::channels(N, C, n / std::max<std::int64_t>(N, 1)),
-                                        true, eps, weight, bias);
-    if (running_mean.defined() || running_var.defined()) {
-      NoGradGuard g;
-      const T m = T(momentum);
-      if (running_mean.defined()) {
-        running_mean.mul_(T(1) - m);
-        running_mean.add_(r.mean, m);
-      }
-      if (running_var.defined()) {  // the unbiased batch variance, from rstd = 1/sqrt(var + eps)
-        auto var_b = sub(reciprocal(square(r.rstd)), T(eps));
-        running_var.mul_(T(1) - m);
-        running_var.add_(var_b, m * T(n) / T(n - 1));
-      }
-    }
-    return r.y;
+  if (!training) {
+    check(running_mean.defined() && running_var.defined(), op,
+          "running_mean and running_var are needed in eval mode");
+    const Shape cs = channel_shape(x.shape(), C);
+    auto y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
+    if (weight.defined()) y = mul(y, weight.reshape(cs));
+    if (bias.defined()) y = add(y, bias.reshape(cs));
+    return relu ? ligm::relu(y) : y;
   }
-  check(running_mean.defined() && running_var.defined(), op,
-        "running_mean and running_var are needed in eval mode");
-  const Shape cs = ops_detail::channel_shape(x.shape(), C);
-  auto y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
-  if (weight.defined()) y = mul(y, weight.reshape(cs));
-  if (bias.defined()) y = add(y, bias.reshape(cs));
-  return y;
+  const std::int64_t N = x.shape()[0], n = x.numel() / std::max<std::int64_t>(C, 1);
+  check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
+  auto r = normalize_rows(x, C, kernels::RowLayout::channels(N, C, n / std::max<std::int64_t>(N, 1)), true, eps, weight,
+                          bias, relu);
+  if (running_mean.defined() || running_var.defined()) {
+    NoGradGuard g;
+    const T m = T(momentum);
+    if (running_mean.defined()) {
+      running_mean.mul_(T(1) - m);
+      running_mean.add_(r.mean, m);
+    }
+    if (running_var.defined()) {  // the unbiased batch variance, from rstd = 1/sqrt(var + eps)
+      auto var_b = sub(reciprocal(square(r.rstd)), T(eps));
+      running_var.mul_(T(1) - m);
+      running_var.add_(var_b, m * T(n) / T(n - 1));
+    }
+  }
+  return r.y;
+}
+}  // namespace ops_detail
+
+// x [N, C, ...]. In training, normalises with the batch statistics and updates running_mean
+// and running_var in place (unbiased variance, as in PyTorch); in eval, uses them.
+template <class T>
+Tensor<T> batch_norm(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> running_var,
+                     const Tensor<T>& weight = {}, const Tensor<T>& bias = {}, bool training = false,
+                     double momentum = 0.1, double eps = 1e-5) {
+  return ops_detail::batch_norm_impl("batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps,
+                                     false);
+}
+
+// relu(batch_norm(...)) as one op (ligm's own): in training the ReLU is applied as the
+// normalised values are stored and its mask folded into batch norm's backward, so neither pass
+// of a separate ReLU runs (ResNet's conv-BN-ReLU); in eval the two ops one after the other.
+template <class T>
+Tensor<T> batch_norm_relu(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> running_var,
+                          const Tensor<T>& weight = {}, const Tensor<T>& bias = {}, bool training = false,
+                          double momentum = 0.1, double eps = 1e-5) {
+  return ops_detail::batch_norm_impl("batch_norm_relu", x, running_mean, running_var, weight, bias, training, momentum,
+                                     eps, true);
 }
 
 // Normalises over the trailing dims given by normalized_shape.

@@ -4,10 +4,10 @@
 //   forward:  one pass for s1 = sum(x - x0) and s2 = sum((x - x0)^2), x0 the row's first
 //             element (a shift that keeps s2 - s1^2 / n from cancelling when the mean is far
 //             from zero), then m = x0 + s1 / n, v = s2 / n - (s1 / n)^2, r = 1/sqrt(v + eps);
-//             one pass for y = (x - m) (r w) + b.
+//             one pass for y = (x - m) (r w) + b (or max of it and 0, a fused ReLU).
 //   backward: one pass for sg = sum(g) and sgd = sum(g (x - x0)), so sum(g xhat) =
 //             (sgd - (m - x0) sg) r; one pass for dx = (r w) (g - mean(g)) - (x - m) (r w) r
-//             mean(g xhat).
+//             mean(g xhat); with a fused ReLU, g is 0 wherever its output y is.
 // Without centring (RMS) x0 = m = 0. The sums run in T on vectors and go into double every
 // kFlush vectors (and at the row's end), so a float sum never adds more than 2 kFlush terms per
 // lane; the row's scalars (m, r, the coefficients) are double. The elementwise passes run in T:
@@ -97,10 +97,27 @@ void forward(const kernels::NormalizeRows<T>& p, std::int64_t i) {
   p.rstd[i] = T(r);
   const T mt = T(m), scale = T(p.weight ? r * double(p.weight[i]) : r), shift = p.bias ? p.bias[i] : T(0);
   T* y = p.y;
+  if (p.relu) {  // the same values as the body's, then max(v, 0) (0 for NaN, as the body)
+    row_each<T>(layout, i, [&](auto zero, std::int64_t o) {
+      using V = decltype(zero);
+      const V v = (load<V>(p.x + o) - mt) * scale + shift;
+      store(y + o, V(v > V{} ? v : V{}));
+    });
+    return;
+  }
   row_each<T>(layout, i, [&](auto zero, std::int64_t o) {
     using V = decltype(zero);
     store(y + o, V((load<V>(p.x + o) - mt) * scale + shift));
   });
+}
+
+// The incoming gradient at o: g, or with a fused ReLU g where its output is positive, else 0.
+template <class V, class T>
+inline V relu_masked(const kernels::NormalizeRowsBackward<T>& p, std::int64_t o) {
+  const V g = load<V>(p.g + o);
+  if (!p.y) return g;
+  const V y = load<V>(p.y + o);
+  return V(y > V{} ? g : V{});
 }
 
 template <class T>
@@ -113,7 +130,7 @@ void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t i) {
       layout, i,
       [&](auto zero, std::int64_t o) {
         using V = decltype(zero);
-        const V g = load<V>(p.g + o);
+        const V g = relu_masked<V>(p, o);
         return kernels::Pair<V>{g, g * (load<V>(p.x + o) - x0)};
       },
       [&](std::int64_t o) { __builtin_prefetch(p.g + o), __builtin_prefetch(p.x + o); });
@@ -127,7 +144,7 @@ void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t i) {
   T* dx = p.dx;
   row_each<T>(layout, i, [&](auto zero, std::int64_t o) {
     using V = decltype(zero);
-    store(dx + o, V(load<V>(p.g + o) * a + (load<V>(p.x + o) - mt) * b + c));
+    store(dx + o, V(relu_masked<V>(p, o) * a + (load<V>(p.x + o) - mt) * b + c));
   });
 }
 

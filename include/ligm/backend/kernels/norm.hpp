@@ -1,8 +1,9 @@
 // Normalisation of rows, forward and backward side by side: the core of batch_norm (training),
 // layer_norm, group_norm and rms_norm.
 //   forward:  m = mean(x) (0 when !center), v = mean((x - m)^2), r = 1/sqrt(v + eps),
-//             xhat = (x - m) r,  y = xhat w_i + b_i  (the per-row affine of batch_norm, optional)
-//   backward: xhat recomputed from x, m, r;
+//             xhat = (x - m) r,  y = xhat w_i + b_i  (the per-row affine of batch_norm, optional),
+//             y = max(y, 0) with `relu` (batch norm fused with the ReLU after it)
+//   backward: xhat recomputed from x, m, r; with the ReLU, g = 0 where its output y is 0;
 //             dx = w_i r (g - mean(g) - xhat mean(g xhat))   (no mean(g) term when !center),
 //             dw_i = sum(g xhat), db_i = sum(g)               (when asked for)
 // A row need not be contiguous (RowLayout): batch_norm's rows are the channels of an NCHW
@@ -74,6 +75,7 @@ struct NormalizeRows {
   T* y;             // same layout as x
   T* mean;          // [rows]
   T* rstd;          // [rows]
+  bool relu = false;  // y = max(y, 0): batch norm fused with the ReLU after it
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
@@ -90,7 +92,10 @@ struct NormalizeRows {
       rstd[i] = T(rs);
     }
     const Acc scale = weight ? rs * Acc(weight[i]) : rs, shift = bias ? Acc(bias[i]) : Acc(0);
-    layout.each(i, lane, lanes, [&](std::int64_t o) { y[o] = T((Acc(x[o]) - m) * scale + shift); });
+    layout.each(i, lane, lanes, [&](std::int64_t o) {
+      const T v = T((Acc(x[o]) - m) * scale + shift);
+      y[o] = relu && !(v > T(0)) ? T(0) : v;
+    });
   }
 };
 
@@ -106,13 +111,15 @@ struct NormalizeRowsBackward {
   T* dx;            // same layout as x, or nullptr
   T* dweight;       // [rows] or nullptr
   T* dbias;         // [rows] or nullptr
+  const T* y = nullptr;  // with a fused ReLU, its output: g counts only where y > 0
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
     const Acc n = Acc(layout.cols());
     const Acc m = center ? Acc(mean[i]) : Acc(0), rs = Acc(rstd[i]);
     Acc sg, sgx;
-    layout.sum2(i, lane, lanes, [&](std::int64_t o) { return Pair<Acc>{Acc(g[o]), Acc(g[o]) * (Acc(x[o]) - m)}; },
+    const auto grad = [&](std::int64_t o) { return y && !(y[o] > T(0)) ? Acc(0) : Acc(g[o]); };
+    layout.sum2(i, lane, lanes, [&](std::int64_t o) { return Pair<Acc>{grad(o), grad(o) * (Acc(x[o]) - m)}; },
                 sg, sgx);
     sg = all_sum(sg);
     sgx = all_sum(sgx) * rs;
@@ -124,7 +131,7 @@ struct NormalizeRowsBackward {
     const Acc mg = center ? sg / n : Acc(0), mgx = sgx / n;
     const Acc scale = weight ? rs * Acc(weight[i]) : rs;
     layout.each(i, lane, lanes, [&](std::int64_t o) {
-      dx[o] = T(scale * (Acc(g[o]) - mg - (Acc(x[o]) - m) * rs * mgx));
+      dx[o] = T(scale * (grad(o) - mg - (Acc(x[o]) - m) * rs * mgx));
     });
   }
 };
