@@ -504,3 +504,36 @@ TEST_CASE("kernels: the CPU's vector deinterleave and interleave, every width fr
     check_interleave<4, double>(n);
   }
 }
+
+// batch_norm_relu's bodies: the device body (4 lanes) and the CPU's two vectorised passes agree
+// with each other and with batch norm followed by a ReLU (the gradient masked where y is 0).
+TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against the CPU passes") {
+  const std::int64_t N = 4, C = 3, HW = 37;
+  const auto layout = k::RowLayout::channels(N, C, HW);
+  const D x = randn_cpu({N, C, HW}, 30), w = randn_cpu({C}, 31), b = randn_cpu({C}, 32), g = randn_cpu({N, C, HW}, 33);
+  auto run = [&](bool device, bool relu) {
+    auto y = D::empty({N, C, HW}), mean = D::empty({C}), rstd = D::empty({C});
+    auto dx = D::empty({N, C, HW}), dw = D::empty({C}), db = D::empty({C});
+    auto gin = relu ? g : g.clone();
+    const k::NormalizeRows<double> fwd{x.data_ptr(), layout, true, 1e-5, w.data_ptr(), b.data_ptr(),
+                                       y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), relu};
+    if (device) emulate_rows(C, 4, fwd);
+    else for (std::int64_t i = 0; i < C; ++i) cpu::norm::forward(fwd, i);
+    if (!relu) {  // the unfused reference: a separate ReLU, its gradient masked by its input
+      y = ligm::relu(y);
+      gin = where(gt(y, 0.0), g, 0.0);
+    }
+    const k::NormalizeRowsBackward<double> bwd{x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), w.data_ptr(),
+                                               gin.data_ptr(), layout, true, dx.data_ptr(), dw.data_ptr(),
+                                               db.data_ptr(), relu ? y.data_ptr() : nullptr};
+    if (device) emulate_rows(C, 4, bwd);
+    else for (std::int64_t i = 0; i < C; ++i) cpu::norm::backward(bwd, i);
+    return std::vector<D>{y, dx, dw, db};
+  };
+  const auto device = run(true, true), host = run(false, true), reference = run(false, false);
+  CHECK(sum(eq(device[0], 0.0)).item() > 0);  // the ReLU has something to cut
+  for (std::size_t i = 0; i < device.size(); ++i) {
+    check_close(device[i], host[i], 1e-13, 1e-12, "device body vs CPU passes");
+    check_close(host[i], reference[i], 1e-13, 1e-12, "fused vs BN then ReLU");
+  }
+}
