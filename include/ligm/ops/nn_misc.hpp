@@ -164,10 +164,10 @@ Tensor<T> packed_attention(const Tensor<T>& qkv, std::int64_t heads, bool causal
     probs = Tensor<T>::empty({B, H, N, N}, x.device());
     out = Tensor<T>::empty({B, N, D}, x.device());
     auto& backend = ops_detail::be(x);
-    const T* q = x.data_ptr();
-    backend.gemm_batch2(false, true, N, N, Dh, alpha, q, ld, q + D, ld, T(0), scores.data_ptr(), N, scores_by_qk);
+    const T *q = x.data_ptr(), *k = q + D, *v = q + 2 * D;
+    backend.gemm_batch2(false, true, N, N, Dh, alpha, q, ld, k, ld, T(0), scores.data_ptr(), N, scores_by_qk);
     backend.softmax_rows(scores.data_ptr(), B * H * N, N, false, causal ? N : 0, probs.data_ptr());
-    backend.gemm_batch2(false, false, N, Dh, N, T(1), probs.data_ptr(), N, q + 2 * D, ld, T(0), out.data_ptr(), D,
+    backend.gemm_batch2(false, false, N, Dh, N, T(1), probs.data_ptr(), N, v, ld, T(0), out.data_ptr(), D,
                         p_by_v);
   }
   return autograd::record(
@@ -178,19 +178,18 @@ Tensor<T> packed_attention(const Tensor<T>& qkv, std::int64_t heads, bool causal
         auto& backend = ops_detail::be(dout);
         auto dp = Tensor<T>::empty({B, H, N, N}, dout.device());
         auto ds = Tensor<T>::empty({B, H, N, N}, dout.device());
-        auto dx = Tensor<T>::empty({B, N, ld}, dout.device());  // q, k and v parts all written below
-        const T* q = x.data_ptr();
-        T* dq = dx.data_ptr();
+        auto dx = Tensor<T>::empty({B, N, ld}, dout.device());  // its q, k and v parts all written below
+        const T *q = x.data_ptr(), *k = q + D, *v = q + 2 * D;
+        T* const dq = dx.data_ptr(), *const dk = dq + D, *const dv = dq + 2 * D;
         const GemmBatch2 dout_by_v{B, H, N * D, Dh, N * ld, Dh, H * N * N, N * N};
         const GemmBatch2 p_by_dout{B, H, H * N * N, N * N, N * D, Dh, N * ld, Dh};
         const GemmBatch2 ds_by_qk{B, H, H * N * N, N * N, N * ld, Dh, N * ld, Dh};
-        backend.gemm_batch2(false, true, N, N, Dh, T(1), dout.data_ptr(), D, q + 2 * D, ld, T(0), dp.data_ptr(), N,
+        backend.gemm_batch2(false, true, N, N, Dh, T(1), dout.data_ptr(), D, v, ld, T(0), dp.data_ptr(), N,
                             dout_by_v);
-        backend.gemm_batch2(true, false, N, Dh, N, T(1), probs.data_ptr(), N, dout.data_ptr(), D, T(0), dq + 2 * D, ld,
-                            p_by_dout);
+        backend.gemm_batch2(true, false, N, Dh, N, T(1), probs.data_ptr(), N, dout.data_ptr(), D, T(0), dv, ld, p_by_dout);
         backend.softmax_rows_backward(probs.data_ptr(), dp.data_ptr(), B * H * N, N, false, ds.data_ptr());
-        backend.gemm_batch2(false, false, N, Dh, N, alpha, ds.data_ptr(), N, q + D, ld, T(0), dq, ld, ds_by_qk);
-        backend.gemm_batch2(true, false, N, Dh, N, alpha, ds.data_ptr(), N, q, ld, T(0), dq + D, ld, ds_by_qk);
+        backend.gemm_batch2(false, false, N, Dh, N, alpha, ds.data_ptr(), N, k, ld, T(0), dq, ld, ds_by_qk);
+        backend.gemm_batch2(true, false, N, Dh, N, alpha, ds.data_ptr(), N, q, ld, T(0), dk, ld, ds_by_qk);
         return {dx};
       });
 }
