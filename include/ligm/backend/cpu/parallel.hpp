@@ -234,7 +234,9 @@ void parallel_sum(std::int64_t items, std::int64_t size, T* out, const F& f) {
 
 // A per-thread scratch buffer of at least n elements (contents undefined): the im2col and
 // Winograd matrices are reused across calls instead of being allocated and zeroed every time.
-template <class T>
+// Slot tells apart buffers that one thread holds at once (the caller's own next to the
+// workspace it uses as one of parallel_for's workers).
+template <class T, int Slot = 0>
 T* scratch(std::size_t n) {
   thread_local std::vector<T> buffer;
   if (buffer.size() < n) buffer.resize(n);
