@@ -429,8 +429,8 @@ TEST_CASE("kernels: the CPU's two-pass normalisation (norm_rows.hpp) equals the 
     const k::NormalizeRowsBackward<float> bwd{xf.data_ptr(), mf.data_ptr(), rf.data_ptr(), wf.data_ptr(),
                                               gf.data_ptr(), layout, true, dxf.data_ptr(), dwf.data_ptr(),
                                               dbf.data_ptr()};
-    for (std::int64_t i = 0; i < C; ++i) cpu::norm::forward(fwd, i);
-    for (std::int64_t i = 0; i < C; ++i) cpu::norm::backward(bwd, i);
+    cpu::norm::forward(fwd, C);
+    cpu::norm::backward(bwd, C);
     // x's float spacing at 1000 is 6e-5: the float mean differs from the double one by that much.
     check_close(mf.to<double>(), mean, 1e-4, 1e-7, "mean");
     check_close(rf.to<double>(), rstd, 1e-6, 1e-4, "rstd");
@@ -447,14 +447,12 @@ TEST_CASE("kernels: the CPU's two-pass normalisation (norm_rows.hpp) equals the 
     // The double instantiation agrees with the bodies to rounding.
     auto y2 = D::empty({N, C, HW}), m2 = D::empty({C}), r2 = D::empty({C});
     auto dx2 = D::empty({N, C, HW}), dw2 = D::empty({C}), db2 = D::empty({C});
-    for (std::int64_t i = 0; i < C; ++i)
-      cpu::norm::forward(k::NormalizeRows<double>{x.data_ptr(), layout, true, 1e-5, wr.data_ptr(),
-                                                  bf.to<double>().data_ptr(), y2.data_ptr(), m2.data_ptr(),
-                                                  r2.data_ptr()}, i);
-    for (std::int64_t i = 0; i < C; ++i)
-      cpu::norm::backward(k::NormalizeRowsBackward<double>{x.data_ptr(), m2.data_ptr(), r2.data_ptr(), wr.data_ptr(),
-                                                           gr.data_ptr(), layout, true, dx2.data_ptr(),
-                                                           dw2.data_ptr(), db2.data_ptr()}, i);
+    cpu::norm::forward(k::NormalizeRows<double>{x.data_ptr(), layout, true, 1e-5, wr.data_ptr(),
+                                                bf.to<double>().data_ptr(), y2.data_ptr(), m2.data_ptr(),
+                                                r2.data_ptr()}, C);
+    cpu::norm::backward(k::NormalizeRowsBackward<double>{x.data_ptr(), m2.data_ptr(), r2.data_ptr(), wr.data_ptr(),
+                                                         gr.data_ptr(), layout, true, dx2.data_ptr(),
+                                                         dw2.data_ptr(), db2.data_ptr()}, C);
     check_close(y2, y, 1e-9, 1e-9, "y, double");
     check_close(m2, mean, 1e-9, 1e-12, "mean, double");
     auto dx3 = D::empty({N, C, HW}), dw3 = D::empty({C}), db3 = D::empty({C});
@@ -468,9 +466,8 @@ TEST_CASE("kernels: the CPU's two-pass normalisation (norm_rows.hpp) equals the 
   const D xm = randn_cpu({6, 37}, 34);
   const auto xmf = xm.to<float>();
   auto yf = Tensor<float>::empty({6, 37}), mf = Tensor<float>::empty({6}), rf = Tensor<float>::empty({6});
-  for (std::int64_t i = 0; i < 6; ++i)
-    cpu::norm::forward(k::NormalizeRows<float>{xmf.data_ptr(), k::RowLayout::matrix(37), false, 1e-6, nullptr, nullptr,
-                                               yf.data_ptr(), mf.data_ptr(), rf.data_ptr()}, i);
+  cpu::norm::forward(k::NormalizeRows<float>{xmf.data_ptr(), k::RowLayout::matrix(37), false, 1e-6, nullptr, nullptr,
+                                             yf.data_ptr(), mf.data_ptr(), rf.data_ptr()}, 6);
   const D xr = xmf.to<double>();
   check_close(yf.to<double>(), mul(xr, rsqrt(add(square(xr).mean({1}, true), 1e-6))), 1e-6, 1e-5, "rms rows");
 }
@@ -518,7 +515,7 @@ TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against 
     const k::NormalizeRows<double> fwd{x.data_ptr(), layout, true, 1e-5, w.data_ptr(), b.data_ptr(),
                                        y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), relu};
     if (device) emulate_rows(C, 4, fwd);
-    else for (std::int64_t i = 0; i < C; ++i) cpu::norm::forward(fwd, i);
+    else cpu::norm::forward(fwd, C);
     if (!relu) {  // the unfused reference: a separate ReLU, its gradient masked by its input
       y = ligm::relu(y);
       gin = where(gt(y, 0.0), g, 0.0);
@@ -527,7 +524,7 @@ TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against 
                                                gin.data_ptr(), layout, true, dx.data_ptr(), dw.data_ptr(),
                                                db.data_ptr(), relu ? y.data_ptr() : nullptr};
     if (device) emulate_rows(C, 4, bwd);
-    else for (std::int64_t i = 0; i < C; ++i) cpu::norm::backward(bwd, i);
+    else cpu::norm::backward(bwd, C);
     return std::vector<D>{y, dx, dw, db};
   };
   const auto device = run(true, true), host = run(false, true), reference = run(false, false);

@@ -308,6 +308,34 @@ TEST_CASE("batch_norm_relu: the same bits as relu(batch_norm), gradients, runnin
               {"batch_norm_relu", "[4]", "[2, 3, 4]"});
 }
 
+// The thread count does not change a bit of batch norm (fused with ReLU) or layer norm:
+// forward, the three gradients and the running statistics, on shapes with fewer runs than
+// norm_rows.hpp's groups, more, and rows of one run (layer norm's path). (The runs' float sums
+// go into double, where adding a few hundred of them is most often exact in any order; a
+// change that let float sums span a thread's share of the runs would show here.)
+TEST_CASE("batch_norm and layer_norm: 1 to 4 threads give one thread's bits") {
+  const int before = get_num_threads();
+  for (const Shape& shape : {Shape{64, 32, 28, 28}, Shape{3, 5, 7, 7}, Shape{70, 3, 2}, Shape{8, 300}}) {
+    const std::int64_t C = shape[1];
+    std::vector<std::vector<std::vector<float>>> runs;
+    for (const int threads : {1, 2, 3, 4}) {
+      set_num_threads(threads);
+      Generator gen(60);
+      auto x = add(mul(randn<float>(shape, gen), 3.0f), 5.0f).detach().requires_grad_();
+      auto w = randn<float>({C}, gen).requires_grad_(), b = randn<float>({C}, gen).requires_grad_();
+      auto rm = zeros<float>({C}), rv = ones<float>({C});
+      auto y = shape.size() > 2 ? batch_norm_relu(x, rm, rv, w, b, true, 0.1)
+                                : layer_norm(x, {shape[1]}, w, b);
+      sum(mul(y, randn<float>(shape, gen))).backward();
+      runs.push_back({y.detach().to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector(),
+                      rm.to_vector(), rv.to_vector()});
+    }
+    set_num_threads(before);
+    INFO("shape " << shape_str(shape));
+    for (std::size_t t = 1; t < runs.size(); ++t) CHECK(runs[t] == runs[0]);
+  }
+}
+
 // Both Winograd tile sizes, forced in turn (conv2d picks F4 on large planes only):
 // each against the direct loop, each backward against its forward by the adjoint identity
 // <conv(x, w), gy> = <x, dL/dx> = <w, dL/dw> for L = <conv(x, w), gy>, and float64 gradchecks.

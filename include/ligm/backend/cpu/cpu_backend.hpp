@@ -493,24 +493,13 @@ class CpuBackend final : public Backend<T> {
 #define LIGM_CPU_FLOAT_ONLY(name, call) \
   if constexpr (is_floating_v<T>) { call; } else { unsupported(name); }
 
-  // The math of kernels/norm.hpp (which CUDA runs a warp per row) in two vectorised passes per
-  // row (norm_rows.hpp).
+  // The math of kernels/norm.hpp (which CUDA runs a warp per row) in two vectorised passes
+  // (norm_rows.hpp).
   void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) override {
-    LIGM_CPU_FLOAT_ONLY("normalize", for_rows(rows, body.layout.cols(), [&](std::int64_t i) {
-                          norm::forward(body, i);
-                        }));
+    LIGM_CPU_FLOAT_ONLY("normalize", norm::forward(body, rows));
   }
   void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
-    LIGM_CPU_FLOAT_ONLY("normalize_backward", for_rows(rows, body.layout.cols(), [&](std::int64_t i) {
-                          norm::backward(body, i);
-                        }));
-  }
-  template <class F>
-  static void for_rows(std::int64_t rows, std::int64_t cols, const F& f) {
-    parallel_for(0, rows, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(cols, 1)),
-                 [&](std::int64_t lo, std::int64_t hi) {
-                   for (std::int64_t i = lo; i < hi; ++i) f(i);
-                 });
+    LIGM_CPU_FLOAT_ONLY("normalize_backward", norm::backward(body, rows));
   }
 
   // The CUDA thread bodies (kernels/loss.hpp), run over rows and elements in parallel.

@@ -1,5 +1,5 @@
 // The CPU's row normalisation: the same math as kernels/norm.hpp (which the CUDA backend runs, a
-// warp per row), in two passes over a row instead of three, on the machine's vectors.
+// warp per row), in two passes over the data instead of three, on the machine's vectors.
 //
 //   forward:  one pass for s1 = sum(x - x0) and s2 = sum((x - x0)^2), x0 the row's first
 //             element (a shift that keeps s2 - s1^2 / n from cancelling when the mean is far
@@ -8,107 +8,171 @@
 //   backward: one pass for sg = sum(g) and sgd = sum(g (x - x0)), so sum(g xhat) =
 //             (sgd - (m - x0) sg) r; one pass for dx = (r w) (g - mean(g)) - (x - m) (r w) r
 //             mean(g xhat); with a fused ReLU, g is 0 wherever its output y is.
-// Without centring (RMS) x0 = m = 0. The sums run in T on vectors and go into double every
-// kFlush vectors (and at the row's end), so a float sum never adds more than 2 kFlush terms per
-// lane; the row's scalars (m, r, the coefficients) are double. The elementwise passes run in T:
-// the float input already limits y to T's precision.
+// Without centring (RMS) x0 = m = 0. The sums run in T on vectors (each lane adds at most
+// kFlush terms) and go into double, their lanes summed in a tree, every kFlush vector pairs and
+// at the end of each run; the row's scalars (m, r, the coefficients) are double. The
+// elementwise passes run in T: the float input already limits y to T's precision.
+//
+// Two ways through the data, the same arithmetic per element:
+//   - rows of one run (layer_norm, rms_norm, group_norm): row by row, the rows over the threads;
+//   - batch norm's rows (the C channels of an [N, C, HW] tensor, each N runs of HW lying C * HW
+//     apart): swept in memory order, run after run. Row by row, a thread jumps C * HW ahead
+//     after every run, too often for the hardware prefetcher on 28x28 and smaller planes; in
+//     order it streams (batch norm forward + backward on [64, 32, 28, 28] at one thread 3.3 ->
+//     1.5 ms, `conv_bench --norms 1`, bench/NOTES.md 47). The sums are taken over
+//     kGroups fixed groups of consecutive runs, each into its own per-channel partials, added
+//     in group order: the result depends on the shape only, not on the thread count.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
+#include "ligm/backend/cpu/parallel.hpp"
 #include "ligm/backend/cpu/simd.hpp"
 #include "ligm/backend/kernels/norm.hpp"
 
 namespace ligm::cpu::norm {
 
 inline constexpr int kFlush = 32;
+inline constexpr std::int64_t kGroups = 32;  // of runs, for batch norm's sums
 
-// (sum of f(o).first, sum of f(o).second) over row i's elements, f(V{}, o) returning a Pair of
-// vectors of the values at offsets o, o + 1, ... (or of scalars for f(T{}, o)). On rows of long
-// runs, prefetch(o) is called for the same place in the next run as each pair of vectors is
-// read: a batch norm row is N runs of H x W values lying C x H x W apart, each too short for the
-// hardware prefetcher to ramp up on (28x28: forward 10-15% faster; on runs of 14x14 and 7x7 no
-// gain or a loss, bench/NOTES.md 40).
-inline constexpr std::int64_t kPrefetchRun = 512;
-template <class T, class F, class Prefetch>
-kernels::Pair<double> row_sums(const kernels::RowLayout& layout, std::int64_t i, const F& f,
-                               const Prefetch& prefetch) {
+// (sum of f(o).first, sum of f(o).second) over the run [base, base + len), f(V{}, o) returning
+// a Pair of vectors of the values at offsets o, o + 1, ... (or of scalars for f(T{}, o)).
+template <class T, class F>
+kernels::Pair<double> run_sums(std::int64_t base, std::int64_t len, const F& f) {
   using V = typename Simd<T>::type;
   constexpr int W = Simd<T>::lanes;
   double s1 = 0, s2 = 0;
   V a0{}, b0{}, a1{}, b1{};
   int pending = 0;
   auto flush = [&] {
-    for (int l = 0; l < W; ++l) s1 += double(a0[l]) + double(a1[l]), s2 += double(b0[l]) + double(b1[l]);
+    s1 += double(reduce_add<T>(V(a0 + a1))), s2 += double(reduce_add<T>(V(b0 + b1)));
     a0 = b0 = a1 = b1 = V{};
     pending = 0;
   };
-  const bool ahead = layout.runs > 1 && layout.inner >= kPrefetchRun;
-  for (std::int64_t s = 0; s < layout.runs; ++s) {
-    const std::int64_t base = i * layout.inner + s * layout.run_stride;
-    std::int64_t k = 0;
-    for (; k + 2 * W <= layout.inner; k += 2 * W) {  // two chains of additions, not one
-      if (ahead) prefetch(base + layout.run_stride + k), prefetch(base + layout.run_stride + k + W);
-      const auto p = f(V{}, base + k), q = f(V{}, base + k + W);
-      a0 += p.first, b0 += p.second, a1 += q.first, b1 += q.second;
-      if (++pending == kFlush) flush();
-    }
-    for (; k + W <= layout.inner; k += W) {
-      const auto p = f(V{}, base + k);
-      a0 += p.first, b0 += p.second;
-      if (++pending == kFlush) flush();
-    }
-    for (; k < layout.inner; ++k) {
-      const auto p = f(T{}, base + k);
-      s1 += double(p.first), s2 += double(p.second);
-    }
+  std::int64_t k = 0;
+  for (; k + 2 * W <= len; k += 2 * W) {  // two chains of additions, not one
+    const auto p = f(V{}, base + k), q = f(V{}, base + k + W);
+    a0 += p.first, b0 += p.second, a1 += q.first, b1 += q.second;
+    if (++pending == kFlush) flush();
+  }
+  for (; k + W <= len; k += W) {
+    const auto p = f(V{}, base + k);
+    a0 += p.first, b0 += p.second;
+  }
+  for (; k < len; ++k) {
+    const auto p = f(T{}, base + k);
+    s1 += double(p.first), s2 += double(p.second);
   }
   flush();
   return {s1, s2};
 }
 
-// f(V{}, o) over row i's elements, whole vectors first, then narrower ones and scalars.
-template <class T, class F>
-void row_each(const kernels::RowLayout& layout, std::int64_t i, const F& f) {
-  for (std::int64_t s = 0; s < layout.runs; ++s) {
-    const std::int64_t base = i * layout.inner + s * layout.run_stride;
-    simd_for<T>(layout.inner, [&](auto zero, std::int64_t k) { f(zero, base + k); });
+// Per row i: the sums of f(V{}, i, o) over its elements, c = finish(i, sums) (the row's
+// coefficients), then, with `elementwise`, each(zero, c, o) over its elements (a vector of the
+// elements at o, o + 1, ...). Rows of one run go row by row; batch norm's rows in memory order
+// (above), their coefficients kept between the passes.
+template <class T, class Sum, class Finish, class Each>
+void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& f, const Finish& finish,
+                const Each& each, bool elementwise = true) {
+  using Coef = decltype(finish(std::int64_t(0), kernels::Pair<double>{}));
+  const std::int64_t inner = layout.inner;
+  if (layout.runs == 1 || layout.run_stride != rows * inner) {
+    parallel_for(0, rows, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(layout.cols(), 1)),
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   for (std::int64_t i = lo; i < hi; ++i) {
+                     kernels::Pair<double> s{0, 0};
+                     for (std::int64_t r = 0; r < layout.runs; ++r) {
+                       const auto part = run_sums<T>(i * inner + r * layout.run_stride, inner,
+                                                     [&](auto zero, std::int64_t o) { return f(zero, i, o); });
+                       s.first += part.first, s.second += part.second;
+                     }
+                     const Coef c = finish(i, s);
+                     if (!elementwise) continue;
+                     for (std::int64_t r = 0; r < layout.runs; ++r) {
+                       const std::int64_t base = i * inner + r * layout.run_stride;
+                       simd_for<T>(inner, [&](auto zero, std::int64_t k) { each(zero, c, base + k); });
+                     }
+                   }
+                 });
+    return;
   }
+  // Run q (of N * C) is channel q % C, at q * inner. Kept from call to call: the groups'
+  // partial sums and the channels' coefficients (the worker threads' thread_locals differ,
+  // hence the pointers).
+  const std::int64_t runs = layout.runs * rows, groups = std::min(kGroups, runs), per = (runs + groups - 1) / groups;
+  thread_local std::vector<kernels::Pair<double>> partial;  // [groups][rows]
+  thread_local std::vector<Coef> coefs;
+  partial.assign(static_cast<std::size_t>(groups * rows), {0, 0});
+  coefs.resize(static_cast<std::size_t>(rows));
+  kernels::Pair<double>* const parts = partial.data();
+  Coef* const coef = coefs.data();
+  parallel_for(0, groups, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t grp = lo; grp < hi; ++grp)
+      for (std::int64_t q = grp * per; q < std::min(runs, (grp + 1) * per); ++q) {
+        const std::int64_t i = q % rows;
+        const auto s = run_sums<T>(q * inner, inner, [&](auto zero, std::int64_t o) { return f(zero, i, o); });
+        auto& acc = parts[grp * rows + i];
+        acc.first += s.first, acc.second += s.second;
+      }
+  });
+  for (std::int64_t i = 0; i < rows; ++i) {
+    kernels::Pair<double> s{0, 0};
+    for (std::int64_t grp = 0; grp < groups; ++grp)
+      s.first += parts[grp * rows + i].first, s.second += parts[grp * rows + i].second;
+    coef[i] = finish(i, s);
+  }
+  if (!elementwise) return;
+  parallel_for(0, runs, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(inner, 1)),
+               [&](std::int64_t lo, std::int64_t hi) {
+                 for (std::int64_t q = lo; q < hi; ++q) {
+                   const Coef& c = coef[q % rows];
+                   simd_for<T>(inner, [&](auto zero, std::int64_t k) { each(zero, c, q * inner + k); });
+                 }
+               });
 }
 
 template <class T>
-void forward(const kernels::NormalizeRows<T>& p, std::int64_t i) {
-  const auto& layout = p.layout;
-  const double n = double(layout.cols());
-  const T x0 = p.center ? p.x[i * layout.inner] : T(0);
-  const auto s = row_sums<T>(
-      layout, i,
-      [&](auto zero, std::int64_t o) {
+struct ForwardCoef {
+  T m, scale, shift;  // y = (x - m) scale + shift
+};
+template <class T>
+struct BackwardCoef {
+  T m, a, b, c;  // dx = g a + (x - m) b + c
+};
+
+// Row i's shift x0: its first element (0 without centring).
+template <class P>
+auto shift_of(const P& p, std::int64_t i) {
+  return p.center ? p.x[i * p.layout.inner] : decltype(+p.x[0])(0);
+}
+
+// The forward of all `rows` rows.
+template <class T>
+void forward(const kernels::NormalizeRows<T>& p, std::int64_t rows) {
+  const double n = double(p.layout.cols());
+  two_passes<T>(
+      p.layout, rows,
+      [&](auto zero, std::int64_t i, std::int64_t o) {
         using V = decltype(zero);
-        const V d = load<V>(p.x + o) - x0;
+        const V d = load<V>(p.x + o) - shift_of(p, i);
         return kernels::Pair<V>{d, d * d};
       },
-      [&](std::int64_t o) { __builtin_prefetch(p.x + o); });
-  const double d1 = p.center ? s.first / n : 0.0;
-  const double m = double(x0) + d1, v = std::max(0.0, s.second / n - d1 * d1);
-  const double r = 1 / std::sqrt(v + p.eps);
-  p.mean[i] = T(m);
-  p.rstd[i] = T(r);
-  const T mt = T(m), scale = T(p.weight ? r * double(p.weight[i]) : r), shift = p.bias ? p.bias[i] : T(0);
-  T* y = p.y;
-  if (p.relu) {  // the same values as the body's, then max(v, 0) (0 for NaN, as the body)
-    row_each<T>(layout, i, [&](auto zero, std::int64_t o) {
-      using V = decltype(zero);
-      const V v = (load<V>(p.x + o) - mt) * scale + shift;
-      store(y + o, V(v > V{} ? v : V{}));
-    });
-    return;
-  }
-  row_each<T>(layout, i, [&](auto zero, std::int64_t o) {
-    using V = decltype(zero);
-    store(y + o, V((load<V>(p.x + o) - mt) * scale + shift));
-  });
+      [&](std::int64_t i, kernels::Pair<double> s) {
+        const double d1 = p.center ? s.first / n : 0.0;
+        const double m = double(shift_of(p, i)) + d1, v = std::max(0.0, s.second / n - d1 * d1);
+        const double r = 1 / std::sqrt(v + p.eps);
+        p.mean[i] = T(m);
+        p.rstd[i] = T(r);
+        return ForwardCoef<T>{T(m), T(p.weight ? r * double(p.weight[i]) : r), p.bias ? p.bias[i] : T(0)};
+      },
+      [&](auto zero, const ForwardCoef<T>& c, std::int64_t o) {
+        using V = decltype(zero);
+        const V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
+        // With the fused ReLU, max(v, 0) (0 for NaN, as the device body).
+        store(p.y + o, p.relu ? V(v > V{} ? v : V{}) : v);
+      });
 }
 
 // The incoming gradient at o: g, or with a fused ReLU g where its output is positive, else 0.
@@ -120,32 +184,31 @@ inline V relu_masked(const kernels::NormalizeRowsBackward<T>& p, std::int64_t o)
   return V(y > V{} ? g : V{});
 }
 
+// The backward of all `rows` rows.
 template <class T>
-void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t i) {
-  const auto& layout = p.layout;
-  const double n = double(layout.cols());
-  const T x0 = p.center ? p.x[i * layout.inner] : T(0);
-  const double m = p.center ? double(p.mean[i]) : 0.0, r = double(p.rstd[i]);
-  const auto s = row_sums<T>(
-      layout, i,
-      [&](auto zero, std::int64_t o) {
+void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t rows) {
+  const double n = double(p.layout.cols());
+  two_passes<T>(
+      p.layout, rows,
+      [&](auto zero, std::int64_t i, std::int64_t o) {
         using V = decltype(zero);
         const V g = relu_masked<V>(p, o);
-        return kernels::Pair<V>{g, g * (load<V>(p.x + o) - x0)};
+        return kernels::Pair<V>{g, g * (load<V>(p.x + o) - shift_of(p, i))};
       },
-      [&](std::int64_t o) { __builtin_prefetch(p.g + o), __builtin_prefetch(p.x + o); });
-  const double sg = s.first, sgx = (s.second - (m - double(x0)) * sg) * r;  // sum(g), sum(g xhat)
-  if (p.dweight) p.dweight[i] = T(sgx);
-  if (p.dbias) p.dbias[i] = T(sg);
-  if (!p.dx) return;
-  const double scale = p.weight ? r * double(p.weight[i]) : r;
-  const double mg = p.center ? sg / n : 0.0, mgx = sgx / n;
-  const T mt = T(m), a = T(scale), b = T(-scale * r * mgx), c = T(-scale * mg);
-  T* dx = p.dx;
-  row_each<T>(layout, i, [&](auto zero, std::int64_t o) {
-    using V = decltype(zero);
-    store(dx + o, V(relu_masked<V>(p, o) * a + (load<V>(p.x + o) - mt) * b + c));
-  });
+      [&](std::int64_t i, kernels::Pair<double> s) {
+        const double m = p.center ? double(p.mean[i]) : 0.0, r = double(p.rstd[i]);
+        const double sg = s.first, sgx = (s.second - (m - double(shift_of(p, i))) * sg) * r;  // sum(g), sum(g xhat)
+        if (p.dweight) p.dweight[i] = T(sgx);
+        if (p.dbias) p.dbias[i] = T(sg);
+        const double scale = p.weight ? r * double(p.weight[i]) : r;
+        const double mg = p.center ? sg / n : 0.0, mgx = sgx / n;
+        return BackwardCoef<T>{T(m), T(scale), T(-scale * r * mgx), T(-scale * mg)};
+      },
+      [&](auto zero, const BackwardCoef<T>& c, std::int64_t o) {
+        using V = decltype(zero);
+        store(p.dx + o, V(relu_masked<V>(p, o) * c.a + (load<V>(p.x + o) - c.m) * c.b + c.c));
+      },
+      p.dx != nullptr);
 }
 
 }  // namespace ligm::cpu::norm

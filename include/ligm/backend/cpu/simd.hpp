@@ -46,6 +46,21 @@ template <class V, class T>
 inline void add_to(T* p, const V& v) {
   store(p, load<V>(p) + v);
 }
+// The sum of a vector's lanes: its two halves added, down to 16 bytes, then lane by lane, so
+// log2(lanes) roundings deep instead of lanes - 1 (and a few instructions, not a chain of
+// lanes dependent additions).
+template <class T, int Bytes = kVectorBytes>
+inline T reduce_add(const typename Simd<T, Bytes>::type& v) {
+  if constexpr (Bytes > 16) {
+    using H = typename Simd<T, Bytes / 2>::type;
+    const T* p = reinterpret_cast<const T*>(&v);
+    return reduce_add<T, Bytes / 2>(H(load<H>(p) + load<H>(p + Simd<T, Bytes / 2>::lanes)));
+  } else {
+    T s = v[0];
+    for (int l = 1; l < Simd<T, Bytes>::lanes; ++l) s += v[l];
+    return s;
+  }
+}
 // f(V{}, k) for k = 0, lanes, 2 lanes, ... while a whole vector fits, then the rest on vectors
 // of half, a quarter, ... the width (down to 16 bytes), then f(T{}, k) on scalars: the slots of
 // an image are few with F4 (6 on a 7x7 plane) and a 7x7 channel plane is 49 values, so the tail
