@@ -101,7 +101,8 @@ void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& 
   // Run q (of N * C) is channel q % C, at q * inner. Kept from call to call: the groups'
   // partial sums and the channels' coefficients (the worker threads' thread_locals differ,
   // hence the pointers).
-  const std::int64_t runs = layout.runs * rows, groups = std::min(kGroups, runs), per = (runs + groups - 1) / groups;
+  const std::int64_t runs = layout.runs * rows, groups = std::clamp<std::int64_t>(runs, 1, kGroups);
+  const std::int64_t per = (runs + groups - 1) / groups;
   thread_local std::vector<kernels::Pair<double>> partial;  // [groups][rows]
   thread_local std::vector<Coef> coefs;
   partial.assign(static_cast<std::size_t>(groups * rows), {0, 0});
