@@ -118,6 +118,32 @@ TEST_CASE("conv2d: strided kernels through phase planes (im2col's strided path) 
     check_close(conv2d(x, w, {}, o), direct_conv(x, w, c.s, c.p, c.d), 1e-12, 1e-12);
     check_grad([&](const In& in) { return conv2d(in[0], in[1], {}, o); }, {x, w});
   }
+  // Float32 takes other code on AVX-512 (each tap's plane moved in masked vectors of 16, by
+  // per-tap masks of the valid outputs): its output and both gradients against float64's, over
+  // several images side by side (the tail vector of one image's plane must not spill into the
+  // next image's columns), for the phase path and for stride-1 "same" kernels that Winograd
+  // does not take (5x5, dilated 3x3, 3x1).
+  struct Case32 { Shape x, w; Conv2dOptions o; };
+  const Case32 cases32[] = {{{5, 3, 14, 14}, {6, 3, 3, 3}, {.stride = 2, .padding = 1}},
+                            {{4, 3, 9, 11}, {5, 3, 3, 3}, {.stride = 2, .padding = 1}},
+                            {{3, 2, 9, 10}, {3, 2, 5, 5}, {.stride = 2, .padding = 2}},
+                            {{3, 2, 8, 9}, {4, 2, 3, 3}, {.stride = {2, 1}, .padding = 1}},
+                            {{3, 3, 13, 6}, {4, 3, 5, 5}, {.padding = 2}},
+                            {{3, 2, 11, 7}, {3, 2, 3, 3}, {.padding = 2, .dilation = 2}},
+                            {{3, 2, 6, 5}, {3, 2, 3, 1}, {}}};
+  for (const Case32& c : cases32) {
+    INFO("float32 " << shape_str(c.x) << " " << shape_str(c.w));
+    const auto xd = leaf(c.x, 43), wd = leaf(c.w, 44);
+    auto xf = xd.detach().to<float>().requires_grad_(), wf = wd.detach().to<float>().requires_grad_();
+    const auto yd = conv2d(xd, wd, {}, c.o);
+    const auto yf = conv2d(xf, wf, {}, c.o);
+    check_close(yf.to<double>(), yd, 1e-5, 1e-5, "output");
+    const auto gy = leaf(yd.shape(), 45).detach();
+    (yd * gy).sum().backward();
+    (yf * gy.to<float>()).sum().backward();
+    check_close(xf.grad().to<double>(), xd.grad(), 1e-5, 1e-5, "input gradient");
+    check_close(wf.grad().to<double>(), wd.grad(), 1e-4, 1e-5, "weight gradient");
+  }
 }
 
 TEST_CASE("pooling and interpolation") {

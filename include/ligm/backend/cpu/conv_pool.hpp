@@ -5,7 +5,12 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
+#include <utility>
 #include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "ligm/backend/backend.hpp"
 #include "ligm/backend/cpu/gemm.hpp"
@@ -80,6 +85,10 @@ struct StridePhases {
   // Where tap offset t of an axis with stride s reads: phase t mod s, shifted by floor(t / s).
   static std::int64_t phase(std::int64_t t, std::int64_t s) { return ((t % s) + s) % s; }
   static std::int64_t shift(std::int64_t t, std::int64_t s) { return (t - phase(t, s)) / s; }
+  // The shift {dh, dw} of tap (i, j) in its phase plane.
+  std::pair<std::int64_t, std::int64_t> shifts(const Conv2dGeometry& g, std::int64_t i, std::int64_t j) const {
+    return {shift(i * g.dil_h - g.pad_h, sh), shift(j * g.dil_w - g.pad_w, sw)};
+  }
   // f(tap, plane, dh, dw) for each tap (c, i, j) of `channels` channels: tap = (c kh + i) kw + j,
   // `plane` the offset of the phase plane it reads (in split_stride_phases' layout), (dh, dw)
   // its shift there.
@@ -149,6 +158,70 @@ void join_stride_phases(const Conv2dGeometry& g, const StridePhases& ph, std::in
   }
 }
 
+#if defined(__AVX512F__)
+// The taps of a "same" plane (im2col_shifted_plane's case) as masks of 16 outputs: bit q % 16 of
+// word q / 16 of a tap's masks is set when its output q = oh * w + ow reads inside the plane.
+// With them im2col and col2im move a tap's plane in whole vectors, masked where it reads
+// outside: a 7x7 phase plane takes 4 loads and stores instead of a copy and seven pairs of
+// fills, whose call and loop overheads made im2col run at a few GB/s on the small planes.
+// One table per thread, built when the geometry changes (a convolution calls im2col for each
+// image with the same one).
+class ShiftedTapMasks {
+ public:
+  // The masks of tap (i, j) of g; plane geometry gp (g itself, or StridePhases::phase_geometry)
+  // and shift(i, j) -> {dh, dw} as im2col uses them.
+  template <class Shift>
+  static const ShiftedTapMasks& of(const Conv2dGeometry& g, const Conv2dGeometry& gp, const Shift& shift) {
+    thread_local ShiftedTapMasks t;
+    const std::int64_t key[] = {g.h_in, g.w_in, g.h_out, g.w_out, g.kh, g.kw, g.stride_h, g.stride_w,
+                                g.pad_h, g.pad_w, g.dil_h, g.dil_w};
+    if (!t.valid_ || !std::equal(std::begin(key), std::end(key), t.key_)) {
+      std::copy(std::begin(key), std::end(key), t.key_);
+      t.words_ = (gp.h_out * gp.w_in + 15) / 16;
+      t.bits_.assign(static_cast<std::size_t>(g.kh * g.kw * t.words_), 0);
+      for (std::int64_t i = 0; i < g.kh; ++i)
+        for (std::int64_t j = 0; j < g.kw; ++j) {
+          const auto [dh, dw] = shift(i, j);
+          std::int64_t oh0, oh1, ow0, ow1;
+          valid_outputs(dh, 1, gp.h_in, gp.h_out, oh0, oh1);
+          valid_outputs(dw, 1, gp.w_in, gp.w_out, ow0, ow1);
+          std::uint16_t* b = t.bits_.data() + (i * g.kw + j) * t.words_;
+          for (std::int64_t oh = oh0; oh < oh1; ++oh)
+            for (std::int64_t q = oh * gp.w_in + ow0; q < oh * gp.w_in + ow1; ++q)
+              b[q >> 4] = static_cast<std::uint16_t>(b[q >> 4] | (1u << (q & 15)));
+        }
+      t.valid_ = true;
+    }
+    return t;
+  }
+  const __mmask16* tap(std::int64_t i, std::int64_t j, std::int64_t kw) const { return bits_.data() + (i * kw + j) * words_; }
+
+ private:
+  std::int64_t key_[12] = {};
+  std::int64_t words_ = 0;
+  bool valid_ = false;
+  std::vector<std::uint16_t> bits_;
+};
+
+// out[q] = src[q] where the tap's masks say so, else 0, for q < hw. src is the plane shifted by
+// the tap (dh * w + dw), so it may point before the plane: masked lanes are not read.
+inline void im2col_masked_plane(std::int64_t hw, const float* src, const __mmask16* bits, float* out) {
+  std::int64_t q = 0;
+  for (; q + 16 <= hw; q += 16) _mm512_storeu_ps(out + q, _mm512_maskz_loadu_ps(bits[q >> 4], src + q));
+  if (q < hw)
+    _mm512_mask_storeu_ps(out + q, static_cast<__mmask16>((1u << (hw - q)) - 1u),
+                          _mm512_maskz_loadu_ps(bits[q >> 4], src + q));
+}
+// The adjoint: dst[q] += col[q] where the masks say so (dst the shifted plane, as src above).
+inline void col2im_masked_plane(std::int64_t hw, const float* col, const __mmask16* bits, float* dst) {
+  for (std::int64_t q = 0; q < hw; q += 16) {
+    const __mmask16 m = bits[q >> 4];
+    if (m == 0) continue;
+    _mm512_mask_storeu_ps(dst + q, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + q), _mm512_maskz_loadu_ps(m, col + q)));
+  }
+}
+#endif
+
 // The adjoint of im2col_shifted_plane: plane += the tap's valid outputs (the wrapped columns,
 // zeroed there, add nothing here).
 template <class T>
@@ -176,12 +249,39 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
     const conv_detail::StridePhases ph(g);
     const Conv2dGeometry gp = ph.phase_geometry(g);
     conv_detail::split_stride_phases(g, ph, channels, x, phases);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      const auto& masks = conv_detail::ShiftedTapMasks::of(g, gp, [&](std::int64_t i, std::int64_t j) {
+        return ph.shifts(g, i, j);
+      });
+      ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
+        const std::int64_t ij = tap % (g.kh * g.kw);
+        conv_detail::im2col_masked_plane(gp.h_out * gp.w_out, phases + plane + dh * gp.w_in + dw,
+                                         masks.tap(ij / g.kw, ij % g.kw, g.kw), col + tap * col_ld);
+      });
+      return;
+    }
+#endif
     ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
       conv_detail::im2col_shifted_plane(gp, phases + plane, dh, dw, col + tap * col_ld);
     });
     return;
   }
   if (g.stride_h == 1 && g.stride_w == 1 && g.w_out == g.w_in) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      const auto& masks = conv_detail::ShiftedTapMasks::of(g, g, [&](std::int64_t i, std::int64_t j) {
+        return std::pair{i * g.dil_h - g.pad_h, j * g.dil_w - g.pad_w};
+      });
+      for (std::int64_t c = 0; c < channels; ++c)
+        for (std::int64_t i = 0; i < g.kh; ++i)
+          for (std::int64_t j = 0; j < g.kw; ++j)
+            conv_detail::im2col_masked_plane(g.h_out * g.w_out,
+                                             x + c * g.h_in * g.w_in + (i * g.dil_h - g.pad_h) * g.w_in + j * g.dil_w - g.pad_w,
+                                             masks.tap(i, j, g.kw), col + ((c * g.kh + i) * g.kw + j) * col_ld);
+      return;
+    }
+#endif
     for (std::int64_t c = 0; c < channels; ++c)
       for (std::int64_t i = 0; i < g.kh; ++i)
         for (std::int64_t j = 0; j < g.kw; ++j)
@@ -224,6 +324,18 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, std::i
     const conv_detail::StridePhases ph(g);
     const Conv2dGeometry gp = ph.phase_geometry(g);
     std::fill(phases, phases + ph.size(channels), T(0));
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      const auto& masks = conv_detail::ShiftedTapMasks::of(g, gp, [&](std::int64_t i, std::int64_t j) {
+        return ph.shifts(g, i, j);
+      });
+      ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
+        const std::int64_t ij = tap % (g.kh * g.kw);
+        conv_detail::col2im_masked_plane(gp.h_out * gp.w_out, col + tap * col_ld, masks.tap(ij / g.kw, ij % g.kw, g.kw),
+                                         phases + plane + dh * gp.w_in + dw);
+      });
+    } else
+#endif
     ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
       conv_detail::col2im_shifted_plane(gp, col + tap * col_ld, dh, dw, phases + plane);
     });
