@@ -10,8 +10,9 @@
 // Prints one JSON line per layer: {"layer", "fwd_ms", "bwd_input_ms", "bwd_weight_ms"}, each the
 // median of --reps calls after three warm-up calls. --norms 1 times the batch norms of
 // ResNet-small instead (training mode, through autograd): {"layer", "bn_fwd_ms",
-// "bn_fwd_bwd_ms", "bn_relu_fwd_ms", "bn_relu_fwd_bwd_ms", "add_ms"}, the last an add of two
-// tensors of that size, the memory traffic of the forward alone.
+// "bn_fwd_bwd_ms", "bn_relu_fwd_ms", "bn_relu_fwd_bwd_ms", "add_ms", ...}: batch norm, then a
+// ReLU after it (two ops), an add of two tensors of that size (the memory traffic of the
+// forward alone), the fused batch_norm_relu and batch_norm_add_relu, and the last as three ops.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -80,9 +81,17 @@ int main(int argc, char** argv) {
       const double fr = time_ms(reps, [&] { NoGradGuard ng; relu(bn()); });
       const double frb = time_ms(reps, [&] { relu(bn()).backward(g); });
       const double ad = time_ms(reps, [&] { NoGradGuard ng; add(x, g); });
+      // The fused ops, and a residual block's end (shortcut r) fused and as three ops.
+      auto r = randn<float>({64, c, hw, hw}).requires_grad_();
+      const double fused_relu = time_ms(reps, [&] { batch_norm_relu(x, rm, rv, w, b, true).backward(g); });
+      const double fused_add = time_ms(reps, [&] { batch_norm_add_relu(x, r, rm, rv, w, b, true).backward(g); });
+      const double three = time_ms(reps, [&] { relu(add(bn(), r)).backward(g); });
       std::printf("{\"side\": \"ligm\", \"layer\": \"bn %ldx%ldx%ld\", \"threads\": %d, \"bn_fwd_ms\": %.3f, "
-                  "\"bn_fwd_bwd_ms\": %.3f, \"bn_relu_fwd_ms\": %.3f, \"bn_relu_fwd_bwd_ms\": %.3f, \"add_ms\": %.3f}\n",
-                  static_cast<long>(c), static_cast<long>(hw), static_cast<long>(hw), threads, f, fb, fr, frb, ad);
+                  "\"bn_fwd_bwd_ms\": %.3f, \"bn_relu_fwd_ms\": %.3f, \"bn_relu_fwd_bwd_ms\": %.3f, \"add_ms\": %.3f, "
+                  "\"batch_norm_relu_fwd_bwd_ms\": %.3f, \"batch_norm_add_relu_fwd_bwd_ms\": %.3f, "
+                  "\"bn_add_relu_unfused_fwd_bwd_ms\": %.3f}\n",
+                  static_cast<long>(c), static_cast<long>(hw), static_cast<long>(hw), threads, f, fb, fr, frb, ad,
+                  fused_relu, fused_add, three);
     }
     return 0;
   }

@@ -200,6 +200,12 @@ std::map<std::string, GoldenFn<S>> golden_ops(Device d) {
     return batch_norm_relu(x[0], zeros<S>({3}, d), ones<S>({3}, d), x[1], x[2], true);
   };
   m["batch_norm_relu_eval"] = [d](const Inputs& x) { return batch_norm_relu(x[0], x[3], x[4], x[1], x[2], false); };
+  m["batch_norm_add_relu_train"] = [d](const Inputs& x) {
+    return batch_norm_add_relu(x[0], x[1], zeros<S>({3}, d), ones<S>({3}, d), x[2], x[3], true);
+  };
+  m["batch_norm_add_relu_eval"] = [d](const Inputs& x) {
+    return batch_norm_add_relu(x[0], x[1], x[4], x[5], x[2], x[3], false);
+  };
   return m;
 }
 

@@ -534,3 +534,47 @@ TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against 
     check_close(host[i], reference[i], 1e-13, 1e-12, "fused vs BN then ReLU");
   }
 }
+
+// With a residual (batch_norm_add_relu's bodies): y = relu(bn(x) + r) and the residual's
+// gradient (g masked by y) from the device body (4 lanes) and from the CPU passes, against batch
+// norm, an add and a ReLU; also without the ReLU (y = bn(x) + r, dr = g), and the residual's
+// gradient alone (no dx asked for).
+TEST_CASE("kernels: normalisation rows with a residual, device body against the CPU passes") {
+  const std::int64_t N = 3, C = 4, HW = 45;
+  const auto layout = k::RowLayout::channels(N, C, HW);
+  const D x = randn_cpu({N, C, HW}, 34), r = randn_cpu({N, C, HW}, 35), w = randn_cpu({C}, 36), b = randn_cpu({C}, 37),
+          g = randn_cpu({N, C, HW}, 38);
+  for (const bool relu : {true, false}) {
+    auto run = [&](int how, bool want_dx) {  // 0 device body, 1 CPU passes, 2 reference
+      auto y = D::empty({N, C, HW}), mean = D::empty({C}), rstd = D::empty({C});
+      auto dx = D::empty({N, C, HW}), dw = D::empty({C}), db = D::empty({C}), dr = D::empty({N, C, HW});
+      k::NormalizeRows<double> fwd{x.data_ptr(), layout, true, 1e-5, w.data_ptr(), b.data_ptr(),
+                                   y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), relu && how != 2};
+      if (how != 2) fwd.residual = r.data_ptr();
+      if (how == 0) emulate_rows(C, 4, fwd);
+      else cpu::norm::forward(fwd, C);
+      auto gin = g.clone();
+      if (how == 2) {  // the unfused reference
+        y = add(y, r);
+        if (relu) y = ligm::relu(y), gin = where(gt(y, 0.0), g, 0.0);
+        dr = gin.clone();
+      }
+      k::NormalizeRowsBackward<double> bwd{x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), w.data_ptr(),
+                                           gin.data_ptr(), layout, true, want_dx ? dx.data_ptr() : nullptr,
+                                           dw.data_ptr(), db.data_ptr(), relu && how != 2 ? y.data_ptr() : nullptr};
+      if (how != 2) bwd.dresidual = dr.data_ptr();
+      if (how == 0) emulate_rows(C, 4, bwd);
+      else cpu::norm::backward(bwd, C);
+      return want_dx ? std::vector<D>{y, dx, dw, db, dr} : std::vector<D>{y, dw, db, dr};
+    };
+    INFO((relu ? "with the ReLU" : "without the ReLU"));
+    for (const bool want_dx : {true, false}) {
+      const auto device = run(0, want_dx), host = run(1, want_dx), reference = run(2, want_dx);
+      if (relu) CHECK(sum(eq(device[0], 0.0)).item() > 0);
+      for (std::size_t i = 0; i < device.size(); ++i) {
+        check_close(device[i], host[i], 1e-13, 1e-12, "device body vs CPU passes");
+        check_close(host[i], reference[i], 1e-13, 1e-12, "fused vs BN, add, ReLU");
+      }
+    }
+  }
+}

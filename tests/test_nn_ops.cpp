@@ -334,6 +334,42 @@ TEST_CASE("batch_norm_relu: the same bits as relu(batch_norm), gradients, runnin
               {"batch_norm_relu", "[4]", "[2, 3, 4]"});
 }
 
+// batch_norm_add_relu is relu(batch_norm(x, ...) + residual) as one op (a residual block's
+// end): in training the same bits as the three ops (values, the gradients of x, residual,
+// weight and bias, the running statistics), in eval the composite; float64 gradchecks of all
+// four inputs; a residual of another shape is refused.
+TEST_CASE("batch_norm_add_relu: the same bits as relu(batch_norm + residual), gradients, running statistics; gradcheck") {
+  for (const Shape& shape : {Shape{4, 3, 9, 11}, Shape{64, 5, 28, 28}, Shape{6, 2}, Shape{2, 4, 7, 7}}) {
+    const std::int64_t C = shape[1];
+    auto run = [&](bool fused, bool training) {
+      Generator gen(55);
+      auto x = randn<float>(shape, gen).requires_grad_(), r = randn<float>(shape, gen).requires_grad_();
+      auto w = randn<float>({C}, gen).requires_grad_(), b = randn<float>({C}, gen).requires_grad_();
+      auto rm = randn<float>({C}, gen), rv = add(rand<float>({C}, gen), 0.5f);
+      auto y = fused ? batch_norm_add_relu(x, r, rm, rv, w, b, training, 0.2)
+                     : relu(add(batch_norm(x, rm, rv, w, b, training, 0.2), r));
+      sum(mul(y, randn<float>(shape, gen))).backward();
+      return std::vector<std::vector<float>>{y.detach().to_vector(), x.grad().to_vector(), r.grad().to_vector(),
+                                             w.grad().to_vector(),   b.grad().to_vector(), rm.to_vector(),
+                                             rv.to_vector()};
+    };
+    INFO("shape " << shape_str(shape));
+    const auto fused = run(true, true);
+    CHECK(fused == run(false, true));
+    CHECK(run(true, false) == run(false, false));
+    CHECK(std::count(fused[0].begin(), fused[0].end(), 0.0f) > 0);  // the ReLU cuts something
+  }
+  check_grad([](const In& in) {
+    return batch_norm_add_relu(in[0], in[1], Tensor<double>(), Tensor<double>(), in[2], in[3], true);
+  }, {leaf({4, 3, 5, 2}, 56), leaf({4, 3, 5, 2}, 57), leaf({3}, 58), leaf({3}, 59)});
+  check_grad([](const In& in) { return batch_norm_add_relu(in[0], in[1], Tensor<double>(), Tensor<double>(), {}, {}, true); },
+             {leaf({3, 2, 4}, 60), leaf({3, 2, 4}, 61)});  // no affine, no running statistics: batch statistics
+  check_error([] { batch_norm_add_relu(zeros<float>({2, 3, 4}), zeros<float>({2, 3, 5}), Tensor<float>(), Tensor<float>(), Tensor<float>(), Tensor<float>(), true); },
+              {"batch_norm_add_relu", "residual", "[2, 3, 4]", "[2, 3, 5]", "float32", "cpu"});
+  check_error([] { batch_norm_add_relu(zeros<float>({2, 3, 4}), Tensor<float>(), Tensor<float>(), Tensor<float>()); },
+              {"batch_norm_add_relu", "residual"});
+}
+
 // The thread count does not change a bit of batch norm (fused with ReLU) or layer norm:
 // forward, the three gradients and the running statistics, on shapes with fewer runs than
 // norm_rows.hpp's groups, more, and rows of one run (layer norm's path). (The runs' float sums

@@ -249,6 +249,12 @@ case("batch_norm_relu_train",
      rn(4, 3, 2, 5), rn(3), rn(3))
 case("batch_norm_relu_eval", lambda x, w, b, rm, rv: F.relu(F.batch_norm(x, rm, rv, w, b, training=False)),
      rn(4, 3, 2, 5), rn(3), rn(3), rn(3), pos(3), const=(3, 4))
+case("batch_norm_add_relu_train",
+     lambda x, r, w, b: F.relu(F.batch_norm(x, torch.zeros(3, dtype=D), torch.ones(3, dtype=D), w, b, training=True)
+                               + r),
+     rn(4, 3, 2, 5), rn(4, 3, 2, 5), rn(3), rn(3))
+case("batch_norm_add_relu_eval", lambda x, r, w, b, rm, rv: F.relu(F.batch_norm(x, rm, rv, w, b, training=False) + r),
+     rn(4, 3, 2, 5), rn(4, 3, 2, 5), rn(3), rn(3), rn(3), pos(3), const=(4, 5))
 
 
 def randomize(m):

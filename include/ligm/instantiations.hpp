@@ -113,6 +113,8 @@
                          bool, double, double);                                                 \
   P Tensor<T> batch_norm_relu(const Tensor<T>&, Tensor<T>, Tensor<T>, const Tensor<T>&, const Tensor<T>&, \
                               bool, double, double);                                            \
+  P Tensor<T> batch_norm_add_relu(const Tensor<T>&, const Tensor<T>&, Tensor<T>, Tensor<T>, const Tensor<T>&, \
+                                  const Tensor<T>&, bool, double, double);                      \
   P Tensor<T> layer_norm(const Tensor<T>&, const Shape&, const Tensor<T>&, const Tensor<T>&, double); \
   P Tensor<T> group_norm(const Tensor<T>&, std::int64_t, const Tensor<T>&, const Tensor<T>&, double); \
   P Tensor<T> rms_norm(const Tensor<T>&, const Shape&, const Tensor<T>&, std::optional<double>); \

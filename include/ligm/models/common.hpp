@@ -35,6 +35,14 @@ Tensor<T> bn_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x)
     return bn.forward_relu(x);
   return relu(bn(x));
 }
+// relu(bn(x) + residual), the end of a residual block: one fused op
+// (BatchNorm2d::forward_add_relu) on the same terms as bn_relu.
+template <class T>
+Tensor<T> bn_add_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x, const Tensor<T>& residual) {
+  if (bn.plain() && relu.plain() && typeid(bn) == typeid(nn::BatchNorm2d<T>) && typeid(relu) == typeid(nn::ReLU<T>))
+    return bn.forward_add_relu(x, residual);
+  return relu(add(bn(x), residual));
+}
 
 // Self-attention of x [B, N, D] with heads of D / heads: qkv(x) packs q, k and v along the
 // last dim (as timm and nanoGPT do), proj mixes the heads back. Without attention dropout it is

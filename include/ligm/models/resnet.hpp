@@ -34,8 +34,10 @@ class BasicBlock : public nn::Module<T> {
     }
   }
   Tensor<T> forward(const Tensor<T>& x) override {
-    auto h = (*bn2)((*conv2)(bn_relu(*bn1, *relu, (*conv1)(x))));  // bn1 + relu fused when both are plain
-    return (*relu)(add(h, downsample ? (*downsample)(x) : x));
+    // bn1 + relu, and bn2 + the shortcut + relu, fused when the modules are plain (bn_relu).
+    auto h = (*conv2)(bn_relu(*bn1, *relu, (*conv1)(x)));
+    auto shortcut = downsample ? (*downsample)(x) : x;
+    return bn_add_relu(*bn2, *relu, h, shortcut);
   }
   std::string type_name() const override { return "BasicBlock"; }
 

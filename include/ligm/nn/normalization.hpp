@@ -50,6 +50,18 @@ class BatchNormBase : public Module<T> {
     }
     return batch_norm_relu(x, running_mean, running_var, weight, bias, true, momentum, eps);
   }
+  // relu(forward(x) + residual), as one op (batch_norm_add_relu) likewise: the end of a
+  // residual block (models/common.hpp, bn_add_relu).
+  Tensor<T> forward_add_relu(const Tensor<T>& x, const Tensor<T>& residual) {
+    if (!this->is_training() || (frozen_channels.defined() && running_mean.defined()))
+      return relu(add(forward(x), residual));
+    check_input(x);
+    if (num_batches_tracked.defined()) {
+      NoGradGuard no_grad;
+      num_batches_tracked.add_(T(1));
+    }
+    return batch_norm_add_relu(x, residual, running_mean, running_var, weight, bias, true, momentum, eps);
+  }
   // Channels (a [C] mask, true = frozen) that normalise with their running statistics in
   // training mode too and never update them: their outputs equal eval mode's and their
   // gradient is dy * weight / sqrt(running_var + eps). Undefined (the default): none. Their

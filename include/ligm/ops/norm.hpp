@@ -20,7 +20,8 @@ inline Shape channel_shape(const Shape& x, std::int64_t c) {
 }
 
 // y = (x - mean) * rstd over each row of `layout` (kernels/norm.hpp; no centring for RMS), times
-// the per-row weight plus the per-row bias when given; differentiable in x, weight and bias.
+// the per-row weight plus the per-row bias when given, plus `residual` (x's shape) when given,
+// then the ReLU with `relu`; differentiable in x, weight, bias and residual.
 // x must hold the layout densely (a contiguous tensor); mean and rstd come back detached, for
 // running statistics.
 template <class T>
@@ -31,36 +32,38 @@ struct Normalized {
 template <class T>
 Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::RowLayout layout, bool center,
                              double eps, const Tensor<T>& weight = {}, const Tensor<T>& bias = {},
-                             bool relu = false) {
+                             bool relu = false, const Tensor<T>& residual = {}) {
   auto ptr = [](const Tensor<T>& t) -> T* { return t.defined() ? t.data_ptr() : nullptr; };
   Normalized<T> r;
-  Tensor<T> x, w, b;
+  Tensor<T> x, w, b, res;
   {
     NoGradGuard no_grad;
     x = x_in.contiguous().detach();
     if (weight.defined()) w = weight.contiguous().detach();
     if (bias.defined()) b = bias.contiguous().detach();
+    if (residual.defined()) res = residual.contiguous().detach();
     r.y = Tensor<T>::empty(x.shape(), x.device());
     r.mean = Tensor<T>::empty({rows}, x.device());
     r.rstd = Tensor<T>::empty({rows}, x.device());
   }
   be(x).normalize_rows(rows, {x.data_ptr(), layout, center, eps, ptr(w), ptr(b), r.y.data_ptr(),
-                              r.mean.data_ptr(), r.rstd.data_ptr(), relu});
+                              r.mean.data_ptr(), r.rstd.data_ptr(), relu, ptr(res)});
   // With the fused ReLU the backward masks g by the output (a detached alias: the output's own
   // node must not hold the output).
   Tensor<T> out = relu ? r.y.detach() : Tensor<T>();
   r.y = autograd::record(
-      relu ? "NormalizeReluBackward" : "NormalizeBackward", r.y, {x_in, weight, bias},
+      relu ? "NormalizeReluBackward" : "NormalizeBackward", r.y, {x_in, weight, bias, residual},
       [x = autograd::save(x), w = w.defined() ? autograd::save(w) : w, mean = r.mean, rstd = r.rstd, rows,
        layout, center, ptr, out](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
         auto gc = g.contiguous();
-        Tensor<T> dx, dw, db;
+        Tensor<T> dx, dw, db, dres;
         if (need[0]) dx = Tensor<T>::empty(x.shape(), x.device());
         if (need[1]) dw = Tensor<T>::empty({rows}, x.device());
         if (need[2]) db = Tensor<T>::empty({rows}, x.device());
+        if (need[3]) dres = Tensor<T>::empty(x.shape(), x.device());
         be(x).normalize_rows_backward(rows, {x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), ptr(w), gc.data_ptr(),
-                                             layout, center, ptr(dx), ptr(dw), ptr(db), ptr(out)});
-        return {dx, dw, db};
+                                             layout, center, ptr(dx), ptr(dw), ptr(db), ptr(out), ptr(dres)});
+        return {dx, dw, db, dres};
       });
   return r;
 }
@@ -74,15 +77,19 @@ Normalized<T> normalize_matrix_rows(const Tensor<T>& x, std::int64_t cols, bool 
 }  // namespace ops_detail
 
 namespace ops_detail {
-// batch_norm, and with `relu` batch_norm_relu. In training each channel is a row, normalised
-// where it lies in [N, C, HW] with its weight and bias (and the ReLU), the running statistics
-// updated in place; in eval the running statistics, as broadcasting ops.
+// batch_norm, with `relu` batch_norm_relu, with a residual too batch_norm_add_relu. In training
+// each channel is a row, normalised where it lies in [N, C, HW] with its weight and bias (and
+// the residual and the ReLU), the running statistics updated in place; in eval the running
+// statistics, as broadcasting ops.
 template <class T>
 Tensor<T> batch_norm_impl(const char* op, const Tensor<T>& x, Tensor<T>& running_mean, Tensor<T>& running_var,
                           const Tensor<T>& weight, const Tensor<T>& bias, bool training, double momentum, double eps,
-                          bool relu) {
+                          bool relu, const Tensor<T>& residual = {}) {
   floating_only<T>(op);
   check(x.dim() >= 2, op, "expects an input with at least 2 dims [N, C, ...], got ", x.describe());
+  if (residual.defined())
+    check(residual.shape() == x.shape() && residual.device() == x.device(), op, "expects a residual like the input ",
+          x.describe(), ", got ", residual.describe());
   const std::int64_t C = x.shape()[1];
   for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&running_mean, &running_var, &weight, &bias})
     if (t->defined())
@@ -95,12 +102,13 @@ Tensor<T> batch_norm_impl(const char* op, const Tensor<T>& x, Tensor<T>& running
     auto y = mul(sub(x, running_mean.reshape(cs)), rsqrt(add(running_var.reshape(cs), T(eps))));
     if (weight.defined()) y = mul(y, weight.reshape(cs));
     if (bias.defined()) y = add(y, bias.reshape(cs));
+    if (residual.defined()) y = add(y, residual);
     return relu ? ligm::relu(y) : y;
   }
   const std::int64_t N = x.shape()[0], n = x.numel() / std::max<std::int64_t>(C, 1);
   check(n > 1, op, "expected more than 1 value per channel when training, got input ", x.shape());
   auto r = normalize_rows(x, C, kernels::RowLayout::channels(N, C, n / std::max<std::int64_t>(N, 1)), true, eps, weight,
-                          bias, relu);
+                          bias, relu, residual);
   if (running_mean.defined() || running_var.defined()) {
     NoGradGuard g;
     const T m = T(momentum);
@@ -137,6 +145,20 @@ Tensor<T> batch_norm_relu(const Tensor<T>& x, Tensor<T> running_mean, Tensor<T> 
                           double momentum = 0.1, double eps = 1e-5) {
   return ops_detail::batch_norm_impl("batch_norm_relu", x, running_mean, running_var, weight, bias, training, momentum,
                                      eps, true);
+}
+
+// relu(batch_norm(x, ...) + residual) as one op (ligm's own; cuDNN calls it BN + add +
+// activation): the end of a residual block, its shortcut added and the ReLU applied as the
+// normalised values are stored; in the backward pass the ReLU's mask is folded in and the
+// residual's gradient written by the same pass. residual has x's shape. In eval, the ops one
+// after the other.
+template <class T>
+Tensor<T> batch_norm_add_relu(const Tensor<T>& x, const Tensor<T>& residual, Tensor<T> running_mean,
+                              Tensor<T> running_var, const Tensor<T>& weight = {}, const Tensor<T>& bias = {},
+                              bool training = false, double momentum = 0.1, double eps = 1e-5) {
+  check(residual.defined(), "batch_norm_add_relu", "expects a residual, got an undefined tensor");
+  return ops_detail::batch_norm_impl("batch_norm_add_relu", x, running_mean, running_var, weight, bias, training,
+                                     momentum, eps, true, residual);
 }
 
 // Normalises over the trailing dims given by normalized_shape.

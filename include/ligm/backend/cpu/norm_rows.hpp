@@ -4,10 +4,12 @@
 //   forward:  one pass for s1 = sum(x - x0) and s2 = sum((x - x0)^2), x0 the row's first
 //             element (a shift that keeps s2 - s1^2 / n from cancelling when the mean is far
 //             from zero), then m = x0 + s1 / n, v = s2 / n - (s1 / n)^2, r = 1/sqrt(v + eps);
-//             one pass for y = (x - m) (r w) + b (or max of it and 0, a fused ReLU).
+//             one pass for y = (x - m) (r w) + b (+ a residual; then max of it and 0 with a
+//             fused ReLU).
 //   backward: one pass for sg = sum(g) and sgd = sum(g (x - x0)), so sum(g xhat) =
 //             (sgd - (m - x0) sg) r; one pass for dx = (r w) (g - mean(g)) - (x - m) (r w) r
-//             mean(g xhat); with a fused ReLU, g is 0 wherever its output y is.
+//             mean(g xhat) (and the residual's gradient, g); with a fused ReLU, g is 0
+//             wherever its output y is.
 // Without centring (RMS) x0 = m = 0. The sums run in T on vectors (each lane adds at most
 // kFlush terms) and go into double, their lanes summed in a tree, every kFlush vector pairs and
 // at the end of each run; the row's scalars (m, r, the coefficients) are double. The
@@ -170,7 +172,8 @@ void forward(const kernels::NormalizeRows<T>& p, std::int64_t rows) {
       },
       [&](auto zero, const ForwardCoef<T>& c, std::int64_t o) {
         using V = decltype(zero);
-        const V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
+        V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
+        if (p.residual) v = v + load<V>(p.residual + o);
         // With the fused ReLU, max(v, 0) (0 for NaN, as the device body).
         store(p.y + o, p.relu ? V(v > V{} ? v : V{}) : v);
       });
@@ -207,9 +210,11 @@ void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t rows) {
       },
       [&](auto zero, const BackwardCoef<T>& c, std::int64_t o) {
         using V = decltype(zero);
-        store(p.dx + o, V(relu_masked<V>(p, o) * c.a + (load<V>(p.x + o) - c.m) * c.b + c.c));
+        const V g = relu_masked<V>(p, o);
+        if (p.dx) store(p.dx + o, V(g * c.a + (load<V>(p.x + o) - c.m) * c.b + c.c));
+        if (p.dresidual) store(p.dresidual + o, g);
       },
-      p.dx != nullptr);
+      p.dx != nullptr || p.dresidual != nullptr);
 }
 
 }  // namespace ligm::cpu::norm

@@ -2,10 +2,12 @@
 // layer_norm, group_norm and rms_norm.
 //   forward:  m = mean(x) (0 when !center), v = mean((x - m)^2), r = 1/sqrt(v + eps),
 //             xhat = (x - m) r,  y = xhat w_i + b_i  (the per-row affine of batch_norm, optional),
+//             y = y + residual (optional: a residual block's shortcut, added before the ReLU),
 //             y = max(y, 0) with `relu` (batch norm fused with the ReLU after it)
 //   backward: xhat recomputed from x, m, r; with the ReLU, g = 0 where its output y is 0;
 //             dx = w_i r (g - mean(g) - xhat mean(g xhat))   (no mean(g) term when !center),
-//             dw_i = sum(g xhat), db_i = sum(g)               (when asked for)
+//             dw_i = sum(g xhat), db_i = sum(g)               (when asked for),
+//             dresidual = g                                   (when asked for)
 // A row need not be contiguous (RowLayout): batch_norm's rows are the channels of an NCHW
 // tensor, normalised where they lie, without a transposed copy.
 // A body handles one row, split over `lanes` cooperating threads that own the elements
@@ -76,6 +78,7 @@ struct NormalizeRows {
   T* mean;          // [rows]
   T* rstd;          // [rows]
   bool relu = false;  // y = max(y, 0): batch norm fused with the ReLU after it
+  const T* residual = nullptr;  // same layout as x, added before the ReLU, or nullptr
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
@@ -93,7 +96,8 @@ struct NormalizeRows {
     }
     const Acc scale = weight ? rs * Acc(weight[i]) : rs, shift = bias ? Acc(bias[i]) : Acc(0);
     layout.each(i, lane, lanes, [&](std::int64_t o) {
-      const T v = T((Acc(x[o]) - m) * scale + shift);
+      T v = T((Acc(x[o]) - m) * scale + shift);
+      if (residual) v = v + residual[o];  // in T, as a separate add would
       y[o] = relu && !(v > T(0)) ? T(0) : v;
     });
   }
@@ -112,6 +116,7 @@ struct NormalizeRowsBackward {
   T* dweight;       // [rows] or nullptr
   T* dbias;         // [rows] or nullptr
   const T* y = nullptr;  // with a fused ReLU, its output: g counts only where y > 0
+  T* dresidual = nullptr;  // same layout as x, or nullptr: the residual's gradient (g, masked)
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
@@ -127,11 +132,12 @@ struct NormalizeRowsBackward {
       if (dweight) dweight[i] = T(sgx);
       if (dbias) dbias[i] = T(sg);
     }
-    if (!dx) return;
+    if (!dx && !dresidual) return;
     const Acc mg = center ? sg / n : Acc(0), mgx = sgx / n;
     const Acc scale = weight ? rs * Acc(weight[i]) : rs;
     layout.each(i, lane, lanes, [&](std::int64_t o) {
-      dx[o] = T(scale * (grad(o) - mg - (Acc(x[o]) - m) * rs * mgx));
+      if (dx) dx[o] = T(scale * (grad(o) - mg - (Acc(x[o]) - m) * rs * mgx));
+      if (dresidual) dresidual[o] = T(grad(o));
     });
   }
 };
