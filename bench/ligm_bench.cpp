@@ -3,6 +3,9 @@
 //   build/bench/ligm_bench --workload mlp --threads 2 [--steps 20 --warmup 5] [--device cuda]
 //   build/bench/ligm_bench --sgemm 1024 --threads 2 [--device cuda]
 //
+// --tf32 off|conv|all (default off): which float32 GPU work may run on TF32 tensor cores
+// (cuda::set_allow_tf32; "conv" is PyTorch's default: convolutions yes, matrix products no).
+//
 // The workloads (bench/workloads.md) are ligm's models with the shapes of bench/torch_bench.py;
 // the step is the full training step: forward, cross-entropy, zero_grad, backward, AdamW.
 #include <sys/resource.h>
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   int threads = 1, steps = 20, warmup = 5;
   std::int64_t sgemm = 0;
   Device device = Device::cpu();
+  std::string tf32 = "off";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--workload") workload = v;
@@ -80,7 +84,10 @@ int main(int argc, char** argv) {
     else if (k == "--warmup") warmup = std::stoi(v);
     else if (k == "--sgemm") sgemm = std::stoll(v);
     else if (k == "--device") device = v == "cuda" ? Device::cuda() : Device::cpu();
+    else if (k == "--tf32") tf32 = v;
   }
+  check(tf32 == "off" || tf32 == "conv" || tf32 == "all", "ligm_bench", "--tf32 takes off, conv or all, got ", tf32);
+  cuda::set_allow_tf32({.conv = tf32 != "off", .matmul = tf32 == "all"});
   set_num_threads(threads);
   if (sgemm > 0) {
     const std::int64_t n = sgemm;

@@ -123,7 +123,12 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
+    # Which float32 GPU work may use TF32 tensor cores, set explicitly (PyTorch's own defaults
+    # are "conv": cudnn.allow_tf32 on, matmul.allow_tf32 off); ligm_bench takes the same flag.
+    ap.add_argument("--tf32", default="off", choices=["off", "conv", "all"])
     a = ap.parse_args()
+    torch.backends.cudnn.allow_tf32 = a.tf32 != "off"
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "all"
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     torch.set_num_threads(a.threads)
     if a.sgemm:

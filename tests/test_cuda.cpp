@@ -405,6 +405,25 @@ void case_11() {
   }
 }
 
+// TF32 tensor cores when allowed (cuda::set_allow_tf32, PyTorch's allow_tf32 flags): a
+// convolution (forward and both gradients, whatever algorithms cuDNN then picks) and a matrix
+// product stay near the CPU at TF32's precision (10 mantissa bits); switched off again, the
+// plain float32 tolerances hold (the convolution's plan is made per setting).
+void case_12() {
+  const auto before = cuda::allow_tf32();
+  const std::vector<Tensor<float>> conv_in = {randn_s<float>({8, 16, 28, 28}, 70), randn_s<float>({32, 16, 3, 3}, 71)};
+  const auto conv = [](const auto& x) { return conv2d(x[0], x[1], {}, {.padding = 1}); };
+  cuda::set_allow_tf32({.conv = true, .matmul = true});
+  CHECK((cuda::allow_tf32().conv && cuda::allow_tf32().matmul));
+  compare_devices<float>("conv2d 3x3, TF32 allowed", conv_in, conv, 5e-2, 1e-2);
+  compare_devices<float>("matmul, TF32 allowed", {randn_s<float>({256, 512}, 72), randn_s<float>({512, 128}, 73)},
+                         [](const auto& x) { return matmul(x[0], x[1]); }, 5e-2, 1e-2);
+  cuda::set_allow_tf32({});
+  CHECK((!cuda::allow_tf32().conv && !cuda::allow_tf32().matmul));
+  compare_devices<float>("conv2d 3x3, TF32 off again", conv_in, conv, 1e-3, 1e-4);
+  cuda::set_allow_tf32(before);
+}
+
 // ---- registration --------------------------------------------------------------------------
 
 struct CrossDeviceCase {
@@ -425,6 +444,7 @@ const CrossDeviceCase kCases[] = {
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
+    {"TF32 tensor cores when allowed stay near the CPU, and switch off", case_12, false},
 };
 }  // namespace
 
@@ -486,6 +506,11 @@ TEST_CASE("cuda: the Curvature Tuning unit matches the CPU, per channel and shar
 TEST_CASE("cuda: LoRA, DoRA and ALLoRA adapters match the CPU, merged and not" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_11();
+}
+
+TEST_CASE("cuda: TF32 tensor cores when allowed stay near the CPU, and switch off" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_12();
 }
 
 TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {

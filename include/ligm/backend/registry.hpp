@@ -10,6 +10,8 @@
 // backends are then defined there. Without it, Device::cuda() exists and every use of it
 // raises "CUDA is not compiled in".
 #pragma once
+#include <atomic>
+
 #include "ligm/backend/backend.hpp"
 
 #if defined(LIGM_BUILDING_BACKEND) || defined(LIGM_SEPARATE_BACKEND)
@@ -40,6 +42,27 @@ LIGM_CUDA_API int device_count();
 LIGM_CUDA_API bool is_compiled();
 // Waits for all work queued on every GPU (no-op without CUDA).
 LIGM_CUDA_API void synchronize();
+
+// Whether float32 convolutions (cuDNN) and matrix products (cuBLAS) on the GPU may run on TF32
+// tensor cores (inputs rounded to 10 mantissa bits, sums in float32): PyTorch's
+// torch.backends.cudnn.allow_tf32 (on by default there) and
+// torch.backends.cuda.matmul.allow_tf32 (off there). Both off by default in ligm, so float32
+// results on the GPU match the CPU's within float32 rounding; float64 never uses them. Read
+// when a convolution's algorithms are chosen (per shape and setting) and at every product.
+struct Tf32 {
+  bool conv = false, matmul = false;
+};
+namespace detail {
+inline std::atomic<int>& tf32_bits() {
+  static std::atomic<int> bits{0};
+  return bits;
+}
+}  // namespace detail
+inline void set_allow_tf32(Tf32 t) { detail::tf32_bits().store((t.conv ? 1 : 0) | (t.matmul ? 2 : 0)); }
+inline Tf32 allow_tf32() {
+  const int b = detail::tf32_bits().load();
+  return {(b & 1) != 0, (b & 2) != 0};
+}
 }  // namespace cuda
 
 #if defined(LIGM_WITH_CUDA)

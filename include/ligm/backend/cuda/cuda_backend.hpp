@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "ligm/backend/backend.hpp"
+#include "ligm/backend/registry.hpp"
 #include "ligm/backend/cuda/launch.hpp"
 #include "ligm/backend/cuda/runtime.hpp"
 #include "ligm/backend/kernels/elementwise.hpp"
@@ -39,6 +40,9 @@ struct ConvPlan {
   cudnnConvolutionBwdDataAlgo_t bwd_data{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
   std::size_t fwd_bytes = 0, bwd_data_bytes = 0, bwd_filter_bytes = 0;
+  // Each algorithm's math type, set on the descriptor before it runs (they may differ).
+  bool tf32 = false;  // float32 with cuda::allow_tf32().conv when the plan was made
+  cudnnMathType_t fwd_math = CUDNN_FMA_MATH, bwd_data_math = CUDNN_FMA_MATH, bwd_filter_math = CUDNN_FMA_MATH;
   ~ConvPlan() {
     if (x) cudnnDestroyTensorDescriptor(x);
     if (y) cudnnDestroyTensorDescriptor(y);
@@ -47,15 +51,17 @@ struct ConvPlan {
   }
 };
 
-// Picks the first algorithm cuDNN's heuristics rank as working that runs in plain FMA math
-// (no TF32 tensor cores: float results then match the CPU within float rounding).
+// Picks the first algorithm cuDNN's heuristics rank as working; unless tensor cores are allowed
+// (cuda::allow_tf32().conv, float32), the first that runs in plain FMA math (no TF32: float
+// results then match the CPU within float rounding).
 template <class Perf>
-const Perf& pick_algorithm(const Perf* perf, int count, const char* op) {
+const Perf& pick_algorithm(const Perf* perf, int count, const char* op, bool tensor_ops) {
   for (int i = 0; i < count; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].mathType != CUDNN_TENSOR_OP_MATH &&
-        perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+        (tensor_ops ||
+         (perf[i].mathType != CUDNN_TENSOR_OP_MATH && perf[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)))
       return perf[i];
-  fail(op, "cuDNN offers no FMA algorithm for this convolution");
+  fail(op, "cuDNN offers no ", tensor_ops ? "" : "FMA ", "algorithm for this convolution");
 }
 
 template <class T>
@@ -172,6 +178,9 @@ class CudaBackend final : public Backend<T> {
       const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
       const int M = int(m), N = int(n), K = int(k);
       if constexpr (std::is_same_v<T, float>) {
+        check_status(cublasSetMathMode(ctx_.cublas(), ::ligm::cuda::allow_tf32().matmul ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                                                : CUBLAS_DEFAULT_MATH),
+                     "matmul");
         check_status(cublasSgemmStridedBatched(ctx_.cublas(), op_b, op_a, N, M, K, &alpha, b, int(ldb), sb,
                                         a, int(lda), sa, &beta, c, int(ldc), sc, int(batch)),
               "matmul");
@@ -323,8 +332,9 @@ class CudaBackend final : public Backend<T> {
         check_status(cudnnGetConvolutionForwardAlgorithm_v7(ctx_.cudnn(), plan.x, plan.w, plan.conv, plan.y,
                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf),
               "conv2d");
-        const auto& best = pick_algorithm(perf, count, "conv2d");
+        const auto& best = pick_algorithm(perf, count, "conv2d", plan.tf32);
         plan.fwd = best.algo;
+        plan.fwd_math = best.mathType;
         check_status(cudnnGetConvolutionForwardWorkspaceSize(ctx_.cudnn(), plan.x, plan.w, plan.conv, plan.y,
                                                       plan.fwd, &plan.fwd_bytes),
               "conv2d");
@@ -332,6 +342,7 @@ class CudaBackend final : public Backend<T> {
       }
       const T one = 1, zero = 0;
       void* ws = workspace(plan.fwd_bytes);
+      check_status(cudnnSetConvolutionMathType(plan.conv, plan.fwd_math), "conv2d");
       check_status(cudnnConvolutionForward(ctx_.cudnn(), &one, plan.x, x, plan.w, w, plan.conv, plan.fwd, ws,
                                     plan.fwd_bytes, &zero, plan.y, y),
             "conv2d");
@@ -352,7 +363,9 @@ class CudaBackend final : public Backend<T> {
                                                           plan.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                           &count, perf),
               "conv2d_backward_input");
-        plan.bwd_data = pick_algorithm(perf, count, "conv2d_backward_input").algo;
+        const auto& best = pick_algorithm(perf, count, "conv2d_backward_input", plan.tf32);
+        plan.bwd_data = best.algo;
+        plan.bwd_data_math = best.mathType;
         check_status(cudnnGetConvolutionBackwardDataWorkspaceSize(ctx_.cudnn(), plan.w, plan.y, plan.conv,
                                                            plan.x, plan.bwd_data, &plan.bwd_data_bytes),
               "conv2d_backward_input");
@@ -360,6 +373,7 @@ class CudaBackend final : public Backend<T> {
       }
       const T one = 1, zero = 0;
       void* ws = workspace(plan.bwd_data_bytes);
+      check_status(cudnnSetConvolutionMathType(plan.conv, plan.bwd_data_math), "conv2d_backward_input");
       check_status(cudnnConvolutionBackwardData(ctx_.cudnn(), &one, plan.w, w, plan.y, gy, plan.conv,
                                          plan.bwd_data, ws, plan.bwd_data_bytes, &zero, plan.x, gx),
             "conv2d_backward_input");
@@ -380,7 +394,9 @@ class CudaBackend final : public Backend<T> {
                                                             plan.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                             &count, perf),
               "conv2d_backward_weight");
-        plan.bwd_filter = pick_algorithm(perf, count, "conv2d_backward_weight").algo;
+        const auto& best = pick_algorithm(perf, count, "conv2d_backward_weight", plan.tf32);
+        plan.bwd_filter = best.algo;
+        plan.bwd_filter_math = best.mathType;
         check_status(cudnnGetConvolutionBackwardFilterWorkspaceSize(ctx_.cudnn(), plan.x, plan.y, plan.conv,
                                                              plan.w, plan.bwd_filter,
                                                              &plan.bwd_filter_bytes),
@@ -389,6 +405,7 @@ class CudaBackend final : public Backend<T> {
       }
       const T one = 1, zero = 0;
       void* ws = workspace(plan.bwd_filter_bytes);
+      check_status(cudnnSetConvolutionMathType(plan.conv, plan.bwd_filter_math), "conv2d_backward_weight");
       check_status(cudnnConvolutionBackwardFilter(ctx_.cudnn(), &one, plan.x, x, plan.y, gy, plan.conv,
                                            plan.bwd_filter, ws, plan.bwd_filter_bytes, &zero, plan.w,
                                            gw),
@@ -519,11 +536,12 @@ class CudaBackend final : public Backend<T> {
     check_status(cudaMemsetAsync(p, 0, std::size_t(n) * sizeof(T), ctx_.stream()), "zero");
   }
 
-  // The plan of a geometry: descriptors made once, algorithms chosen on first use.
+  // The plan of a geometry and TF32 setting: descriptors made once, algorithms chosen on first use.
   ConvPlan& conv_plan(const Conv2dGeometry& g) {
+    const bool tf32 = std::is_same_v<T, float> && ::ligm::cuda::allow_tf32().conv;
     const std::array<std::int64_t, 17> key{g.n,    g.c_in,     g.h_in,     g.w_in,  g.c_out, g.h_out,
                                            g.w_out, g.kh,      g.kw,       g.stride_h, g.stride_w,
-                                           g.pad_h, g.pad_w,   g.dil_h,    g.dil_w, g.groups, 0};
+                                           g.pad_h, g.pad_w,   g.dil_h,    g.dil_w, g.groups, tf32 ? 1 : 0};
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
     for (std::int64_t v : key)
@@ -548,7 +566,10 @@ class CudaBackend final : public Backend<T> {
                                           CUDNN_CROSS_CORRELATION, dt),
           "conv2d");
     check_status(cudnnSetConvolutionGroupCount(plan->conv, int(g.groups)), "conv2d");
-    check_status(cudnnSetConvolutionMathType(plan->conv, CUDNN_FMA_MATH), "conv2d");
+    // Default math lets cuDNN offer TF32 algorithms for float32; the pick above keeps to FMA
+    // math unless they are allowed.
+    plan->tf32 = tf32;
+    check_status(cudnnSetConvolutionMathType(plan->conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), "conv2d");
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
 

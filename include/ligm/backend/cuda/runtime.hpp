@@ -88,7 +88,8 @@ class DeviceContext {
     std::call_once(cublas_once_, [&] {
       check_status(cublasCreate(&cublas_), "cublas");
       check_status(cublasSetStream(cublas_, stream_), "cublas");
-      // Exact FP32 products (no TF32), so results match the CPU within float rounding.
+      // Exact FP32 products (no TF32), so results match the CPU within float rounding; the float
+      // GEMM sets the mode again at every call from cuda::allow_tf32().matmul.
       check_status(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublas");
     });
     return cublas_;
