@@ -535,6 +535,55 @@ TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against 
   }
 }
 
+// Batch norm's rows on the device (kernels::channel_passes: partial sums by a warp per (part,
+// channel), a thread per channel to finish, a thread per element to apply), emulated with 4
+// lanes, against the CPU's passes: forward and backward, with and without the ReLU and the
+// residual, the split the device takes and one of short parts (the last one shorter).
+TEST_CASE("kernels: batch norm's channels as the device's three passes, against the CPU passes") {
+  const std::int64_t N = 37, C = 3, HW = 21;
+  const auto layout = k::RowLayout::channels(N, C, HW);
+  const D x = add(randn_cpu({N, C, HW}, 40), 3.0), r = randn_cpu({N, C, HW}, 41), w = randn_cpu({C}, 42),
+          b = randn_cpu({C}, 43), g = randn_cpu({N, C, HW}, 44);
+  CHECK(k::ChannelSplit::applies(layout, C));
+  CHECK(!k::ChannelSplit::applies(k::RowLayout::matrix(HW), C));
+  const auto natural = k::ChannelSplit::of(layout, C);
+  CHECK(natural.parts * natural.per >= N);
+  for (const auto& split : {natural, k::ChannelSplit{10, 4}, k::ChannelSplit{1, N}}) {
+    for (const bool relu : {false, true}) {
+      for (const bool residual : {false, true}) {
+        INFO("parts " << split.parts << " of " << split.per << (relu ? ", ReLU" : "") << (residual ? ", residual" : ""));
+        auto run = [&](bool device) {
+          auto y = D::empty({N, C, HW}), mean = D::empty({C}), rstd = D::empty({C});
+          auto dx = D::empty({N, C, HW}), dw = D::empty({C}), db = D::empty({C}), dr = D::empty({N, C, HW});
+          k::NormalizeRows<double> fwd{x.data_ptr(), layout, true, 1e-5, w.data_ptr(), b.data_ptr(),
+                                       y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), relu};
+          if (residual) fwd.residual = r.data_ptr();
+          k::NormalizeRowsBackward<double> bwd{x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), w.data_ptr(),
+                                               g.data_ptr(), layout, true, dx.data_ptr(), dw.data_ptr(),
+                                               db.data_ptr(), relu ? y.data_ptr() : nullptr};
+          if (residual) bwd.dresidual = dr.data_ptr();
+          if (device) {
+            std::vector<k::Pair<double>> partial(static_cast<std::size_t>(split.parts * C));
+            std::vector<double> coef(static_cast<std::size_t>(4 * C));
+            auto rows = [](std::int64_t n, const auto& body) { emulate_rows(n, 4, body); };
+            auto each = [](std::int64_t n, const auto& body) {
+              for (std::int64_t i = 0; i < n; ++i) body(i);
+            };
+            k::channel_passes(fwd, C, split, partial.data(), coef.data(), rows, each, true);
+            k::channel_passes(bwd, C, split, partial.data(), coef.data(), rows, each, true);
+          } else {
+            cpu::norm::forward(fwd, C);
+            cpu::norm::backward(bwd, C);
+          }
+          return residual ? std::vector<D>{y, mean, rstd, dx, dw, db, dr} : std::vector<D>{y, mean, rstd, dx, dw, db};
+        };
+        const auto device = run(true), host = run(false);
+        for (std::size_t i = 0; i < device.size(); ++i) check_close(device[i], host[i], 1e-12, 1e-11, "device passes vs CPU");
+      }
+    }
+  }
+}
+
 // With a residual (batch_norm_add_relu's bodies): y = relu(bn(x) + r) and the residual's
 // gradient (g masked by y) from the device body (4 lanes) and from the CPU passes, against batch
 // norm, an add and a ReLU; also without the ReLU (y = bn(x) + r, dr = g), and the residual's

@@ -237,6 +237,14 @@ cudaError_t softmax_rows_backward(const T* y, const T* g, std::int64_t rows, std
       std::int64_t, const kernels::NormalizeRows<T>&, cudaStream_t);                         \
   template cudaError_t for_each_row<kernels::NormalizeRowsBackward<T>>(                      \
       std::int64_t, const kernels::NormalizeRowsBackward<T>&, cudaStream_t);                 \
+  template cudaError_t for_each_row<kernels::ChannelSums<kernels::NormalizeRows<T>>>(        \
+      std::int64_t, const kernels::ChannelSums<kernels::NormalizeRows<T>>&, cudaStream_t);   \
+  template cudaError_t for_each_row<kernels::ChannelSums<kernels::NormalizeRowsBackward<T>>>( \
+      std::int64_t, const kernels::ChannelSums<kernels::NormalizeRowsBackward<T>>&, cudaStream_t); \
+  LIGM_FOR_EACH(kernels::ChannelFinish<kernels::NormalizeRows<T>>)                           \
+  LIGM_FOR_EACH(kernels::ChannelFinish<kernels::NormalizeRowsBackward<T>>)                   \
+  LIGM_FOR_EACH(kernels::ChannelApply<kernels::NormalizeRows<T>>)                            \
+  LIGM_FOR_EACH(kernels::ChannelApply<kernels::NormalizeRowsBackward<T>>)                    \
   LIGM_FOR_EACH(kernels::MaxPool2dForward<T>)                                                \
   LIGM_FOR_EACH(kernels::MaxPool2dBackward<T>)                                               \
   LIGM_FOR_EACH(kernels::AvgPool2d<T, false>)                                                \

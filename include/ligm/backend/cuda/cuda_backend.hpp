@@ -261,8 +261,11 @@ class CudaBackend final : public Backend<T> {
     }
   }
 
+  // Batch norm's rows (NCHW channels) as three launches with many warps per channel
+  // (kernels::channel_passes); other rows a warp each.
   void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) override {
     if constexpr (is_floating_v<T>) {
+      if (kernels::ChannelSplit::applies(body.layout, rows)) return channel_passes("normalize", rows, body, true);
       launch_rows("normalize", rows, body);
     } else {
       unsupported("normalize");
@@ -270,6 +273,8 @@ class CudaBackend final : public Backend<T> {
   }
   void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
     if constexpr (is_floating_v<T>) {
+      if (kernels::ChannelSplit::applies(body.layout, rows))
+        return channel_passes("normalize_backward", rows, body, body.dx || body.dresidual);
       launch_rows("normalize_backward", rows, body);
     } else {
       unsupported("normalize_backward");
@@ -521,6 +526,19 @@ class CudaBackend final : public Backend<T> {
     if (rows <= 0) return;
     DeviceGuard guard(ctx_.index());
     ctx_.after_launch(cuda_kernels::for_each_row(rows, body, ctx_.stream()), op);
+  }
+
+  template <class Params>
+  void channel_passes(const char* op, std::int64_t rows, const Params& p, bool elementwise) {
+    using Acc = kernels::ReduceAcc<T>;
+    const auto split = kernels::ChannelSplit::of(p.layout, rows);
+    // Stream-ordered scratch: freed after the launches queued before it.
+    Scratch partial(alloc_, std::size_t(split.parts * rows) * sizeof(kernels::Pair<Acc>));
+    Scratch coef(alloc_, std::size_t(4 * rows) * sizeof(T));
+    kernels::channel_passes(
+        p, rows, split, partial.as<kernels::Pair<Acc>>(), coef.as<T>(),
+        [&](std::int64_t n, const auto& body) { launch_rows(op, n, body); },
+        [&](std::int64_t n, const auto& body) { launch(op, n, body); }, elementwise);
   }
 
   template <class U>

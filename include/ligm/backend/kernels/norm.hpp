@@ -17,6 +17,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "ligm/backend/kernels/elementwise_math.hpp"  // LIGM_HD, ReduceAcc
 
@@ -68,6 +69,7 @@ struct RowLayout {
 
 template <class T>
 struct NormalizeRows {
+  using value_type = T;
   const T* x;
   RowLayout layout;
   bool center;
@@ -105,6 +107,7 @@ struct NormalizeRows {
 
 template <class T>
 struct NormalizeRowsBackward {
+  using value_type = T;
   const T* x;
   const T* mean;    // [rows] (ignored when !center)
   const T* rstd;    // [rows]
@@ -141,5 +144,147 @@ struct NormalizeRowsBackward {
     });
   }
 };
+
+// ---- batch norm's channels on the device: many warps per channel -----------------------------
+// A warp per row leaves most of a GPU idle on batch norm (32-128 channels against 100+
+// multiprocessors) and walks each channel's N runs of H x W one after the other. Rows laid out
+// as NCHW channels (RowLayout runs > 1, run_stride = rows * inner) run instead as the CPU's two
+// passes (backend/cpu/norm_rows.hpp) spread over three launches:
+//   1. ChannelSums: a warp per (part, channel), a part being `per` consecutive runs: the sums
+//      of the first pass, shifted by the row's first element, into partial[part * rows + row];
+//   2. ChannelFinish: a thread per channel: the parts added in order, then the row's scalars
+//      (mean and rstd, or the affine's gradients) and its coefficients, coef[4 * row + 0..3];
+//   3. ChannelApply: a thread per element: the elementwise pass.
+// The forward and the backward share them (`Params` is NormalizeRows or NormalizeRowsBackward).
+struct ChannelSplit {
+  std::int64_t parts = 1, per = 1;  // `parts` parts of `per` runs (the last may have fewer)
+  // About 4096 warps in all (fewer when there are fewer runs).
+  static ChannelSplit of(const RowLayout& layout, std::int64_t rows) {
+    ChannelSplit s;
+    const std::int64_t want = 4096 / (rows > 0 ? rows : 1);
+    s.parts = want < 1 ? 1 : (want > layout.runs ? layout.runs : want);
+    if (s.parts < 1) s.parts = 1;
+    s.per = (layout.runs + s.parts - 1) / s.parts;
+    if (s.per < 1) s.per = 1;
+    s.parts = (layout.runs + s.per - 1) / s.per;
+    if (s.parts < 1) s.parts = 1;
+    return s;
+  }
+  // Whether rows of `layout` are NCHW channels (the CPU sweeps those in memory order too).
+  static bool applies(const RowLayout& layout, std::int64_t rows) {
+    return layout.runs > 1 && layout.run_stride == rows * layout.inner;
+  }
+};
+
+template <class T>
+LIGM_HD ReduceAcc<T> row_shift(const T* x, const RowLayout& layout, bool center, std::int64_t row) {
+  return center ? ReduceAcc<T>(x[row * layout.inner]) : ReduceAcc<T>(0);
+}
+// The incoming gradient at o, masked by a fused ReLU's output.
+template <class T>
+LIGM_HD T masked_grad(const NormalizeRowsBackward<T>& p, std::int64_t o) {
+  return p.y && !(p.y[o] > T(0)) ? T(0) : p.g[o];
+}
+
+template <class Params>
+struct ChannelSums {
+  using T = typename Params::value_type;
+  using Acc = ReduceAcc<T>;
+  Params p;
+  std::int64_t rows, per;
+  Pair<Acc>* partial;
+  template <class AllSum>
+  LIGM_HD void operator()(std::int64_t item, int lane, int lanes, const AllSum& all_sum) const {
+    const std::int64_t row = item % rows, part = item / rows;
+    const Acc x0 = row_shift(p.x, p.layout, p.center, row);
+    const std::int64_t r1 = (part + 1) * per < p.layout.runs ? (part + 1) * per : p.layout.runs;
+    Acc s1 = 0, s2 = 0;
+    for (std::int64_t r = part * per; r < r1; ++r) {
+      const std::int64_t base = row * p.layout.inner + r * p.layout.run_stride;
+      for (std::int64_t k = lane; k < p.layout.inner; k += lanes) {
+        const Acc d = Acc(p.x[base + k]) - x0;
+        if constexpr (std::is_same_v<Params, NormalizeRows<T>>) {
+          s1 += d, s2 += d * d;
+        } else {
+          const Acc g = Acc(masked_grad(p, base + k));
+          s1 += g, s2 += g * d;
+        }
+      }
+    }
+    s1 = all_sum(s1);
+    s2 = all_sum(s2);
+    if (lane == 0) partial[item] = Pair<Acc>{s1, s2};
+  }
+};
+
+template <class Params>
+struct ChannelFinish {
+  using T = typename Params::value_type;
+  using Acc = ReduceAcc<T>;
+  Params p;
+  std::int64_t rows, parts;
+  const Pair<Acc>* partial;
+  T* coef;  // [rows][4]
+  LIGM_HD void operator()(std::int64_t row) const {
+    Acc s1 = 0, s2 = 0;
+    for (std::int64_t part = 0; part < parts; ++part) {
+      s1 += partial[part * rows + row].first;
+      s2 += partial[part * rows + row].second;
+    }
+    const Acc n = Acc(p.layout.cols()), x0 = row_shift(p.x, p.layout, p.center, row);
+    T* c = coef + 4 * row;
+    if constexpr (std::is_same_v<Params, NormalizeRows<T>>) {  // y = (x - m) scale + shift
+      const Acc d1 = p.center ? s1 / n : Acc(0), m = x0 + d1;
+      Acc v = s2 / n - d1 * d1;
+      if (!(v > Acc(0))) v = Acc(0);
+      const Acc r = Acc(1) / std::sqrt(v + Acc(p.eps));
+      p.mean[row] = T(m);
+      p.rstd[row] = T(r);
+      c[0] = T(m), c[1] = T(p.weight ? r * Acc(p.weight[row]) : r), c[2] = p.bias ? p.bias[row] : T(0), c[3] = T(0);
+    } else {  // dx = g a + (x - m) b + c, with sum(g) and sum(g xhat)
+      const Acc m = p.center ? Acc(p.mean[row]) : Acc(0), r = Acc(p.rstd[row]);
+      const Acc sg = s1, sgx = (s2 - (m - x0) * sg) * r;
+      if (p.dweight) p.dweight[row] = T(sgx);
+      if (p.dbias) p.dbias[row] = T(sg);
+      const Acc scale = p.weight ? r * Acc(p.weight[row]) : r;
+      const Acc mg = p.center ? sg / n : Acc(0), mgx = sgx / n;
+      c[0] = T(m), c[1] = T(scale), c[2] = T(-scale * r * mgx), c[3] = T(-scale * mg);
+    }
+  }
+};
+
+template <class Params>
+struct ChannelApply {
+  using T = typename Params::value_type;
+  Params p;
+  std::int64_t rows;
+  const T* coef;
+  LIGM_HD void operator()(std::int64_t o) const {
+    const T* c = coef + 4 * ((o / p.layout.inner) % rows);
+    if constexpr (std::is_same_v<Params, NormalizeRows<T>>) {
+      T v = (p.x[o] - c[0]) * c[1] + c[2];
+      if (p.residual) v = v + p.residual[o];
+      p.y[o] = p.relu && !(v > T(0)) ? T(0) : v;
+    } else {
+      const T g = masked_grad(p, o);
+      if (p.dx) p.dx[o] = g * c[1] + (p.x[o] - c[0]) * c[2] + c[3];
+      if (p.dresidual) p.dresidual[o] = g;
+    }
+  }
+};
+
+// The three launches for `rows` NCHW channels: rows_launch(n, body) runs body(item, lane,
+// lanes, all_sum) for every item < n (a warp each), each_launch(n, body) runs body(i) for
+// every i < n; `partial` holds split.parts * rows pairs and `coef` 4 * rows values. Whether the
+// elementwise pass runs: the forward always, the backward when dx or dresidual is asked for.
+template <class Params, class Rows, class Each>
+void channel_passes(const Params& p, std::int64_t rows, const ChannelSplit& split,
+                    Pair<ReduceAcc<typename Params::value_type>>* partial, typename Params::value_type* coef,
+                    const Rows& rows_launch,
+                    const Each& each_launch, bool elementwise) {
+  rows_launch(split.parts * rows, ChannelSums<Params>{p, rows, split.per, partial});
+  each_launch(rows, ChannelFinish<Params>{p, rows, split.parts, partial, coef});
+  if (elementwise) each_launch(rows * p.layout.cols(), ChannelApply<Params>{p, rows, coef});
+}
 
 }  // namespace ligm::kernels
