@@ -334,7 +334,9 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, std::i
         conv_detail::col2im_masked_plane(gp.h_out * gp.w_out, col + tap * col_ld, masks.tap(ij / g.kw, ij % g.kw, g.kw),
                                          phases + plane + dh * gp.w_in + dw);
       });
-    } else
+      conv_detail::join_stride_phases(g, ph, channels, phases, x);
+      return;
+    }
 #endif
     ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
       conv_detail::col2im_shifted_plane(gp, col + tap * col_ld, dh, dw, phases + plane);
