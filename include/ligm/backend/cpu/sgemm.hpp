@@ -260,23 +260,31 @@ inline void pack_b(bool tb, const float* b, std::int64_t ldb, std::int64_t kc, s
       pack_transposed(b + j * ldb, ldb, std::min<std::int64_t>(NR, nc - j), kc, out, NR);
     return;
   }
-  // Rows of B are rows of the panels: row p is read once, left to right, into every panel.
+  // Rows of B are rows of the panels: each row is read left to right into a group of up to 8
+  // panels at a time. Panels lie kc * NR floats (32 KiB) apart, so storing one row into all of
+  // them at once (24 at n = 768) sent every store to one L1 set: packing 256 x 768 took 40 us
+  // from L2, in groups of 8 25 us (from L3 the same either way).
   const std::int64_t full = nc / NR, rest = nc - full * NR;
   const auto m0 = Vec::mask(static_cast<int>(std::min<std::int64_t>(rest, W)));
   const auto m1 = Vec::mask(static_cast<int>(std::max<std::int64_t>(rest - W, 0)));
-  for (std::int64_t p = 0; p < kc; ++p) {
-    const float* row = b + p * ldb;
-    for (std::int64_t jp = 0; jp < full; ++jp) {
-      float* o = out + jp * kc * NR + p * NR;
-      Vec::store(o, Vec::load(row + jp * NR));
-      Vec::store(o + W, Vec::load(row + jp * NR + W));
-    }
-    if (rest > 0) {
-      float* o = out + full * kc * NR + p * NR;
-      Vec::store(o, Vec::load(row + full * NR, m0));
-      Vec::store(o + W, Vec::load(row + full * NR + W, m1));
+  constexpr std::int64_t kGroup = 8;
+  for (std::int64_t j0 = 0; j0 < full; j0 += kGroup) {
+    const std::int64_t j1 = std::min(full, j0 + kGroup);
+    for (std::int64_t p = 0; p < kc; ++p) {
+      const float* row = b + p * ldb;
+      for (std::int64_t jp = j0; jp < j1; ++jp) {
+        float* o = out + jp * kc * NR + p * NR;
+        Vec::store(o, Vec::load(row + jp * NR));
+        Vec::store(o + W, Vec::load(row + jp * NR + W));
+      }
     }
   }
+  if (rest > 0)  // the last, part-filled panel
+    for (std::int64_t p = 0; p < kc; ++p) {
+      float* o = out + full * kc * NR + p * NR;
+      Vec::store(o, Vec::load(b + p * ldb + full * NR, m0));
+      Vec::store(o + W, Vec::load(b + p * ldb + full * NR + W, m1));
+    }
 }
 
 // A per-thread, 64-byte aligned buffer of at least n floats, one per use (Slot), apart from
