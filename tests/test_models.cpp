@@ -313,6 +313,51 @@ TEST_CASE("models: ResNet's batch norm + ReLU fusion is exact and gives way to h
   CHECK(run(*swapped)[0] != before);
 }
 
+// Sequential asks each child to fuse with the next (Module::forward_fused): a plain
+// BatchNorm2d or BatchNorm1d followed by a plain ReLU runs as batch_norm_relu (one autograd node)
+// and gives the bits of the two run one by one (a no-op hook on the ReLU keeps them apart),
+// forward, gradients and running statistics; in eval, and with a hook, each runs as itself.
+TEST_CASE("nn: Sequential fuses a plain batch norm with the ReLU after it, exactly") {
+  using F = float;
+  auto make = [] {
+    Generator gen(7);
+    return std::make_shared<models::SmallCNN<F>>(1, 10, models::SmallCNNOptions{.channels = {4, 8}, .hidden = 16, .image_size = 12},
+                                                 gen);
+  };
+  Generator g(8);
+  const auto x = randn<F>({6, 1, 12, 12}, g);
+  const auto y = randint(0, 10, {6}, g);
+  auto run = [&](nn::Module<F>& net) {
+    net.zero_grad();
+    auto out = net(x);
+    cross_entropy(out, y).backward();
+    std::vector<std::vector<F>> r{out.detach().to_vector()};
+    for (auto& p : net.parameters()) r.push_back(p.grad().to_vector());
+    for (auto& [name, b] : net.named_buffers()) r.push_back(b.to_vector());
+    return r;
+  };
+  auto fused = make(), hooked = make();
+  int hooks = 0, calls = 0;
+  hooked->template replace_all<nn::ReLU<F>>([&](const std::string&, std::shared_ptr<nn::ReLU<F>> relu) {
+    relu->register_forward_hook([&calls](nn::Module<F>&, const Tensor<F>&, const Tensor<F>&) { ++calls; });
+    ++hooks;
+    return relu;
+  });
+  CHECK(hooks == 3);
+  CHECK(run(*fused) == run(*hooked));
+  CHECK(calls == 3);  // every hooked ReLU ran as itself
+  // The fused model's first stage ends in one node: batch norm with the ReLU.
+  nn::Sequential<F> stage(nn::Conv2d<F>(1, 4, 3, {.padding = 1}), nn::BatchNorm2d<F>(4), nn::ReLU<F>());
+  CHECK(stage(x).grad_fn()->name == "NormalizeReluBackward");
+  nn::Sequential<F> flat(nn::Linear<F>(5, 3), nn::BatchNorm1d<F>(3), nn::ReLU<F>());
+  const auto x2 = randn<F>({7, 5}, g);
+  CHECK(flat(x2).grad_fn()->name == "NormalizeReluBackward");
+  flat.eval();
+  NoGradGuard no_grad;
+  const auto eval_out = flat(x2);
+  CHECK(eval_out.to_vector() == relu((*flat.at<nn::BatchNorm1d<F>>(1))((*flat.at<nn::Linear<F>>(0))(x2))).to_vector());
+}
+
 // "No allocation in the steady state": once warm, a training step takes its memory from the
 // caching allocator and the kept scratch buffers, not from fresh pages (which the kernel
 // faults in and clears). ResNet-small at batch 16 (Winograd F4 and F2, strided im2col

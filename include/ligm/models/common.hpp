@@ -31,8 +31,7 @@ std::shared_ptr<nn::Module<T>> make_activation(const std::string& name) {
 // unit, or a hooked one, runs as itself.
 template <class T>
 Tensor<T> bn_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x) {
-  if (bn.plain() && relu.plain() && typeid(bn) == typeid(nn::BatchNorm2d<T>) && typeid(relu) == typeid(nn::ReLU<T>))
-    return bn.forward_relu(x);
+  if (auto y = bn.forward_fused(relu, x)) return std::move(*y);
   return relu(bn(x));
 }
 // relu(bn(x) + residual), the end of a residual block: one fused op

@@ -62,9 +62,21 @@ template <class T = float>
 class Sequential : public ModuleList<T> {
  public:
   using ModuleList<T>::ModuleList;
+  // The children in order; a child and the next one as one op where the child offers it
+  // (Module::forward_fused: a batch norm and the ReLU after it).
   Tensor<T> forward(const Tensor<T>& x) override {
+    const auto& children = this->named_children();
     Tensor<T> h = x;
-    for (auto& [name, m] : this->named_children()) h = (*m)(h);
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      Module<T>& m = *children[i].second;
+      if (i + 1 < children.size())
+        if (auto y = m.forward_fused(*children[i + 1].second, h)) {
+          h = std::move(*y);
+          ++i;
+          continue;
+        }
+      h = m(h);
+    }
     return h;
   }
   std::string type_name() const override { return "Sequential"; }

@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -65,6 +66,13 @@ class Module {
   // --- computation -------------------------------------------------------------------------
   virtual Tensor<T> forward(const Tensor<T>& /*x*/) {
     fail(type_name(), "forward(x) is not defined for this module");
+  }
+
+  // This module and `next` (its successor in a Sequential) as one fused op on x, or nothing
+  // when they do not fuse (the default): Sequential asks before calling the two one by one.
+  // A module that fuses gives what next(this(x)) gives, bit for bit.
+  virtual std::optional<Tensor<T>> forward_fused(Module<T>& /*next*/, const Tensor<T>& /*x*/) {
+    return std::nullopt;
   }
 
   // forward() plus the forward hooks. A replaced module passes the call to its replacement,

@@ -4,7 +4,9 @@
 #pragma once
 #include <optional>
 #include <string>
+#include <typeinfo>
 
+#include "ligm/nn/activation.hpp"
 #include "ligm/nn/init.hpp"
 #include "ligm/nn/module.hpp"
 #include "ligm/ops/norm.hpp"
@@ -49,6 +51,13 @@ class BatchNormBase : public Module<T> {
       num_batches_tracked.add_(T(1));
     }
     return batch_norm_relu(x, running_mean, running_var, weight, bias, true, momentum, eps);
+  }
+  // forward_relu(x) when this module (`exact`: not a subclass) and `next`, exactly a ReLU, are
+  // both plain (not replaced by module surgery, no hooks), so that a swapped or hooked module
+  // runs as itself: the fusion BatchNorm1d/2d::forward_fused offer to Sequential.
+  std::optional<Tensor<T>> fused_with_relu(bool exact, Module<T>& next, const Tensor<T>& x) {
+    if (!exact || !this->plain() || !next.plain() || typeid(next) != typeid(ReLU<T>)) return std::nullopt;
+    return forward_relu(x);
   }
   // relu(forward(x) + residual), as one op (batch_norm_add_relu) likewise: the end of a
   // residual block (models/common.hpp, bn_add_relu).
@@ -115,6 +124,9 @@ class BatchNorm1d : public BatchNormBase<T> {
                        bool track_running_stats = true)
       : BatchNormBase<T>(num_features, eps, momentum, affine, track_running_stats) {}
   std::string type_name() const override { return "BatchNorm1d"; }
+  std::optional<Tensor<T>> forward_fused(Module<T>& next, const Tensor<T>& x) override {
+    return this->fused_with_relu(typeid(*this) == typeid(BatchNorm1d<T>), next, x);
+  }
 
  protected:
   void check_input(const Tensor<T>& x) const override {
@@ -130,6 +142,9 @@ class BatchNorm2d : public BatchNormBase<T> {
                        bool track_running_stats = true)
       : BatchNormBase<T>(num_features, eps, momentum, affine, track_running_stats) {}
   std::string type_name() const override { return "BatchNorm2d"; }
+  std::optional<Tensor<T>> forward_fused(Module<T>& next, const Tensor<T>& x) override {
+    return this->fused_with_relu(typeid(*this) == typeid(BatchNorm2d<T>), next, x);
+  }
 
  protected:
   void check_input(const Tensor<T>& x) const override {
