@@ -502,6 +502,24 @@ TEST_CASE("kernels: the CPU's vector deinterleave and interleave, every width fr
   }
 }
 
+// every_second(in, n, out): out[k] = in[2 k] for every n up to a few vectors (each vector width
+// and the scalar tail), writing exactly n values.
+template <class T>
+void check_every_second(std::int64_t n) {
+  std::vector<T> in(static_cast<std::size_t>(2 * n + 1)), out(static_cast<std::size_t>(n + 3), T(-7));
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = T(i) + T(0.5);
+  cpu::every_second(in.data(), n, out.data());
+  for (std::int64_t k = 0; k < n; ++k) CHECK(out[k] == in[2 * k]);
+  for (std::int64_t k = n; k < n + 3; ++k) CHECK(out[k] == T(-7));
+}
+TEST_CASE("kernels: the CPU's vector gather of every second value, every width") {
+  for (std::int64_t n = 0; n <= 70; ++n) {
+    INFO("n " << n);
+    check_every_second<float>(n);
+    check_every_second<double>(n);
+  }
+}
+
 // batch_norm_relu's bodies: the device body (4 lanes) and the CPU's two vectorised passes agree
 // with each other and with batch norm followed by a ReLU (the gradient masked where y is 0).
 TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against the CPU passes") {

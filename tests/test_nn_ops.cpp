@@ -122,7 +122,8 @@ TEST_CASE("conv2d: strided kernels through phase planes (im2col's strided path) 
   // per-tap masks of the valid outputs): its output and both gradients against float64's, over
   // several images side by side (the tail vector of one image's plane must not spill into the
   // next image's columns), for the phase path and for stride-1 "same" kernels that Winograd
-  // does not take (5x5, dilated 3x3, 3x1).
+  // does not take (5x5, dilated 3x3, 3x1); and 1x1 stride-2 kernels (a vector gather of every
+  // second column).
   struct Case32 { Shape x, w; Conv2dOptions o; };
   const Case32 cases32[] = {{{5, 3, 14, 14}, {6, 3, 3, 3}, {.stride = 2, .padding = 1}},
                             {{4, 3, 9, 11}, {5, 3, 3, 3}, {.stride = 2, .padding = 1}},
@@ -130,7 +131,9 @@ TEST_CASE("conv2d: strided kernels through phase planes (im2col's strided path) 
                             {{3, 2, 8, 9}, {4, 2, 3, 3}, {.stride = {2, 1}, .padding = 1}},
                             {{3, 3, 13, 6}, {4, 3, 5, 5}, {.padding = 2}},
                             {{3, 2, 11, 7}, {3, 2, 3, 3}, {.padding = 2, .dilation = 2}},
-                            {{3, 2, 6, 5}, {3, 2, 3, 1}, {}}};
+                            {{3, 2, 6, 5}, {3, 2, 3, 1}, {}},
+                            {{3, 4, 14, 14}, {5, 4, 1, 1}, {.stride = 2}},  // the gather path's every_second
+                            {{2, 3, 9, 37}, {4, 3, 1, 1}, {.stride = 2}}};
   for (const Case32& c : cases32) {
     INFO("float32 " << shape_str(c.x) << " " << shape_str(c.w));
     const auto xd = leaf(c.x, 43), wd = leaf(c.w, 44);

@@ -308,6 +308,8 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
           std::fill(out, out + ow0, T(0));
           if (g.stride_w == 1) {
             std::copy(in + ow0, in + ow1, out + ow0);
+          } else if (g.stride_w == 2) {
+            every_second(in + 2 * ow0, ow1 - ow0, out + ow0);
           } else {
             for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[ow * g.stride_w];
           }
