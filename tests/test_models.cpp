@@ -273,6 +273,30 @@ TEST_CASE("models: the U-Net starts at zero, is conditioned on time and class, a
              {leaf({2, 1, 4, 4}, 1), leaf({2}, 2, 0, 1)});
 }
 
+// One training step's bits: the output, every parameter's gradient, every buffer.
+static std::vector<std::vector<float>> step_bits(nn::Module<float>& net, const Tensor<float>& x,
+                                                 const Tensor<std::int64_t>& y) {
+  net.zero_grad();
+  auto out = net(x);
+  cross_entropy(out, y).backward();
+  std::vector<std::vector<float>> r{out.detach().to_vector()};
+  for (auto& p : net.parameters()) r.push_back(p.grad().to_vector());
+  for (auto& [name, b] : net.named_buffers()) r.push_back(b.to_vector());
+  return r;
+}
+
+// A no-op forward hook on every ReLU module of net (so none fuses with its batch norm); returns
+// how many were hooked and counts their calls in `calls`.
+static int hook_relus(nn::Module<float>& net, int& calls) {
+  int hooks = 0;
+  net.template replace_all<nn::ReLU<float>>([&](const std::string&, std::shared_ptr<nn::ReLU<float>> relu) {
+    relu->register_forward_hook([&calls](nn::Module<float>&, const Tensor<float>&, const Tensor<float>&) { ++calls; });
+    ++hooks;
+    return relu;
+  });
+  return hooks;
+}
+
 // ResNet's blocks fuse each batch norm with the ReLU after it (batch_norm_relu) only while
 // both modules are plain: the fused model gives the same bits as the same model with a no-op
 // hook on its ReLUs (which runs them one by one), forward and backward, with the same running
@@ -288,24 +312,12 @@ TEST_CASE("models: ResNet's batch norm + ReLU fusion is exact and gives way to h
   Generator g(6);
   const auto x = randn<F>({4, 2, 12, 12}, g);
   const auto y = randint(0, 3, {4}, g);
-  auto run = [&](models::ResNet<F>& net) {
-    net.zero_grad();
-    auto out = net(x);
-    cross_entropy(out, y).backward();
-    std::vector<std::vector<F>> r{out.detach().to_vector()};
-    for (auto& p : net.parameters()) r.push_back(p.grad().to_vector());
-    for (auto& [name, b] : net.named_buffers()) r.push_back(b.to_vector());
-    return r;
-  };
+  auto run = [&](models::ResNet<F>& net) { return step_bits(net, x, y); };
   auto fused = make(), hooked = make();
-  int hooks = 0;
-  hooked->template replace_all<nn::ReLU<F>>([&](const std::string&, std::shared_ptr<nn::ReLU<F>> relu) {
-    relu->register_forward_hook([](nn::Module<F>&, const Tensor<F>&, const Tensor<F>&) {});
-    ++hooks;
-    return relu;
-  });
-  CHECK(hooks == 3);  // the stem's and each block's (a block calls its one ReLU twice)
+  int calls = 0;
+  CHECK(hook_relus(*hooked, calls) == 3);  // the stem's and each block's (a block calls its one ReLU twice)
   CHECK(run(*fused) == run(*hooked));
+  CHECK(calls == 5);
   // The stem's ReLU swapped for a leaky one: the fused path gives way, the output changes.
   auto swapped = make();
   const auto before = run(*swapped)[0];
@@ -327,24 +339,10 @@ TEST_CASE("nn: Sequential fuses a plain batch norm with the ReLU after it, exact
   Generator g(8);
   const auto x = randn<F>({6, 1, 12, 12}, g);
   const auto y = randint(0, 10, {6}, g);
-  auto run = [&](nn::Module<F>& net) {
-    net.zero_grad();
-    auto out = net(x);
-    cross_entropy(out, y).backward();
-    std::vector<std::vector<F>> r{out.detach().to_vector()};
-    for (auto& p : net.parameters()) r.push_back(p.grad().to_vector());
-    for (auto& [name, b] : net.named_buffers()) r.push_back(b.to_vector());
-    return r;
-  };
   auto fused = make(), hooked = make();
-  int hooks = 0, calls = 0;
-  hooked->template replace_all<nn::ReLU<F>>([&](const std::string&, std::shared_ptr<nn::ReLU<F>> relu) {
-    relu->register_forward_hook([&calls](nn::Module<F>&, const Tensor<F>&, const Tensor<F>&) { ++calls; });
-    ++hooks;
-    return relu;
-  });
-  CHECK(hooks == 3);
-  CHECK(run(*fused) == run(*hooked));
+  int calls = 0;
+  CHECK(hook_relus(*hooked, calls) == 3);
+  CHECK(step_bits(*fused, x, y) == step_bits(*hooked, x, y));
   CHECK(calls == 3);  // every hooked ReLU ran as itself
   // The fused model's first stage ends in one node: batch norm with the ReLU.
   nn::Sequential<F> stage(nn::Conv2d<F>(1, 4, 3, {.padding = 1}), nn::BatchNorm2d<F>(4), nn::ReLU<F>());

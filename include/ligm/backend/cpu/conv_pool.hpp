@@ -220,6 +220,18 @@ inline void col2im_masked_plane(std::int64_t hw, const float* col, const __mmask
     _mm512_mask_storeu_ps(dst + q, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + q), _mm512_maskz_loadu_ps(m, col + q)));
   }
 }
+// f(tap, shifted, bits) for each tap of `channels` channels on the stride phase planes
+// (StridePhases::each_tap's order): `shifted` where the tap's shifted plane starts in
+// split_stride_phases' layout (plane offset + dh * w + dw), `bits` the tap's masks.
+template <class F>
+void each_masked_tap(const Conv2dGeometry& g, const StridePhases& ph, std::int64_t channels, const F& f) {
+  const Conv2dGeometry gp = ph.phase_geometry(g);
+  const auto& masks = ShiftedTapMasks::of(g, gp, [&](std::int64_t i, std::int64_t j) { return ph.shifts(g, i, j); });
+  ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
+    const std::int64_t ij = tap % (g.kh * g.kw);
+    f(tap, plane + dh * gp.w_in + dw, masks.tap(ij / g.kw, ij % g.kw, g.kw));
+  });
+}
 #endif
 
 // The adjoint of im2col_shifted_plane: plane += the tap's valid outputs (the wrapped columns,
@@ -251,13 +263,8 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
     conv_detail::split_stride_phases(g, ph, channels, x, phases);
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      const auto& masks = conv_detail::ShiftedTapMasks::of(g, gp, [&](std::int64_t i, std::int64_t j) {
-        return ph.shifts(g, i, j);
-      });
-      ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
-        const std::int64_t ij = tap % (g.kh * g.kw);
-        conv_detail::im2col_masked_plane(gp.h_out * gp.w_out, phases + plane + dh * gp.w_in + dw,
-                                         masks.tap(ij / g.kw, ij % g.kw, g.kw), col + tap * col_ld);
+      conv_detail::each_masked_tap(g, ph, channels, [&](std::int64_t tap, std::int64_t shifted, const __mmask16* bits) {
+        conv_detail::im2col_masked_plane(gp.h_out * gp.w_out, phases + shifted, bits, col + tap * col_ld);
       });
       return;
     }
@@ -328,13 +335,8 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, std::i
     std::fill(phases, phases + ph.size(channels), T(0));
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      const auto& masks = conv_detail::ShiftedTapMasks::of(g, gp, [&](std::int64_t i, std::int64_t j) {
-        return ph.shifts(g, i, j);
-      });
-      ph.each_tap(g, channels, [&](std::int64_t tap, std::int64_t plane, std::int64_t dh, std::int64_t dw) {
-        const std::int64_t ij = tap % (g.kh * g.kw);
-        conv_detail::col2im_masked_plane(gp.h_out * gp.w_out, col + tap * col_ld, masks.tap(ij / g.kw, ij % g.kw, g.kw),
-                                         phases + plane + dh * gp.w_in + dw);
+      conv_detail::each_masked_tap(g, ph, channels, [&](std::int64_t tap, std::int64_t shifted, const __mmask16* bits) {
+        conv_detail::col2im_masked_plane(gp.h_out * gp.w_out, col + tap * col_ld, bits, phases + shifted);
       });
       conv_detail::join_stride_phases(g, ph, channels, phases, x);
       return;
