@@ -566,6 +566,16 @@ TEST_CASE("kernels: batch norm's channels as the device's three passes, against 
   CHECK(!k::ChannelSplit::applies(k::RowLayout::matrix(HW), C));
   const auto natural = k::ChannelSplit::of(layout, C);
   CHECK(natural.parts * natural.per >= N);
+  // About 4096 warps, no empty part: ResNet-small's 32 and 128 channels of 64 images, and
+  // channels too many for more than one part.
+  auto split = [](std::int64_t n, std::int64_t c) {
+    const auto s = k::ChannelSplit::of(k::RowLayout::channels(n, c, 49), c);
+    return std::pair{s.parts, s.per};
+  };
+  CHECK(split(64, 32) == std::pair<std::int64_t, std::int64_t>{64, 1});
+  CHECK(split(64, 128) == std::pair<std::int64_t, std::int64_t>{32, 2});
+  CHECK(split(50, 100) == std::pair<std::int64_t, std::int64_t>{25, 2});
+  CHECK(split(64, 5000) == std::pair<std::int64_t, std::int64_t>{1, 64});
   for (const auto& split : {natural, k::ChannelSplit{10, 4}, k::ChannelSplit{1, N}}) {
     for (const bool relu : {false, true}) {
       for (const bool residual : {false, true}) {

@@ -160,14 +160,11 @@ struct ChannelSplit {
   std::int64_t parts = 1, per = 1;  // `parts` parts of `per` runs (the last may have fewer)
   // About 4096 warps in all (fewer when there are fewer runs).
   static ChannelSplit of(const RowLayout& layout, std::int64_t rows) {
+    const std::int64_t runs = layout.runs > 1 ? layout.runs : 1, want = 4096 / (rows > 0 ? rows : 1);
+    const std::int64_t parts = want < 1 ? 1 : (want < runs ? want : runs);
     ChannelSplit s;
-    const std::int64_t want = 4096 / (rows > 0 ? rows : 1);
-    s.parts = want < 1 ? 1 : (want > layout.runs ? layout.runs : want);
-    if (s.parts < 1) s.parts = 1;
-    s.per = (layout.runs + s.parts - 1) / s.parts;
-    if (s.per < 1) s.per = 1;
-    s.parts = (layout.runs + s.per - 1) / s.per;
-    if (s.parts < 1) s.parts = 1;
+    s.per = (runs + parts - 1) / parts;
+    s.parts = (runs + s.per - 1) / s.per;  // no empty part
     return s;
   }
   // Whether rows of `layout` are NCHW channels (the CPU sweeps those in memory order too).
