@@ -3,7 +3,6 @@
 #pragma once
 #include <memory>
 #include <string>
-#include <typeinfo>
 
 #include "ligm/nn/nn.hpp"
 
@@ -26,9 +25,9 @@ std::shared_ptr<nn::Module<T>> make_activation(const std::string& name) {
 }
 
 // relu(bn(x)) for a block's batch norm and the ReLU module after it: one fused op
-// (BatchNorm2d::forward_relu) when both modules are exactly what they were built as and plain
-// (not replaced by module surgery, no hooks), so that a ReLU swapped for a Curvature Tuning
-// unit, or a hooked one, runs as itself.
+// (BatchNorm2d::forward_relu) when bn.fuses_with(relu), i.e. both modules are exactly what they
+// were built as and plain (not replaced by module surgery, no hooks), so that a ReLU swapped
+// for a Curvature Tuning unit, or a hooked one, runs as itself.
 template <class T>
 Tensor<T> bn_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x) {
   if (auto y = bn.forward_fused(relu, x)) return std::move(*y);
@@ -38,8 +37,7 @@ Tensor<T> bn_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x)
 // (BatchNorm2d::forward_add_relu) on the same terms as bn_relu.
 template <class T>
 Tensor<T> bn_add_relu(nn::BatchNorm2d<T>& bn, nn::ReLU<T>& relu, const Tensor<T>& x, const Tensor<T>& residual) {
-  if (bn.plain() && relu.plain() && typeid(bn) == typeid(nn::BatchNorm2d<T>) && typeid(relu) == typeid(nn::ReLU<T>))
-    return bn.forward_add_relu(x, residual);
+  if (bn.fuses_with(relu)) return bn.forward_add_relu(x, residual);
   return relu(add(bn(x), residual));
 }
 

@@ -52,11 +52,15 @@ class BatchNormBase : public Module<T> {
     }
     return batch_norm_relu(x, running_mean, running_var, weight, bias, true, momentum, eps);
   }
-  // forward_relu(x) when this module (`exact`: not a subclass) and `next`, exactly a ReLU, are
-  // both plain (not replaced by module surgery, no hooks), so that a swapped or hooked module
-  // runs as itself: the fusion BatchNorm1d/2d::forward_fused offer to Sequential.
-  std::optional<Tensor<T>> fused_with_relu(bool exact, Module<T>& next, const Tensor<T>& x) {
-    if (!exact || !this->plain() || !next.plain() || typeid(next) != typeid(ReLU<T>)) return std::nullopt;
+  // Whether this module fuses with `next`: it is exactly a BatchNorm1d or BatchNorm2d (not a
+  // subclass), next is exactly a ReLU, and both are plain (not replaced by module surgery, no
+  // hooks), so that a swapped or hooked module runs as itself.
+  bool fuses_with(const Module<T>& next) const {
+    return exact_type() && this->plain() && next.plain() && typeid(next) == typeid(ReLU<T>);
+  }
+  // forward_relu(x) where fuses_with(next): what Sequential asks of its children.
+  std::optional<Tensor<T>> forward_fused(Module<T>& next, const Tensor<T>& x) override {
+    if (!fuses_with(next)) return std::nullopt;
     return forward_relu(x);
   }
   // relu(forward(x) + residual), as one op (batch_norm_add_relu) likewise: the end of a
@@ -89,6 +93,8 @@ class BatchNormBase : public Module<T> {
 
  protected:
   virtual void check_input(const Tensor<T>& x) const = 0;
+  // True when the dynamic type is exactly the class that says so (fuses_with's condition).
+  virtual bool exact_type() const { return false; }
 
  private:
   // Training mode with frozen channels: both normalisations, each channel takes its own; the
@@ -124,11 +130,9 @@ class BatchNorm1d : public BatchNormBase<T> {
                        bool track_running_stats = true)
       : BatchNormBase<T>(num_features, eps, momentum, affine, track_running_stats) {}
   std::string type_name() const override { return "BatchNorm1d"; }
-  std::optional<Tensor<T>> forward_fused(Module<T>& next, const Tensor<T>& x) override {
-    return this->fused_with_relu(typeid(*this) == typeid(BatchNorm1d<T>), next, x);
-  }
 
  protected:
+  bool exact_type() const override { return typeid(*this) == typeid(BatchNorm1d<T>); }
   void check_input(const Tensor<T>& x) const override {
     check(x.dim() == 2 || x.dim() == 3, "BatchNorm1d", "expected a 2-d or 3-d input, got ", x.describe());
   }
@@ -142,11 +146,9 @@ class BatchNorm2d : public BatchNormBase<T> {
                        bool track_running_stats = true)
       : BatchNormBase<T>(num_features, eps, momentum, affine, track_running_stats) {}
   std::string type_name() const override { return "BatchNorm2d"; }
-  std::optional<Tensor<T>> forward_fused(Module<T>& next, const Tensor<T>& x) override {
-    return this->fused_with_relu(typeid(*this) == typeid(BatchNorm2d<T>), next, x);
-  }
 
  protected:
+  bool exact_type() const override { return typeid(*this) == typeid(BatchNorm2d<T>); }
   void check_input(const Tensor<T>& x) const override {
     check(x.dim() == 4, "BatchNorm2d", "expected a 4-d input, got ", x.describe());
   }
