@@ -40,8 +40,11 @@ struct ConvPlan {
   cudnnConvolutionBwdDataAlgo_t bwd_data{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
   std::size_t fwd_bytes = 0, bwd_data_bytes = 0, bwd_filter_bytes = 0;
-  // Each algorithm's math type, set on the descriptor before it runs (they may differ).
   bool tf32 = false;  // float32 with cuda::allow_tf32().conv when the plan was made
+  // The descriptor's math type for cuDNN's heuristics: default math lets it offer TF32
+  // algorithms for float32; FMA math keeps to plain float32.
+  cudnnMathType_t base_math() const { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+  // Each algorithm's math type, set on the descriptor before it runs (they may differ).
   cudnnMathType_t fwd_math = CUDNN_FMA_MATH, bwd_data_math = CUDNN_FMA_MATH, bwd_filter_math = CUDNN_FMA_MATH;
   ~ConvPlan() {
     if (x) cudnnDestroyTensorDescriptor(x);
@@ -332,6 +335,7 @@ class CudaBackend final : public Backend<T> {
       std::lock_guard<std::mutex> lock(conv_mutex_);  // plans and workspace are shared
       ConvPlan& plan = conv_plan(g);
       if (!plan.has_fwd) {
+        check_status(cudnnSetConvolutionMathType(plan.conv, plan.base_math()), "conv2d");
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
         check_status(cudnnGetConvolutionForwardAlgorithm_v7(ctx_.cudnn(), plan.x, plan.w, plan.conv, plan.y,
@@ -362,6 +366,7 @@ class CudaBackend final : public Backend<T> {
       std::lock_guard<std::mutex> lock(conv_mutex_);  // plans and workspace are shared
       ConvPlan& plan = conv_plan(g);
       if (!plan.has_bwd_data) {
+        check_status(cudnnSetConvolutionMathType(plan.conv, plan.base_math()), "conv2d_backward_input");
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         int count = 0;
         check_status(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx_.cudnn(), plan.w, plan.y, plan.conv,
@@ -393,6 +398,7 @@ class CudaBackend final : public Backend<T> {
       std::lock_guard<std::mutex> lock(conv_mutex_);  // plans and workspace are shared
       ConvPlan& plan = conv_plan(g);
       if (!plan.has_bwd_filter) {
+        check_status(cudnnSetConvolutionMathType(plan.conv, plan.base_math()), "conv2d_backward_weight");
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int count = 0;
         check_status(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx_.cudnn(), plan.x, plan.y, plan.conv,
@@ -584,10 +590,8 @@ class CudaBackend final : public Backend<T> {
                                           CUDNN_CROSS_CORRELATION, dt),
           "conv2d");
     check_status(cudnnSetConvolutionGroupCount(plan->conv, int(g.groups)), "conv2d");
-    // Default math lets cuDNN offer TF32 algorithms for float32; the pick above keeps to FMA
-    // math unless they are allowed.
     plan->tf32 = tf32;
-    check_status(cudnnSetConvolutionMathType(plan->conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), "conv2d");
+    check_status(cudnnSetConvolutionMathType(plan->conv, plan->base_math()), "conv2d");
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
 
