@@ -166,6 +166,41 @@ TEST_CASE("nn: surgery replaces by path or by type, and typed handles follow") {
               {"replace_module", "block.nothing"});
 }
 
+TEST_CASE("nn: surgery keeps no cycle (a wrapped model is freed) and old handles reach the latest replacement") {
+  std::weak_ptr<nn::Linear<float>> fc, head;
+  std::weak_ptr<nn::Module<float>> wrapper;
+  {
+    Net net;
+    fc = net.block->fc, head = net.head;
+    net.replace_all<nn::Linear<float>>([&](const std::string&, std::shared_ptr<nn::Linear<float>> lin) {
+      auto w = std::make_shared<Offset>(lin);
+      wrapper = w;
+      return w;
+    });
+    CHECK(!wrapper.expired());
+    net(randn<float>({2, 4}));
+  }
+  // The wrappers hold the Linears and the Linears forward to the wrappers: both freed with the tree.
+  CHECK(fc.expired());
+  CHECK(head.expired());
+  CHECK(wrapper.expired());
+
+  // Replaced twice, the second replacement not holding the first: the typed handle runs the
+  // module in the tree, not the dropped one in between (nor itself).
+  Net net;
+  auto x = randn<float>({3, 4});
+  net.replace_module("block.act", std::make_shared<nn::LeakyReLU<float>>(0.5));
+  net.replace_module("block.act", std::make_shared<nn::LeakyReLU<float>>(0.25));
+  const auto h = net.block->fc->forward(x);
+  check_close(net.block->forward(x), leaky_relu(h, 0.25), 0, 0, "the latest replacement");
+  // Put back, the original runs itself again.
+  auto original = net.block->act;
+  CHECK(!original->plain());
+  net.replace_module("block.act", original);
+  CHECK(original->plain());
+  check_close(net.block->forward(x), relu(h), 0, 0, "the original put back");
+}
+
 TEST_CASE("nn: printing the tree and a summary with output shapes and parameter counts") {
   nn::Sequential net(nn::Conv2d(1, 8, 3, {.padding = 1}), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
                      nn::Linear(8 * 14 * 14, 10));

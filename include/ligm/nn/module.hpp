@@ -79,7 +79,7 @@ class Module {
   // unless the replacement is running: then the call comes from a wrapper calling the module
   // it wraps, and this module computes.
   Tensor<T> operator()(const Tensor<T>& x) {
-    if (replacement_ && replacement_->running_ == 0) return (*replacement_)(x);
+    if (const Ptr r = replacement_.lock(); r && r->running_ == 0) return (*r)(x);
     ++running_;
     struct Leave {
       int& depth;
@@ -93,7 +93,7 @@ class Module {
   // True when calling the module runs its own forward() and nothing else: it has not been
   // replaced by module surgery and has no forward hooks. A parent may then fuse it with its
   // neighbour (a block's batch norm with the ReLU after it); otherwise it calls them one by one.
-  bool plain() const { return !replacement_ && hooks_.empty(); }
+  bool plain() const { return replacement_.expired() && hooks_.empty(); }
 
   // "Linear", "Conv2d", ...: the name printed in trees and summaries.
   virtual std::string type_name() const { return "Module"; }
@@ -286,8 +286,7 @@ class Module {
           path, "\"");
     Ptr old = it->second;
     it->second = m;
-    if (old != m) old->replacement_ = m;
-    if (m->replacement_ == old) m->replacement_ = nullptr;  // putting a replaced module back
+    if (old != m) redirect(old, m);
     return old;
   }
 
@@ -427,11 +426,35 @@ class Module {
     return s;
   }
 
+  // Calls to `from`, and to every module that forwarded to it, go to `to` from now on (`to`
+  // itself, put back where it was replaced, runs its own forward again). The links are weak:
+  // a wrapper holds the module it replaced, and a strong link back made a cycle that kept both
+  // (a model with adapters was never freed); the tree holds `to`, so it lives as long as the
+  // tree does. Every forwarder points at the module in the tree, not along a chain of earlier
+  // replacements, which nothing may hold any more.
+  static void redirect(const Ptr& from, const Ptr& to) {
+    std::vector<std::weak_ptr<Module>> moved = std::move(from->replaced_);
+    from->replaced_.clear();
+    moved.push_back(from);
+    std::erase_if(to->replaced_, [](const std::weak_ptr<Module>& w) { return w.expired(); });
+    for (const auto& w : moved) {
+      const Ptr r = w.lock();
+      if (!r) continue;
+      if (r == to) {
+        r->replacement_.reset();
+        continue;
+      }
+      r->replacement_ = to;
+      to->replaced_.push_back(r);
+    }
+  }
+
   Named params_, buffers_;
   std::vector<std::pair<std::string, Ptr>> children_;
   std::vector<std::pair<int, ForwardHook>> hooks_;
   int last_hook_id_ = 0;
-  Ptr replacement_;
+  std::weak_ptr<Module> replacement_;              // the module that runs in this one's place
+  std::vector<std::weak_ptr<Module>> replaced_;    // the modules that forward to this one
   int running_ = 0;  // operator() calls of this module in progress
 };
 

@@ -373,9 +373,10 @@ std::vector<std::string> add_adapters(nn::Module<T>& model, const Config& config
   check(!found.empty(), op, "no Linear, Conv2d or MultiheadAttention in ", model.type_name(),
         " matches the target modules");
   const auto& attentions = found.attentions;
-  check(attentions.empty() || config.dropout == 0, op, "an adapter on MultiheadAttention's in-projection ",
-        attentions.front().first, " adapts the weight and cannot apply dropout ", config.dropout,
-        " to its input: use dropout 0 or leave it out of target_modules");
+  if (!attentions.empty())  // (check's message is built before the test: front() only when there is one)
+    check(config.dropout == 0, op, "an adapter on MultiheadAttention's in-projection ", attentions.front().first,
+          " adapts the weight and cannot apply dropout ", config.dropout,
+          " to its input: use dropout 0 or leave it out of target_modules");
   model.requires_grad_(false);
   Generator gen(config.seed);
   std::vector<std::string> paths;
