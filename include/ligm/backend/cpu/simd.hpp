@@ -23,13 +23,18 @@ struct Simd {
 };
 // Unaligned loads and stores through a vector type aligned as its elements: one vmovups each
 // (a memcpy of a whole vector went through the stack in two halves when the compiler prefers
-// narrower vectors for copies, and the second half's load stalled on store forwarding).
+// narrower vectors for copies, and the second half's load stalled on store forwarding). V's
+// lanes are T: GCC and Clang let a vector access alias its element type (so a vector store and
+// a scalar load of the same floats stay ordered), and nothing else. Not __may_alias__: a store
+// that may alias anything made the compiler reload every pointer and stride it had in memory
+// after each store (the Winograd transforms' a^2 stores per vector: a load and an imul each).
 template <class V, class T>
 inline V load(const T* p) {
   if constexpr (std::is_same_v<V, T>) {
     return *p;
   } else {
-    typedef V Unaligned __attribute__((aligned(alignof(T)), __may_alias__));
+    static_assert(std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(V{}[0])>>, T>);
+    typedef V Unaligned __attribute__((aligned(alignof(T))));
     return *reinterpret_cast<const Unaligned*>(p);
   }
 }
@@ -38,7 +43,8 @@ inline void store(T* p, const V& v) {
   if constexpr (std::is_same_v<V, T>) {
     *p = v;
   } else {
-    typedef V Unaligned __attribute__((aligned(alignof(T)), __may_alias__));
+    static_assert(std::is_same_v<std::remove_cv_t<std::remove_reference_t<decltype(V{}[0])>>, T>);
+    typedef V Unaligned __attribute__((aligned(alignof(T))));
     *reinterpret_cast<Unaligned*>(p) = v;
   }
 }

@@ -176,6 +176,14 @@ struct Plan {
                                         1, std::max<std::int64_t>(g.n, 1))),
         chunks((g.n + images - 1) / images) {}
   std::int64_t cols() const { return images * slots; }  // GEMM columns of a full chunk
+  // The distance between the a^2 rows of V or M (or dV, dM) over `channels` channels. On phase
+  // planes a cache line more than the rows need, so that the transforms' a^2 loads or stores
+  // per vector do not all fall into two L1 sets (channels * cols floats: 32 x 112 is 14 KiB, 2
+  // KiB past a multiple of 4 KiB): 32 -> 32 at 28x28 7-13% faster a pass (bench/NOTES.md 55).
+  // Image-major, measured both ways and kept without: 64 -> 64 at 14x14 5% faster with the
+  // line, 128 -> 128 at 7x7 10% slower.
+  std::int64_t stream(std::int64_t channels) const { return channels * cols() + (image_major ? 0 : kStreamPad); }
+  static constexpr std::int64_t kStreamPad = 16;
   // A plane's phases, or the chunk's padded planes image-major.
   std::int64_t phase_scratch() const { return image_major ? pad_h * pad_w * images : F::m * F::m * plane; }
   // Where tile element (i, j) of slot t lies in the image-major planes (image 0).
@@ -317,9 +325,10 @@ void from_image_major(const T* p, std::int64_t nb, std::int64_t h, std::int64_t 
 // A separable 2-D transform of a P x P block of vectors: f (a 1-D transform, P values in, Q out)
 // along each row and each column, rows first or columns first (the same result up to rounding;
 // each transform keeps the order it was measured fastest with), out(i, j, value) for the Q x Q
-// results.
+// results. Always inlined: called out of line, it reached `in` and `out` through pointers and
+// reloaded their captures around the stores (about 4% of a 28x28 pass).
 template <int P, int Q, bool RowsFirst, class V, class In, class Fn, class Out>
-inline void separable(const In& in, const Fn& f, const Out& out) {
+[[gnu::always_inline]] inline void separable(const In& in, const Fn& f, const Out& out) {
   V t[P][Q];  // rows first: t[i] = f along row i; columns first: t[j] = f along column j
   for (int u = 0; u < P; ++u) {
     V d[P];
@@ -388,7 +397,7 @@ void input_grad_tiles(const T* dv, std::int64_t stream, std::int64_t n, const At
 template <class F, class T>
 void transform_input(const Conv2dGeometry& g, const Plan<F>& pl, const T* x, std::int64_t n0, std::int64_t nb,
                      T* v, std::int64_t ld, T* q) {
-  const std::int64_t stream = g.c_in * ld;
+  const std::int64_t stream = pl.stream(g.c_in);
   const auto plane = [&](std::int64_t b, std::int64_t c) { return x + ((n0 + b) * g.c_in + c) * g.h_in * g.w_in; };
   for (std::int64_t c = 0; c < g.c_in; ++c) {
     if (pl.image_major) {
@@ -409,7 +418,7 @@ void transform_input(const Conv2dGeometry& g, const Plan<F>& pl, const T* x, std
 template <class F, class T>
 void transform_output_grad(const Conv2dGeometry& g, const Plan<F>& pl, const T* gy, std::int64_t n0,
                            std::int64_t nb, T* dm, std::int64_t ld, T* q) {
-  const std::int64_t stream = g.c_out * ld;
+  const std::int64_t stream = pl.stream(g.c_out);
   const auto plane = [&](std::int64_t b, std::int64_t co) {
     return gy + ((n0 + b) * g.c_out + co) * g.h_out * g.w_out;
   };
@@ -434,7 +443,7 @@ void transform_output_grad(const Conv2dGeometry& g, const Plan<F>& pl, const T* 
 template <class F, class T>
 void transform_output(const Conv2dGeometry& g, const Plan<F>& pl, const T* mm, std::int64_t ld, std::int64_t n0,
                       std::int64_t nb, T* y, T* q) {
-  const std::int64_t stream = g.c_out * ld;
+  const std::int64_t stream = pl.stream(g.c_out);
   for (std::int64_t co = 0; co < g.c_out; ++co) {
     const auto plane = [&](std::int64_t b) { return y + ((n0 + b) * g.c_out + co) * g.h_out * g.w_out; };
     if (pl.image_major) {
@@ -456,7 +465,7 @@ template <class F, class T>
 void transform_input_grad(const Conv2dGeometry& g, const Plan<F>& pl, const T* dv, std::int64_t ld,
                           std::int64_t n0, std::int64_t nb, T* gx, T* q) {
   constexpr int m = F::m;
-  const std::int64_t stream = g.c_in * ld;
+  const std::int64_t stream = pl.stream(g.c_in);
   for (std::int64_t c = 0; c < g.c_in; ++c) {
     const auto plane = [&](std::int64_t b) { return gx + ((n0 + b) * g.c_in + c) * g.h_in * g.w_in; };
     if (pl.image_major) {
@@ -496,13 +505,13 @@ struct Workspace {
   template <class F>
   Workspace(const Conv2dGeometry& g, const Plan<F>& pl) {
     constexpr int a2 = F::a * F::a;
-    const std::int64_t ld = pl.cols(), q = pl.phase_scratch();
-    x_phases = scratch<T>(static_cast<std::size_t>(3 * q + a2 * (g.c_in + g.c_out) * ld));
+    const std::int64_t q = pl.phase_scratch();
+    x_phases = scratch<T>(static_cast<std::size_t>(3 * q + a2 * (pl.stream(g.c_in) + pl.stream(g.c_out))));
     y_phases = x_phases + q;
     phases = y_phases + q;
     std::fill(x_phases, phases, T(0));
     in = phases + q;
-    out = in + a2 * g.c_in * ld;
+    out = in + a2 * pl.stream(g.c_in);
   }
 };
 
@@ -538,7 +547,7 @@ void forward(const Conv2dGeometry& g, const T* x, const T* w, T* y) {
     transform_input(g, pl, x, n0, nb, ws.in, ld, ws.x_phases);
     for (int xi = 0; xi < a2; ++xi)  // M = U V
       gemm_one(false, false, g.c_out, cols, g.c_in, T(1), u + xi * g.c_out * g.c_in, g.c_in,
-               ws.in + xi * g.c_in * ld, ld, T(0), ws.out + xi * g.c_out * ld, ld);
+               ws.in + xi * pl.stream(g.c_in), ld, T(0), ws.out + xi * pl.stream(g.c_out), ld);
     transform_output(g, pl, ws.out, ld, n0, nb, y, ws.phases);
   });
 }
@@ -553,7 +562,7 @@ void backward_input(const Conv2dGeometry& g, const T* gy, const T* w, T* gx) {
     transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.y_phases);
     for (int xi = 0; xi < a2; ++xi)  // dV = U^T dM
       gemm_one(true, false, g.c_in, cols, g.c_out, T(1), u + xi * g.c_out * g.c_in, g.c_in,
-               ws.out + xi * g.c_out * ld, ld, T(0), ws.in + xi * g.c_in * ld, ld);
+               ws.out + xi * pl.stream(g.c_out), ld, T(0), ws.in + xi * pl.stream(g.c_in), ld);
     transform_input_grad(g, pl, ws.in, ld, n0, nb, gx, ws.phases);
   });
 }
@@ -579,12 +588,12 @@ void backward_weight(const Conv2dGeometry& g, const T* x, const T* gy, T* gw, co
                    transform_input(g, pl, x, n0, nb, ws.in, ld, ws.x_phases);
                    transform_output_grad(g, pl, gy, n0, nb, ws.out, ld, ws.y_phases);
                    for (int xi = 0; xi < a2; ++xi)  // dU += dM V^T
-                     gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * g.c_out * ld, ld,
-                              ws.in + xi * g.c_in * ld, ld, T(1), acc + xi * g.c_out * g.c_in, g.c_in);
+                     gemm_one(false, true, g.c_out, g.c_in, cols, T(1), ws.out + xi * pl.stream(g.c_out), ld,
+                              ws.in + xi * pl.stream(g.c_in), ld, T(1), acc + xi * g.c_out * g.c_in, g.c_in);
                    if (!gx) return;
                    for (int xi = 0; xi < a2; ++xi)  // dV = U^T dM, over V
                      gemm_one(true, false, g.c_in, cols, g.c_out, T(1), u + xi * g.c_out * g.c_in, g.c_in,
-                              ws.out + xi * g.c_out * ld, ld, T(0), ws.in + xi * g.c_in * ld, ld);
+                              ws.out + xi * pl.stream(g.c_out), ld, T(0), ws.in + xi * pl.stream(g.c_in), ld);
                    transform_input_grad(g, pl, ws.in, ld, n0, nb, gx, ws.phases);
                  });
                });
