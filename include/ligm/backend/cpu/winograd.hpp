@@ -330,11 +330,13 @@ void from_image_major(const T* p, std::int64_t nb, std::int64_t h, std::int64_t 
 template <int P, int Q, bool RowsFirst, class V, class In, class Fn, class Out>
 [[gnu::always_inline]] inline void separable(const In& in, const Fn& f, const Out& out) {
   V t[P][Q];  // rows first: t[i] = f along row i; columns first: t[j] = f along column j
+#pragma GCC unroll 8
   for (int u = 0; u < P; ++u) {
     V d[P];
     for (int w = 0; w < P; ++w) d[w] = RowsFirst ? in(u, w) : in(w, u);
     f(d, t[u]);
   }
+#pragma GCC unroll 8
   for (int w = 0; w < Q; ++w) {
     V d[P], r[Q];
     for (int u = 0; u < P; ++u) d[u] = t[u][w];
