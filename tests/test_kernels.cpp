@@ -553,6 +553,59 @@ TEST_CASE("kernels: normalisation rows with the fused ReLU, device body against 
   }
 }
 
+// The CPU's fused ReLU mask as bits (kernels::ReluBits, written by the forward, read by the
+// backward in place of y): the same bits as masking by y, in float and double, for runs whose
+// values fill whole words, part of one, or one value a word, one image (row by row) or several
+// (in memory order), with and without the residual. Every word the runs own is written.
+template <class T>
+void check_relu_bits() {
+  using Tt = Tensor<T>;
+  for (const std::int64_t N : {1, 3})
+    for (const std::int64_t HW : {1, 7, 16, 20, 37, 49})
+      for (const bool residual : {false, true}) {
+        INFO("N " << N << " HW " << HW << (residual ? ", residual" : "") << " " << sizeof(T));
+        const std::int64_t C = 3;
+        const auto layout = k::RowLayout::channels(N, C, HW);
+        const Tt x = randn_cpu({N, C, HW}, 70).to<T>(), r = randn_cpu({N, C, HW}, 71).to<T>(),
+                 w = randn_cpu({C}, 72).to<T>(), b = randn_cpu({C}, 73).to<T>(), g = randn_cpu({N, C, HW}, 74).to<T>();
+        auto run = [&](bool bits) {
+          auto y = Tt::empty({N, C, HW}), mean = Tt::empty({C}), rstd = Tt::empty({C});
+          auto dx = Tt::empty({N, C, HW}), dw = Tt::empty({C}), db = Tt::empty({C}), dr = Tt::empty({N, C, HW});
+          std::vector<std::uint16_t> mask(static_cast<std::size_t>(k::ReluBits::words(layout, C)), 0xdead);
+          k::NormalizeRows<T> fwd{x.data_ptr(), layout, true, 1e-5, w.data_ptr(), b.data_ptr(),
+                                  y.data_ptr(), mean.data_ptr(), rstd.data_ptr(), true};
+          if (residual) fwd.residual = r.data_ptr();
+          if (bits) fwd.relu_bits = mask.data();
+          cpu::norm::forward(fwd, C);
+          k::NormalizeRowsBackward<T> bwd{x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), w.data_ptr(),
+                                          g.data_ptr(), layout, true, dx.data_ptr(), dw.data_ptr(),
+                                          db.data_ptr(), bits ? nullptr : y.data_ptr()};
+          if (residual) bwd.dresidual = dr.data_ptr();
+          if (bits) bwd.relu_bits = mask.data();
+          cpu::norm::backward(bwd, C);
+          if (bits) {  // bit k of run q's words is y > 0 there, the bits past the run 0
+            const auto yv = y.to_vector();
+            const std::int64_t per = k::ReluBits::per_run(HW);
+            for (std::int64_t q = 0; q < N * C; ++q)
+              for (std::int64_t kk = 0; kk < per * 16; ++kk) {
+                const bool on = (mask[static_cast<std::size_t>(q * per + kk / 16)] >> (kk % 16)) & 1;
+                REQUIRE(on == (kk < HW && yv[static_cast<std::size_t>(q * HW + kk)] > T(0)));
+              }
+          }
+          return std::vector<std::vector<T>>{y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector(),
+                                             residual ? dr.to_vector() : std::vector<T>{}};
+        };
+        CHECK(run(true) == run(false));
+      }
+}
+TEST_CASE("kernels: the CPU's fused ReLU mask as bits gives the bits of masking by y") {
+  CHECK(k::ReluBits::per_run(16) == 1);
+  CHECK(k::ReluBits::per_run(17) == 2);
+  CHECK(k::ReluBits::words(k::RowLayout::channels(3, 4, 49), 4) == 3 * 4 * 4);
+  check_relu_bits<float>();
+  check_relu_bits<double>();
+}
+
 // Batch norm's rows on the device (kernels::channel_passes: partial sums by a warp per (part,
 // channel), a thread per channel to finish, a thread per element to apply), emulated with 4
 // lanes, against the CPU's passes: forward and backward, with and without the ReLU and the

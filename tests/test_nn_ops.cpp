@@ -315,7 +315,9 @@ TEST_CASE("packed_attention: equals the composite form, values and gradients; gr
 // ops (values, the gradients of x, weight and bias, the running statistics), float32 on long
 // channels (the vectorised passes) and float64 gradchecks; in eval the composite.
 TEST_CASE("batch_norm_relu: the same bits as relu(batch_norm), gradients, running statistics; gradcheck") {
-  for (const Shape& shape : {Shape{4, 3, 9, 11}, Shape{64, 5, 28, 28}, Shape{6, 2}}) {
+  // Runs of 99, 784, 1, 20 and 35 values (the CPU's mask bits: whole 16-value words, a word
+  // filled by narrower vectors, one bit a word); one image (its channels' runs row by row).
+  for (const Shape& shape : {Shape{4, 3, 9, 11}, Shape{64, 5, 28, 28}, Shape{6, 2}, Shape{3, 2, 20}, Shape{1, 3, 5, 7}}) {
     const std::int64_t C = shape[1];
     auto run = [&](bool fused, bool training) {
       Generator gen(50);
@@ -342,7 +344,7 @@ TEST_CASE("batch_norm_relu: the same bits as relu(batch_norm), gradients, runnin
 // weight and bias, the running statistics), in eval the composite; float64 gradchecks of all
 // four inputs; a residual of another shape is refused.
 TEST_CASE("batch_norm_add_relu: the same bits as relu(batch_norm + residual), gradients, running statistics; gradcheck") {
-  for (const Shape& shape : {Shape{4, 3, 9, 11}, Shape{64, 5, 28, 28}, Shape{6, 2}, Shape{2, 4, 7, 7}}) {
+  for (const Shape& shape : {Shape{4, 3, 9, 11}, Shape{64, 5, 28, 28}, Shape{6, 2}, Shape{2, 4, 7, 7}, Shape{1, 2, 3, 13}}) {
     const std::int64_t C = shape[1];
     auto run = [&](bool fused, bool training) {
       Generator gen(55);

@@ -39,10 +39,10 @@ namespace ligm::cpu::norm {
 inline constexpr int kFlush = 32;
 inline constexpr std::int64_t kGroups = 32;  // of runs, for batch norm's sums
 
-// (sum of f(o).first, sum of f(o).second) over the run [base, base + len), f(V{}, o) returning
-// a Pair of vectors of the values at offsets o, o + 1, ... (or of scalars for f(T{}, o)).
+// (sum of f(k).first, sum of f(k).second) over a run's values k in [0, len), f(V{}, k)
+// returning a Pair of vectors of the values at k, k + 1, ... (or of scalars for f(T{}, k)).
 template <class T, class F>
-kernels::Pair<double> run_sums(std::int64_t base, std::int64_t len, const F& f) {
+kernels::Pair<double> run_sums(std::int64_t len, const F& f) {
   using V = typename Simd<T>::type;
   constexpr int W = Simd<T>::lanes;
   double s1 = 0, s2 = 0;
@@ -55,26 +55,33 @@ kernels::Pair<double> run_sums(std::int64_t base, std::int64_t len, const F& f) 
   };
   std::int64_t k = 0;
   for (; k + 2 * W <= len; k += 2 * W) {  // two chains of additions, not one
-    const auto p = f(V{}, base + k), q = f(V{}, base + k + W);
+    const auto p = f(V{}, k), q = f(V{}, k + W);
     a0 += p.first, b0 += p.second, a1 += q.first, b1 += q.second;
     if (++pending == kFlush) flush();
   }
   for (; k + W <= len; k += W) {
-    const auto p = f(V{}, base + k);
+    const auto p = f(V{}, k);
     a0 += p.first, b0 += p.second;
   }
   for (; k < len; ++k) {
-    const auto p = f(T{}, base + k);
+    const auto p = f(T{}, k);
     s1 += double(p.first), s2 += double(p.second);
   }
   flush();
   return {s1, s2};
 }
 
-// Per row i: the sums of f(V{}, i, o) over its elements, c = finish(i, sums) (the row's
-// coefficients), then, with `elementwise`, each(zero, c, o) over its elements (a vector of the
-// elements at o, o + 1, ...). Rows of one run go row by row; batch norm's rows in memory order
-// (above), their coefficients kept between the passes.
+// A run of a row: its values lie at base, base + 1, ..., base + inner - 1; index = base /
+// inner, its place among all the runs (kernels::ReluBits numbers its words by it).
+struct Run {
+  std::int64_t base, index;
+  std::int64_t at(std::int64_t k) const { return base + k; }
+};
+
+// Per row i: the sums of f(V{}, i, run, k) over its elements, c = finish(i, sums) (the row's
+// coefficients), then, with `elementwise`, each(zero, c, run, k) over its elements (a vector of
+// the run's elements at k, k + 1, ...). Rows of one run go row by row; batch norm's rows in
+// memory order (above), their coefficients kept between the passes.
 template <class T, class Sum, class Finish, class Each>
 void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& f, const Finish& finish,
                 const Each& each, bool elementwise = true) {
@@ -83,18 +90,22 @@ void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& 
   if (layout.runs == 1 || layout.run_stride != rows * inner) {
     parallel_for(0, rows, std::max<std::int64_t>(1, 8192 / std::max<std::int64_t>(layout.cols(), 1)),
                  [&](std::int64_t lo, std::int64_t hi) {
+                   const auto run = [&](std::int64_t i, std::int64_t r) {
+                     const std::int64_t base = i * inner + r * layout.run_stride;
+                     return Run{base, inner > 0 ? base / inner : 0};
+                   };
                    for (std::int64_t i = lo; i < hi; ++i) {
                      kernels::Pair<double> s{0, 0};
                      for (std::int64_t r = 0; r < layout.runs; ++r) {
-                       const auto part = run_sums<T>(i * inner + r * layout.run_stride, inner,
-                                                     [&](auto zero, std::int64_t o) { return f(zero, i, o); });
+                       const Run at = run(i, r);
+                       const auto part = run_sums<T>(inner, [&](auto zero, std::int64_t k) { return f(zero, i, at, k); });
                        s.first += part.first, s.second += part.second;
                      }
                      const Coef c = finish(i, s);
                      if (!elementwise) continue;
                      for (std::int64_t r = 0; r < layout.runs; ++r) {
-                       const std::int64_t base = i * inner + r * layout.run_stride;
-                       simd_for<T>(inner, [&](auto zero, std::int64_t k) { each(zero, c, base + k); });
+                       const Run at = run(i, r);
+                       simd_for<T>(inner, [&](auto zero, std::int64_t k) { each(zero, c, at, k); });
                      }
                    }
                  });
@@ -115,7 +126,8 @@ void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& 
     for (std::int64_t grp = lo; grp < hi; ++grp)
       for (std::int64_t q = grp * per; q < std::min(runs, (grp + 1) * per); ++q) {
         const std::int64_t i = q % rows;
-        const auto s = run_sums<T>(q * inner, inner, [&](auto zero, std::int64_t o) { return f(zero, i, o); });
+        const Run at{q * inner, q};
+        const auto s = run_sums<T>(inner, [&](auto zero, std::int64_t k) { return f(zero, i, at, k); });
         auto& acc = parts[grp * rows + i];
         acc.first += s.first, acc.second += s.second;
       }
@@ -131,9 +143,24 @@ void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& 
                [&](std::int64_t lo, std::int64_t hi) {
                  for (std::int64_t q = lo; q < hi; ++q) {
                    const Coef& c = coef[q % rows];
-                   simd_for<T>(inner, [&](auto zero, std::int64_t k) { each(zero, c, q * inner + k); });
+                   const Run at{q * inner, q};
+                   simd_for<T>(inner, [&](auto zero, std::int64_t k) { each(zero, c, at, k); });
                  }
                });
+}
+
+// The fused ReLU's mask bits for the values k, k + 1, ... of a run (kernels::ReluBits): a
+// vector at a multiple of its width lies in one word, so it sets its lanes' bits there (the
+// first vector of a word assigns the word, the narrower ones after it add theirs) or reads them.
+inline void relu_word(std::uint16_t* bits, const kernels::RowLayout& layout, const Run& run, std::int64_t k,
+                      unsigned lanes_bits) {
+  std::uint16_t& w = bits[run.index * kernels::ReluBits::per_run(layout.inner) + k / 16];
+  const unsigned at = static_cast<unsigned>(k % 16);
+  w = static_cast<std::uint16_t>(at == 0 ? lanes_bits : w | (lanes_bits << at));
+}
+inline unsigned relu_word(const std::uint16_t* bits, const kernels::RowLayout& layout, const Run& run,
+                          std::int64_t k) {
+  return unsigned(bits[run.index * kernels::ReluBits::per_run(layout.inner) + k / 16]) >> (k % 16);
 }
 
 template <class T>
@@ -157,9 +184,9 @@ void forward(const kernels::NormalizeRows<T>& p, std::int64_t rows) {
   const double n = double(p.layout.cols());
   two_passes<T>(
       p.layout, rows,
-      [&](auto zero, std::int64_t i, std::int64_t o) {
+      [&](auto zero, std::int64_t i, const Run& run, std::int64_t k) {
         using V = decltype(zero);
-        const V d = load<V>(p.x + o) - shift_of(p, i);
+        const V d = load<V>(p.x + run.at(k)) - shift_of(p, i);
         return kernels::Pair<V>{d, d * d};
       },
       [&](std::int64_t i, kernels::Pair<double> s) {
@@ -170,21 +197,28 @@ void forward(const kernels::NormalizeRows<T>& p, std::int64_t rows) {
         p.rstd[i] = T(r);
         return ForwardCoef<T>{T(m), T(p.weight ? r * double(p.weight[i]) : r), p.bias ? p.bias[i] : T(0)};
       },
-      [&](auto zero, const ForwardCoef<T>& c, std::int64_t o) {
+      [&](auto zero, const ForwardCoef<T>& c, const Run& run, std::int64_t k) {
         using V = decltype(zero);
+        const std::int64_t o = run.at(k);
         V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
         if (p.residual) v = v + load<V>(p.residual + o);
-        // With the fused ReLU, max(v, 0) (0 for NaN, as the device body).
-        store(p.y + o, p.relu ? V(v > V{} ? v : V{}) : v);
+        if (!p.relu) return store(p.y + o, v);
+        // max(v, 0) (0 for NaN, as the device body), and where it is v, the mask's bits.
+        if (!p.relu_bits) return store(p.y + o, V(v > V{} ? v : V{}));
+        const unsigned bits = positive_bits(v);
+        store(p.y + o, keep_bits(v, bits));
+        relu_word(p.relu_bits, p.layout, run, k, bits);
       });
 }
 
-// The incoming gradient at o: g, or with a fused ReLU g where its output is positive, else 0.
+// The incoming gradient at the run's k, or with a fused ReLU g where its output is positive
+// (by the mask's bits, or by y), else 0.
 template <class V, class T>
-inline V relu_masked(const kernels::NormalizeRowsBackward<T>& p, std::int64_t o) {
-  const V g = load<V>(p.g + o);
+inline V relu_masked(const kernels::NormalizeRowsBackward<T>& p, const Run& run, std::int64_t k) {
+  const V g = load<V>(p.g + run.at(k));
+  if (p.relu_bits) return keep_bits(g, relu_word(p.relu_bits, p.layout, run, k));
   if (!p.y) return g;
-  const V y = load<V>(p.y + o);
+  const V y = load<V>(p.y + run.at(k));
   return V(y > V{} ? g : V{});
 }
 
@@ -194,10 +228,10 @@ void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t rows) {
   const double n = double(p.layout.cols());
   two_passes<T>(
       p.layout, rows,
-      [&](auto zero, std::int64_t i, std::int64_t o) {
+      [&](auto zero, std::int64_t i, const Run& run, std::int64_t k) {
         using V = decltype(zero);
-        const V g = relu_masked<V>(p, o);
-        return kernels::Pair<V>{g, g * (load<V>(p.x + o) - shift_of(p, i))};
+        const V g = relu_masked<V>(p, run, k);
+        return kernels::Pair<V>{g, g * (load<V>(p.x + run.at(k)) - shift_of(p, i))};
       },
       [&](std::int64_t i, kernels::Pair<double> s) {
         const double m = p.center ? double(p.mean[i]) : 0.0, r = double(p.rstd[i]);
@@ -208,9 +242,10 @@ void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t rows) {
         const double mg = p.center ? sg / n : 0.0, mgx = sgx / n;
         return BackwardCoef<T>{T(m), T(scale), T(-scale * r * mgx), T(-scale * mg)};
       },
-      [&](auto zero, const BackwardCoef<T>& c, std::int64_t o) {
+      [&](auto zero, const BackwardCoef<T>& c, const Run& run, std::int64_t k) {
         using V = decltype(zero);
-        const V g = relu_masked<V>(p, o);
+        const std::int64_t o = run.at(k);
+        const V g = relu_masked<V>(p, run, k);
         if (p.dx) store(p.dx + o, V(g * c.a + (load<V>(p.x + o) - c.m) * c.b + c.c));
         if (p.dresidual) store(p.dresidual + o, g);
       },

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 namespace ligm::cpu {
 
@@ -52,6 +55,63 @@ template <class V, class T>
 inline void add_to(T* p, const V& v) {
   store(p, load<V>(p) + v);
 }
+// A ReLU's mask as bits: positive_bits(v) has bit l set where lane l of v is > 0 (not for
+// NaN), keep_bits(v, bits) keeps lane l where bit l is set and zeroes the others. Scalars are
+// one lane. AVX-512 compares into and selects by a mask register, AVX and SSE take the sign
+// mask of a compare; elsewhere a loop over the lanes.
+template <class V>
+inline unsigned positive_bits(const V& v) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return v > V(0) ? 1u : 0u;
+  } else {
+    using E = std::remove_cv_t<std::remove_reference_t<decltype(v[0])>>;
+    constexpr int lanes = static_cast<int>(sizeof(V) / sizeof(E));
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64 && std::is_same_v<E, float>)
+      return _mm512_cmp_ps_mask(__m512(v), _mm512_setzero_ps(), _CMP_GT_OQ);
+    if constexpr (sizeof(V) == 64 && std::is_same_v<E, double>)
+      return _mm512_cmp_pd_mask(__m512d(v), _mm512_setzero_pd(), _CMP_GT_OQ);
+#endif
+#if defined(__AVX__)
+    if constexpr (sizeof(V) == 32 && std::is_same_v<E, float>)
+      return static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(__m256(v), _mm256_setzero_ps(), _CMP_GT_OQ)));
+    if constexpr (sizeof(V) == 32 && std::is_same_v<E, double>)
+      return static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(__m256d(v), _mm256_setzero_pd(), _CMP_GT_OQ)));
+#endif
+#if defined(__SSE2__)
+    if constexpr (sizeof(V) == 16 && std::is_same_v<E, float>)
+      return static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(__m128(v), _mm_setzero_ps())));
+    if constexpr (sizeof(V) == 16 && std::is_same_v<E, double>)
+      return static_cast<unsigned>(_mm_movemask_pd(_mm_cmpgt_pd(__m128d(v), _mm_setzero_pd())));
+#endif
+    unsigned bits = 0;
+    for (int l = 0; l < lanes; ++l) bits |= (v[l] > E(0) ? 1u : 0u) << l;
+    return bits;
+  }
+}
+template <class V>
+inline V keep_bits(const V& v, unsigned bits) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return bits & 1u ? v : V(0);
+  } else {
+    using E = std::remove_cv_t<std::remove_reference_t<decltype(v[0])>>;
+    constexpr int lanes = static_cast<int>(sizeof(V) / sizeof(E));
+#if defined(__AVX512F__)
+    if constexpr (sizeof(V) == 64 && std::is_same_v<E, float>)
+      return V(_mm512_maskz_mov_ps(static_cast<__mmask16>(bits), __m512(v)));
+    if constexpr (sizeof(V) == 64 && std::is_same_v<E, double>)
+      return V(_mm512_maskz_mov_pd(static_cast<__mmask8>(bits), __m512d(v)));
+#endif
+    // Lane l's bit, tested in integer lanes as wide as E: a compare and a select.
+    using I = std::conditional_t<sizeof(E) == 4, std::int32_t, std::int64_t>;
+    typedef I IV __attribute__((vector_size(sizeof(V))));
+    IV lane_bit{};
+    for (int l = 0; l < lanes; ++l) lane_bit[l] = I(1) << l;
+    const IV on = ((IV{} + I(bits)) & lane_bit) != IV{};
+    return on ? v : V{};
+  }
+}
+
 // The sum of a vector's lanes: its two halves added, down to 16 bytes, then lane by lane, so
 // log2(lanes) roundings deep instead of lanes - 1 (and a few instructions, not a chain of
 // lanes dependent additions).

@@ -67,6 +67,19 @@ struct RowLayout {
   }
 };
 
+// The fused ReLU's mask on the CPU, a bit per value: each run of `inner` values (RowLayout)
+// starts a 16-bit word, so a run's vectors (16 floats or 8 doubles at a multiple of their
+// width) each fall into one word and threads that share out runs never share a word. The
+// value at offset k of the run at `base` (a multiple of inner) is bit k % 16 of word
+// (base / inner) * per_run + k / 16.
+struct ReluBits {
+  static std::int64_t per_run(std::int64_t inner) { return (inner + 15) / 16; }
+  // The words for `rows` rows of `layout`.
+  static std::int64_t words(const RowLayout& layout, std::int64_t rows) {
+    return rows * layout.runs * per_run(layout.inner);
+  }
+};
+
 template <class T>
 struct NormalizeRows {
   using value_type = T;
@@ -81,6 +94,9 @@ struct NormalizeRows {
   T* rstd;          // [rows]
   bool relu = false;  // y = max(y, 0): batch norm fused with the ReLU after it
   const T* residual = nullptr;  // same layout as x, added before the ReLU, or nullptr
+  // With relu, on the CPU: where y > 0, a bit per value (ReluBits' layout) for the backward,
+  // which then reads it instead of y (a 32nd of the bytes). The device bodies leave it alone.
+  std::uint16_t* relu_bits = nullptr;
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
@@ -120,6 +136,9 @@ struct NormalizeRowsBackward {
   T* dbias;         // [rows] or nullptr
   const T* y = nullptr;  // with a fused ReLU, its output: g counts only where y > 0
   T* dresidual = nullptr;  // same layout as x, or nullptr: the residual's gradient (g, masked)
+  // The CPU's stand-in for y, written by the forward (NormalizeRows::relu_bits): the mask as
+  // bits. The device bodies read y.
+  const std::uint16_t* relu_bits = nullptr;
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
