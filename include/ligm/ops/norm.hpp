@@ -34,6 +34,7 @@ Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::
                              double eps, const Tensor<T>& weight = {}, const Tensor<T>& bias = {},
                              bool relu = false, const Tensor<T>& residual = {}) {
   auto ptr = [](const Tensor<T>& t) -> T* { return t.defined() ? t.data_ptr() : nullptr; };
+  auto words = [](const Tensor<T>& t) { return t.defined() ? reinterpret_cast<std::uint16_t*>(t.data_ptr()) : nullptr; };
   Normalized<T> r;
   Tensor<T> x, w, b, res, bits;
   {
@@ -53,16 +54,15 @@ Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::
                                std::int64_t(sizeof(T))}, x.device());
     }
   }
-  auto bits_ptr = [&] { return bits.defined() ? reinterpret_cast<std::uint16_t*>(bits.data_ptr()) : nullptr; };
   be(x).normalize_rows(rows, {x.data_ptr(), layout, center, eps, ptr(w), ptr(b), r.y.data_ptr(),
-                              r.mean.data_ptr(), r.rstd.data_ptr(), relu, ptr(res), bits_ptr()});
+                              r.mean.data_ptr(), r.rstd.data_ptr(), relu, ptr(res), words(bits)});
   // With the fused ReLU the backward masks g by the output (a detached alias: the output's own
   // node must not hold the output), or on the CPU by the bits.
   Tensor<T> out = relu && !bits.defined() ? r.y.detach() : Tensor<T>();
   r.y = autograd::record(
       relu ? "NormalizeReluBackward" : "NormalizeBackward", r.y, {x_in, weight, bias, residual},
       [x = autograd::save(x), w = w.defined() ? autograd::save(w) : w, mean = r.mean, rstd = r.rstd, rows,
-       layout, center, ptr, out, bits](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
+       layout, center, ptr, words, out, bits](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
         auto gc = g.contiguous();
         Tensor<T> dx, dw, db, dres;
         if (need[0]) dx = Tensor<T>::empty(x.shape(), x.device());
@@ -71,8 +71,7 @@ Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::
         if (need[3]) dres = Tensor<T>::empty(x.shape(), x.device());
         be(x).normalize_rows_backward(
             rows, {x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), ptr(w), gc.data_ptr(), layout, center, ptr(dx),
-                   ptr(dw), ptr(db), ptr(out), ptr(dres),
-                   bits.defined() ? reinterpret_cast<const std::uint16_t*>(bits.data_ptr()) : nullptr});
+                   ptr(dw), ptr(db), ptr(out), ptr(dres), words(bits)});
         return {dx, dw, db, dres};
       });
   return r;
