@@ -499,8 +499,8 @@ void for_chunks(const Conv2dGeometry& g, const Plan<F>& pl, std::int64_t lo, std
 // A thread's scratch: the phase planes (or image-major planes) of the input split (x,
 // zero-padded), of the output-side split (dY) and of the output-side joins (Y, dX); the
 // input-side tiles (V or dV, [a^2][c_in][cols]) and the output-side ones (M or dM,
-// [a^2][c_out][cols]). The split buffers start zeroed (the splits write only the plane's own
-// positions).
+// [a^2][c_out][cols]; the a^2 blocks Plan::stream apart). The split buffers start zeroed (the
+// splits write only the plane's own positions).
 template <class T>
 struct Workspace {
   T *x_phases, *y_phases, *phases, *in, *out;
