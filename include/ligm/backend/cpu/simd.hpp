@@ -27,8 +27,9 @@ struct Simd {
 // Unaligned loads and stores through a vector type aligned as its elements: one vmovups each
 // (a memcpy of a whole vector went through the stack in two halves when the compiler prefers
 // narrower vectors for copies, and the second half's load stalled on store forwarding). V's
-// lanes are T: GCC and Clang let a vector access alias its element type (so a vector store and
-// a scalar load of the same floats stay ordered), and nothing else. Not __may_alias__: a store
+// lanes are T: GCC lets a vector access alias its element type (checked with GCC 12: a vector
+// store and a later scalar load of the same float stay ordered) and nothing else; Clang's
+// type-based alias analysis lets a vector access alias anything. Not __may_alias__: a store
 // that may alias anything made the compiler reload every pointer and stride it had in memory
 // after each store (the Winograd transforms' a^2 stores per vector: a load and an imul each).
 template <class V, class T>
