@@ -154,13 +154,13 @@ void two_passes(const kernels::RowLayout& layout, std::int64_t rows, const Sum& 
 // first vector of a word assigns the word, the narrower ones after it add theirs) or reads them.
 inline void relu_word(std::uint16_t* bits, const kernels::RowLayout& layout, const Run& run, std::int64_t k,
                       unsigned lanes_bits) {
-  std::uint16_t& w = bits[run.index * kernels::ReluBits::per_run(layout.inner) + k / 16];
+  std::uint16_t& w = bits[kernels::ReluBits::word(run.index, layout.inner, k)];
   const unsigned at = static_cast<unsigned>(k % 16);
   w = static_cast<std::uint16_t>(at == 0 ? lanes_bits : w | (lanes_bits << at));
 }
 inline unsigned relu_word(const std::uint16_t* bits, const kernels::RowLayout& layout, const Run& run,
                           std::int64_t k) {
-  return unsigned(bits[run.index * kernels::ReluBits::per_run(layout.inner) + k / 16]) >> (k % 16);
+  return unsigned(bits[kernels::ReluBits::word(run.index, layout.inner, k)]) >> (k % 16);
 }
 
 template <class T>

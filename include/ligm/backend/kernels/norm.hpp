@@ -74,6 +74,10 @@ struct RowLayout {
 // (base / inner) * per_run + k / 16.
 struct ReluBits {
   static std::int64_t per_run(std::int64_t inner) { return (inner + 15) / 16; }
+  // The word that holds value k of run `index` (runs of `inner` values).
+  static std::int64_t word(std::int64_t index, std::int64_t inner, std::int64_t k) {
+    return index * per_run(inner) + k / 16;
+  }
   // The words for `rows` rows of `layout`.
   static std::int64_t words(const RowLayout& layout, std::int64_t rows) {
     return rows * layout.runs * per_run(layout.inner);
