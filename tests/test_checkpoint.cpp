@@ -111,3 +111,50 @@ TEST_CASE("checkpoint: files that are not checkpoints are rejected with the path
   std::remove(plain.c_str());
   std::remove(truncated.c_str());
 }
+
+TEST_CASE("checkpoint: hostile metadata and optimizer state are errors, not exceptions of the standard library") {
+  io::Checkpoint<float> c;
+  c.metadata = {{"step", "12abc"}, {"ligm.rng_seed", "-1"}, {"ligm.rng_offset", "3"}};
+  check_error([&] { c.get_int("step"); }, {"get_int", "\"step\"", "12abc", "not an integer"});
+  Generator g;
+  check_error([&] { c.restore_rng(g); }, {"restore_rng", "ligm.rng_seed", "-1"});
+  c.metadata = {{"step", "99999999999999999999"}, {"ligm.rng_seed", "5"}, {"ligm.rng_offset", "7"}};
+  check_error([&] { c.get_int("step"); }, {"get_int", "99999999999999999999"});
+  c.restore_rng(g);
+  CHECK(g.seed() == 5);
+  CHECK(g.offset() == 7);
+  CHECK(c.get_int("absent", 4) == 4);
+  // An optimizer step count must be a whole number a step counter can hold (1e25 once reached
+  // an undefined float-to-integer cast; tests/fuzz/corpus/checkpoint/ keeps that file).
+  auto w = zeros<float>({2}).requires_grad_();
+  optim::AdamW opt({w});
+  w.sum().backward();
+  opt.step();
+  for (float bad : {1e25f, 2.5f, -1.0f, std::nanf("")}) {
+    auto sd = opt.state_dict();
+    sd["state.0.step"] = scalar_tensor<float>(bad);
+    check_error([&] { opt.load_state_dict(sd); }, {"load_state_dict", "state.0.step", "not a step count"});
+  }
+  // A failed load changed nothing (it used to clear the state first).
+  CHECK(opt.state_dict().at("state.0.step").item() == 1.0f);
+  auto sd = opt.state_dict();
+  sd["state.0.step"] = scalar_tensor<float>(5.0f);
+  opt.load_state_dict(sd);
+  CHECK(opt.state_dict().at("state.0.step").item() == 5.0f);
+  // A model: a strict load that finds an unexpected key, or a shape that does not fit after
+  // keys that do, leaves every parameter as it was.
+  manual_seed(3);
+  nn::Sequential model(nn::Linear(4, 3), nn::Linear(3, 2));
+  const auto before = model.state_dict();
+  auto other = before;
+  for (auto& [k, v] : other) v = v + 1.0f;
+  other["extra"] = zeros<float>({1});
+  check_error([&] { model.load_state_dict(other); }, {"load_state_dict", "unexpected extra"});
+  other.erase("extra");
+  other["1.weight"] = zeros<float>({5, 5});
+  check_error([&] { model.load_state_dict(other); }, {"size mismatch for 1.weight"});
+  for (const auto& [k, v] : model.state_dict()) CHECK(v.to_vector() == before.at(k).to_vector());
+  // A shape of no elements whose strides would overflow 64 bits.
+  check_error([] { Tensor<float>::empty({0, std::int64_t(1) << 40, std::int64_t(1) << 40}); }, {"empty", "too large"});
+  CHECK(Tensor<float>::empty({0, std::int64_t(1) << 20, std::int64_t(1) << 20}).numel() == 0);
+}

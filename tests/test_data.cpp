@@ -1,5 +1,7 @@
 // data: the IDX reader (Fashion-MNIST, and hostile files), the DataLoader (batches, seeded
 // shuffling, drop_last, prefetching gives the same batches).
+#include <zlib.h>
+
 #include <cstdio>
 #include <fstream>
 #include <set>
@@ -73,4 +75,37 @@ TEST_CASE("data: DataLoader batches, shuffles by seed, drops the last batch, pre
   CHECK(e0 == order(true, 0));   // same seed, same epoch: same order
   CHECK(e0 != order(true, 1));   // the next epoch reshuffles
   check_error([&] { data::DataLoader(x, arange<std::int64_t>(0, 9), {}); }, {"DataLoader", "first dim"});
+}
+
+TEST_CASE("data: IDX bytes in memory, gzip members and the errors of broken gzip") {
+  const std::vector<unsigned char> plain = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 255};
+  // gzip of `plain`, written by zlib (one member), then again split in two members.
+  auto gz = [](const std::vector<unsigned char>& in) {
+    const std::string path = "/tmp/ligm_test_member.gz";
+    gzFile f = gzopen(path.c_str(), "wb");
+    gzwrite(f, in.data(), unsigned(in.size()));
+    gzclose(f);
+    auto bytes = read_file(path, "test");
+    std::remove(path.c_str());
+    return bytes;
+  };
+  const auto one = gz(plain);
+  auto two = gz({plain.begin(), plain.begin() + 7});  // a second member follows
+  const auto rest = gz({plain.begin() + 7, plain.end()});
+  two.insert(two.end(), rest.begin(), rest.end());
+  for (const auto& bytes : {plain, one, two}) {
+    const auto a = data::parse_idx(bytes, "mem");
+    CHECK(a.shape == Shape{2, 3});
+    CHECK(a.values == std::vector<unsigned char>(plain.begin() + 12, plain.end()));
+  }
+  CHECK(data::idx_labels(data::parse_idx({0, 0, 8, 1, 0, 0, 0, 2, 7, 9})).to_vector() == std::vector<std::int64_t>{7, 9});
+  check_error([&] { data::idx_images(data::parse_idx(plain, "mem"), "mem"); }, {"idx_images", "mem", "[N, H, W]"});
+  // Broken gzip: cut short, followed by bytes that are not another member, corrupted.
+  check_error([&] { data::parse_idx({one.begin(), one.end() - 5}, "cut.gz"); }, {"read_idx", "cut.gz", "truncated"});
+  auto trailing = one;
+  trailing.insert(trailing.end(), {0, 0, 0});
+  check_error([&] { data::parse_idx(trailing, "tail.gz"); }, {"tail.gz", "3 bytes after its gzip stream"});
+  auto corrupt = one;
+  corrupt[corrupt.size() - 6] ^= 0xFF;  // the CRC of the data
+  check_error([&] { data::parse_idx(corrupt, "crc.gz"); }, {"crc.gz", "not a readable gzip file"});
 }

@@ -1,8 +1,12 @@
 // io: .npy files (written by NumPy, round trips, hostile files), PNG grids, metrics JSON
 // lines, the progress bar, bfloat16 safetensors.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <ligm/io/io.hpp>
 
@@ -91,7 +95,7 @@ TEST_CASE("io: PNG image grids") {
   io::save_image(mul(rgb, 1.0f), "/tmp/ligm_test_rgb.png");
   check_close(io::load_image<float>("/tmp/ligm_test_rgb.png"), rgb, 0.5 / 255 + 1e-6, 0, "rgb");
   check_error([&] { io::save_image(rand<float>({2, 2, 4, 4}), "/tmp/x.png"); }, {"make_grid", "1 or 3"});
-  check_error([] { io::load_image<float>("/tmp/ligm_no_such.png"); }, {"load_image", "cannot read"});
+  check_error([] { io::load_image<float>("/tmp/ligm_no_such.png"); }, {"load_image", "cannot open"});
 }
 
 TEST_CASE("io: metrics as JSON lines") {
@@ -149,4 +153,59 @@ TEST_CASE("io: bfloat16 tensors in safetensors files load as floats") {
   io::save_safetensors(f, "/tmp/ligm_test_bf16.safetensors");
   auto back = io::load_safetensors("/tmp/ligm_test_bf16.safetensors");
   CHECK(io::from_raw<float>(back.tensors.at("w")).to_vector() == std::vector<float>{1.0f, -2.5f, 0.15625f});
+}
+
+TEST_CASE("io: readers parse bytes in memory and reject what the fuzzer found") {
+  // .npy from bytes, as from a file.
+  const auto x = tensor<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  io::save_npy(x, "/tmp/ligm_test_mem.npy");
+  CHECK(io::parse_npy<float>(bytes_of("/tmp/ligm_test_mem.npy")).to_vector() == x.to_vector());
+  // A float that no int64 can hold is an error, not an undefined cast (NaN, inf, 2^63).
+  for (double v : {std::nan(""), HUGE_VAL, 0x1p63, -0x1p64}) {
+    io::RawTensor r{"F64", {1}, std::vector<unsigned char>(8)};
+    std::memcpy(r.data.data(), &v, 8);
+    check_error([&] { io::from_raw<std::int64_t>(r); }, {"from_raw", "does not fit in int64"});
+  }
+  io::RawTensor edge{"F64", {1}, std::vector<unsigned char>(8)};
+  const double lowest = -0x1p63;
+  std::memcpy(edge.data.data(), &lowest, 8);
+  CHECK(io::from_raw<std::int64_t>(edge).item() == std::numeric_limits<std::int64_t>::min());
+  check_error([] { io::from_raw<float>(io::RawTensor{"F32", {3}, std::vector<unsigned char>(8)}); },
+              {"from_raw", "holds 8 bytes"});
+  // Images: PNG and BMP from bytes; stb's JPEG decoder is not compiled (it overflows a table on
+  // a crafted file); a PNG chunk that claims more bytes than the file has (stb allocated 2 GB
+  // for a 75-byte file), an empty data chunk, a BMP short of its rows.
+  const auto rgb = rand<float>({3, 4, 5});
+  io::save_image(rgb, "/tmp/ligm_test_mem.png");
+  const auto png = bytes_of("/tmp/ligm_test_mem.png");
+  check_close(io::decode_image<float>(png, "mem"), rgb, 0.5 / 255 + 1e-6, 0, "png from bytes");
+  const std::string corpus = LIGM_FUZZ_CORPUS_DIR "/image/";
+  check_error([&] { io::load_image<float>(corpus + "jpeg-huffman-table-overflow"); }, {"load_image", "cannot read"});
+  check_error([&] { io::load_image<float>(corpus + "png-idat-length-2gb"); }, {"load_image", "declares", "truncated?"});
+  check_error([&] { io::load_image<float>(corpus + "png-empty-idat-null-copy"); }, {"empty PNG image data chunk"});
+  auto cut = png;
+  cut.resize(cut.size() - 20);
+  check_error([&] { io::decode_image<float>(cut, "cut.png"); }, {"cut.png", "truncated?"});
+  const std::vector<unsigned char> bmp_header = {'B', 'M', 0, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0,
+                                                 0, 16, 0, 0, 0, 16, 0, 0, 1, 0, 24, 0, 0, 0, 0, 0};
+  auto bmp = bmp_header;  // 4096 x 4096 pixels of 24 bits declared, none there
+  bmp.resize(54);
+  check_error([&] { io::decode_image<float>(bmp, "big.bmp"); }, {"big.bmp", "4096 x 4096", "holds 0 bytes"});
+}
+
+TEST_CASE("io: an atomic write that fails leaves the old file and no temporary behind") {
+  const std::string path = "/tmp/ligm_test_atomic.bin";
+  write_file_atomic(path, {1, 2, 3}, "test");
+  CHECK(read_file(path, "test") == std::vector<unsigned char>{1, 2, 3});
+  write_file_atomic(path, {4, 5}, "test");
+  CHECK(read_file(path, "test") == std::vector<unsigned char>{4, 5});
+  // The rename cannot replace a folder: the write fails, the temporary is removed.
+  const std::string dir = "/tmp/ligm_test_atomic_dir";
+  std::filesystem::create_directories(dir);
+  check_error([&] { write_file_atomic(dir, {7}, "save_checkpoint"); }, {"save_checkpoint", "cannot rename", dir});
+  CHECK(!std::filesystem::exists(dir + ".tmp"));
+  CHECK(std::filesystem::is_directory(dir));
+  check_error([] { write_file_atomic("/nonexistent/dir/x.bin", {7}, "save_npy"); }, {"save_npy", "cannot open", "x.bin.tmp"});
+  std::filesystem::remove(dir);
+  std::remove(path.c_str());
 }

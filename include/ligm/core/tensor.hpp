@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -197,7 +198,15 @@ struct TensorImpl {
 
 template <class T>
 Tensor<T> Tensor<T>::empty(const Shape& shape, Device device) {
-  for (auto d : shape) check(d >= 0, "empty", "negative size in shape ", shape);
+  // Every stride (the product of the dims after it, zero dims counted as one) and the byte
+  // count must fit in 63 bits: a shape of zero elements can still name absurd dims.
+  std::int64_t span = 1;
+  for (auto d : shape) {
+    check(d >= 0, "empty", "negative size in shape ", shape);
+    check(!__builtin_mul_overflow(span, d > 0 ? d : 1, &span) &&
+              span <= std::numeric_limits<std::int64_t>::max() / std::int64_t(sizeof(T)),
+          "empty", "shape ", shape, " is too large to index");
+  }
   auto impl = std::make_shared<TensorImpl<T>>();
   impl->storage = std::make_shared<Storage>(numel_of(shape) * sizeof(T), device);
   impl->shape = shape;

@@ -1,7 +1,8 @@
 // NumPy .npy files (format versions 1, 2 and 3): save_npy writes a tensor as NumPy would
 // (little-endian, C order); load_npy reads float64/float32/int64/int32/uint8/bool arrays in
-// C or Fortran order and converts to the requested type. A malformed, truncated or hostile
-// file is rejected with a ligm::Error that names it and what is wrong.
+// C or Fortran order and converts to the requested type (parse_npy the same from bytes in
+// memory). A malformed, truncated or hostile file is rejected with a ligm::Error that names it
+// and what is wrong (tests/fuzz fuzzes the parser).
 //
 //   io::save_npy(x, "x.npy");                  // np.load("x.npy") in Python
 //   auto y = io::load_npy<float>("y.npy");     // np.save("y.npy", array) in Python
@@ -26,7 +27,7 @@ constexpr const char* descr() {
 
 // The value of 'key' in the header dict, as written between its ': ' and the next ',' or '}'
 // (or the matching ')' for the shape tuple).
-inline std::string field(const std::string& h, const std::string& key, const std::string& path) {
+inline std::string field(const std::string& h, const std::string& key, std::string_view path) {
   const auto k = h.find("'" + key + "'");
   check(k != std::string::npos, "load_npy", path, ": header has no '", key, "': ", h);
   auto at = h.find(':', k);
@@ -61,10 +62,10 @@ void save_npy(const Tensor<T>& t, const std::string& path) {
   write_file_atomic(path, out, "save_npy");
 }
 
+// The array in `bytes` (the contents of a .npy file); `path` names it in errors.
 template <class T>
-Tensor<T> load_npy(const std::string& path) {
+Tensor<T> parse_npy(const std::vector<unsigned char>& bytes, std::string_view path = "buffer") {
   const char* op = "load_npy";
-  const auto bytes = read_file(path, op);
   check(bytes.size() >= 10 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0, op, path, " is not a .npy file");
   const int major = bytes[6];
   check(major >= 1 && major <= 3, op, path, ": unsupported .npy version ", major);
@@ -122,6 +123,11 @@ Tensor<T> load_npy(const std::string& path) {
   Dims perm;
   for (std::int64_t d = std::int64_t(shape.size()) - 1; d >= 0; --d) perm.push_back(d);
   return from_raw<T>(raw).permute(perm).contiguous();
+}
+
+template <class T>
+Tensor<T> load_npy(const std::string& path) {
+  return parse_npy<T>(read_file(path, "load_npy"), path);
 }
 
 }  // namespace ligm::io

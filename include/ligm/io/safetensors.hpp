@@ -8,15 +8,15 @@
 // atomic: a temporary file in the same folder, flushed, then renamed over the target.
 #pragma once
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "ligm/core/file.hpp"
 #include "ligm/ops/copy.hpp"
 
 namespace ligm::io {
@@ -113,11 +113,9 @@ inline SafetensorsFile parse_safetensors(const std::vector<unsigned char>& bytes
   return out;
 }
 
-inline std::vector<unsigned char> read_file(const std::string& path, const char* op) {
-  std::ifstream f(path, std::ios::binary);
-  check(f.good(), op, "cannot open \"", path, "\"");
-  return std::vector<unsigned char>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
+// The file helpers live in core/file.hpp (data/ reads files too); io:: names them as before.
+using ligm::read_file;
+using ligm::write_file_atomic;
 
 inline SafetensorsFile load_safetensors(const std::string& path) {
   return parse_safetensors(read_file(path, "load_safetensors"), path);
@@ -152,22 +150,6 @@ inline std::vector<unsigned char> serialize_safetensors(const SafetensorsFile& f
   return out;
 }
 
-// Writes to "<path>.tmp", flushes, then renames: readers never see a partial file.
-inline void write_file_atomic(const std::string& path, const std::vector<unsigned char>& bytes, const char* op) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    check(f.good(), op, "cannot open \"", tmp, "\" for writing");
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    f.flush();
-    check(f.good(), op, "writing \"", tmp, "\" failed (disk full?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    fail(op, "cannot rename \"", tmp, "\" to \"", path, "\"");
-  }
-}
-
 inline void save_safetensors(const SafetensorsFile& file, const std::string& path) {
   write_file_atomic(path, serialize_safetensors(file), "save_safetensors");
 }
@@ -189,17 +171,31 @@ RawTensor to_raw(const Tensor<T>& t) {
   return r;
 }
 
-// Converts a stored tensor to Tensor<T>, casting from F64/F32/BF16/I64/I32/U8/BOOL.
+// Converts a stored tensor to Tensor<T>, casting from F64/F32/BF16/I64/I32/U8/BOOL. A float
+// that no integer T can hold (NaN, +-inf, beyond T's range) is an error, not a cast: the cast
+// would be undefined behaviour.
 template <class T>
 Tensor<T> from_raw(const RawTensor& r, Device device = Device::cpu()) {
   const auto n = numel_of(r.shape);
+  const std::size_t item = st_detail::dtype_size(r.dtype);
+  check(item != 0 && r.data.size() == static_cast<std::size_t>(n) * item, "from_raw", "tensor of dtype ",
+        r.dtype, " and shape ", r.shape, " holds ", r.data.size(), " bytes");
   std::vector<T> v(static_cast<std::size_t>(n));
+  auto cast = [&](auto s) {
+    using S = decltype(s);
+    if constexpr (std::is_integral_v<T> && std::is_signed_v<T> && std::is_floating_point_v<S>) {
+      constexpr S lo = static_cast<S>(std::numeric_limits<T>::min());  // -2^63: exact in float and double
+      check(s >= lo && s < -lo, "from_raw", "value ", s, " of a ", r.dtype, " tensor does not fit in ",
+            dtype_name<T>());
+    }
+    return static_cast<T>(s);
+  };
   auto convert = [&](auto tag) {
     using S = decltype(tag);
     for (std::int64_t i = 0; i < n; ++i) {
       S s;
       std::memcpy(&s, r.data.data() + i * sizeof(S), sizeof(S));
-      v[i] = static_cast<T>(s);
+      v[i] = cast(s);
     }
   };
   if (r.dtype == "F64") convert(double{});
@@ -214,7 +210,7 @@ Tensor<T> from_raw(const RawTensor& r, Device device = Device::cpu()) {
       const std::uint32_t bits = std::uint32_t(b) << 16;
       float f;
       std::memcpy(&f, &bits, 4);
-      v[i] = static_cast<T>(f);
+      v[i] = cast(f);
     }
   } else fail("from_raw", "cannot convert dtype ", r.dtype, " to ", dtype_name<T>());
   if constexpr (std::is_same_v<T, bool>) {

@@ -247,8 +247,10 @@ class Module {
     for (auto& [k, v] : sd) in[remap ? remap(k) : k] = v;
     LoadResult r;
     std::set<std::string> used;
-    NoGradGuard no_grad;
-    auto load = [&](const std::string& name, const Tensor<T>& dst) {
+    // All or nothing: every key and shape is checked before any tensor is replaced, so a file
+    // that does not fit leaves the model as it was.
+    std::vector<std::pair<Tensor<T>, const Tensor<T>*>> assign;  // destination, source
+    auto match = [&](const std::string& name, const Tensor<T>& dst) {
       auto it = in.find(name);
       if (it == in.end()) {
         r.missing_keys.push_back(name);
@@ -257,15 +259,19 @@ class Module {
       used.insert(name);
       check(it->second.shape() == dst.shape(), op, "size mismatch for ", name, ": the checkpoint has ",
             it->second.shape(), ", the model ", dst.shape());
-      dst.set_data(it->second.detach().to(dst.device()).clone());
+      assign.emplace_back(dst, &it->second);
     };
-    for (auto& [n, p] : named_parameters()) load(n, p);
-    for (auto& [n, b] : named_buffers()) load(n, b);
+    for (auto& [n, p] : named_parameters()) match(n, p);
+    for (auto& [n, b] : named_buffers()) match(n, b);
     for (auto& [k, v] : in)
       if (!used.count(k)) r.unexpected_keys.push_back(k);
     if (strict && (!r.missing_keys.empty() || !r.unexpected_keys.empty()))
       fail(op, "keys do not match for ", type_name(), ": missing ", join(r.missing_keys),
            "; unexpected ", join(r.unexpected_keys));
+    NoGradGuard no_grad;
+    std::vector<Tensor<T>> values;  // copied to the devices first: the last step cannot fail half-way
+    for (auto& [dst, src] : assign) values.push_back(src->detach().to(dst.device()).clone());
+    for (std::size_t i = 0; i < assign.size(); ++i) assign[i].first.set_data(values[i]);
     return r;
   }
 

@@ -121,19 +121,25 @@ class Optimizer {
     }
     return sd;
   }
+  // All or nothing: a state dict that does not fit (a missing group, a buffer of the wrong
+  // shape, a step that is not a count) is an error that leaves the optimizer as it was.
   void load_state_dict(const StateDict<T>& sd) {
-    state_.clear();
+    std::map<const void*, State> state;
+    std::vector<double> lrs;
     std::int64_t i = 0;
     for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
       auto lr = sd.find("param_groups." + std::to_string(gi) + ".lr");
       check(lr != sd.end(), name(), "load_state_dict: no entry for param group ", gi);
-      groups_[gi].options.lr = double(lr->second.item());
+      lrs.push_back(double(lr->second.item()));
       for (const auto& p : groups_[gi].params) {
         const std::string prefix = "state." + std::to_string(i) + ".";
         auto step = sd.find(prefix + "step");
         if (step != sd.end()) {
-          State& st = state_[p.impl().get()];
-          st.step = std::int64_t(step->second.item());
+          State& st = state[p.impl().get()];
+          const double count = double(step->second.item());
+          check(count >= 0 && count < 0x1p62 && count == std::floor(count), name(),
+                "load_state_dict: ", prefix, "step is ", count, ", not a step count");
+          st.step = std::int64_t(count);
           for (auto it = sd.lower_bound(prefix); it != sd.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
             const std::string key = it->first.substr(prefix.size());
             if (key == "step") continue;
@@ -145,6 +151,8 @@ class Optimizer {
         ++i;
       }
     }
+    for (std::size_t gi = 0; gi < groups_.size(); ++gi) groups_[gi].options.lr = lrs[gi];
+    state_ = std::move(state);
   }
 
   virtual const char* name() const = 0;

@@ -191,11 +191,12 @@ class CpuBackend final : public Backend<T> {
   void reduce(ReduceOp op, Ref<const T> src, Ref<T> out) override {
     if (reduce_contiguous(op, src, out)) return;
     // Split src's dims into kept ones (iterated by output element) and reduced ones.
-    const auto [red_shape, red_strides, keep_src_strides] =
-        kernels::split_reduction(src.shape, src.strides, out.shape);
+    // (Named fields, not a structured binding: clang before 16 cannot capture bindings in lambdas.)
+    const kernels::ReductionDims dims = kernels::split_reduction(src.shape, src.strides, out.shape);
+    const Shape &red_shape = dims.red_shape, &red_strides = dims.red_strides;
     using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
     const std::int64_t n_red = numel_of(red_shape);
-    strided_for<2>(out.shape, {&out.strides, &keep_src_strides},
+    strided_for<2>(out.shape, {&out.strides, &dims.keep_src_strides},
                    [&](std::int64_t, auto o) {
                      const T* base = src.data + o[1];
                      Acc acc = op == ReduceOp::Sum ? Acc(0) : Acc(base[0]);
