@@ -1,4 +1,6 @@
 // Bad input: every failure is a ligm::Error that names the op and the operands.
+#include <limits>
+
 #include "helpers.hpp"
 
 using namespace th;
@@ -71,4 +73,33 @@ TEST_CASE("CUDA without a GPU (or without the CUDA backend): a clear error, and 
 TEST_CASE("where names the condition's shape when it does not broadcast") {
   check_error([] { where(tensor<bool>({true, false, true}, {3}), ones<float>({2, 2}), zeros<float>({2})); },
               {"where", "[3]", "[2, 2]", "bool condition"});
+}
+
+TEST_CASE("errors: arguments tools/fuzz found, each a ligm::Error or a right answer") {
+  const auto scalar = scalar_tensor<float>(2.0f);
+  check_error([&] { scalar.select(0, 0); }, {"select", "0-dim"});
+  check_error([&] { scalar.narrow(0, 0, 1); }, {"narrow", "0-dim"});
+  check_error([&] { cat(std::vector<Tensor<float>>{scalar, scalar}); }, {"cat", "0-dim"});
+  check_error([&] { gather(scalar, 0, zeros<std::int64_t>({})); }, {"gather", "0-dim"});
+  check_error([&] { scalar.size(0); }, {"size", "0-dim"});
+  CHECK(topk(scalar, 1).first.item() == 2.0f);
+  const auto x = arange<float>(0, 6).reshape({2, 3});
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  check_error([&] { x.narrow(1, 1, big); }, {"narrow", "exceeds"});
+  CHECK(x.slice(1, 0, 3, big).shape() == Shape{2, 1});  // a step past the end: one element
+  check_error([&] { pad(x, {big, 1}); }, {"pad", "too large"});
+  check_error([&] { x.expand({-2, 2, 3}); }, {"expand", "negative size"});
+  const auto img = randn<float>({1, 1, 3, 3}), w = randn<float>({1, 1, 2, 2});
+  check_error([&] { conv_transpose2d(img, w, {}, {.stride = 0}); }, {"conv_transpose2d", "stride"});
+  check_error([&] { conv2d(img, w, {}, {.padding = big / 2}); }, {"conv2d", "beyond 2^62"});
+  check_error([&] { conv2d(img, w, {}, {.groups = big}); }, {"conv2d"});
+  CHECK(conv2d(img, w, {}, {.stride = big}).shape() == Shape{1, 1, 1, 1});  // one output, any stride
+  check_error([&] { conv2d(randn<float>({1, 1, 3, 0}), w, {}, {.padding = 2}); }, {"conv2d", "planes must not be empty"});
+  check_error([&] { max_pool2d(randn<float>({1, 1, 0, 3}), {.kernel_size = 2, .padding = 1}); }, {"max_pool2d", "empty"});
+  check_error([&] { interpolate(randn<float>({1, 1, 0, 3}), {.size = Pair2(2, 2)}); }, {"interpolate", "empty"});
+  check_error([&] { interpolate(img, {.scale_factor = 1e300}); }, {"interpolate", "scale_factor"});
+  // Empty inner dims and empty reductions give zeros, without touching the operands' (null) data.
+  CHECK(matmul(randn<float>({3, 0}), randn<float>({0, 4})).to_vector() == std::vector<float>(12, 0.0f));
+  CHECK(sum(randn<float>({3, 0}), {1}).to_vector() == std::vector<float>(3, 0.0f));
+  CHECK(randn<float>({0, 4}).slice(1, 2, 4).shape() == Shape{0, 2});
 }

@@ -45,6 +45,7 @@ TEST_CASE("fuzz targets: the seeds load without an error, so the fuzzer starts f
       else if (name == "idx") CHECK(!data::parse_idx(bytes).shape.empty());
       else if (name == "checkpoint") CHECK(!io::parse_checkpoint<float>(bytes).model.empty());
       else if (name == "image") CHECK(io::decode_image<float>(bytes).dim() == 3);
+      else if (name == "ops") CHECK_NOTHROW(t.run(bytes));  // any bytes are a program
       else FAIL("a target without a seed check: " << name);
     }
 }

@@ -10,7 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const char* name = std::getenv("LIGM_FUZZ_TARGET");
     const auto* t = name ? ligm::fuzz::find_target(name) : nullptr;
     if (!t) {
-      std::fprintf(stderr, "set LIGM_FUZZ_TARGET to safetensors, npy, idx, checkpoint or image\n");
+      std::fprintf(stderr, "set LIGM_FUZZ_TARGET to safetensors, npy, idx, checkpoint, image or ops\n");
       std::abort();
     }
     return t;

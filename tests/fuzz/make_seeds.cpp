@@ -149,6 +149,13 @@ int main(int argc, char** argv) {
       return stbi_write_bmp_to_func(f, ctx, w, h, c, d);
     }, 5, 3, 3, px, 0));
   }
+  // ops: one call of each op on a [2, 3, 4, 5] input with arguments 1, 2, ... (the fuzzer
+  // mutates from there; ops.hpp reads the bytes).
+  for (unsigned char op = 0; op < 40; ++op) {
+    Bytes program = {op, 4, 2, 3, 4, 5};
+    for (unsigned char a = 4; a < 24; ++a) program.push_back(a);
+    put("ops", "op" + std::to_string(op), program);
+  }
   std::printf("seeds written under %s\n", root.c_str());
   return 0;
 }

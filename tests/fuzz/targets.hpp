@@ -1,6 +1,7 @@
-// The file readers as fuzz targets: each takes the bytes of a would-be file and pushes them as
-// far through ligm as a user's program would (parse, convert to tensors, load into a model and
-// an optimizer). The contract under test: any input either works or throws ligm::Error; no
+// The fuzz targets: the file readers, each taking the bytes of a would-be file and pushing them
+// as far through ligm as a user's program would (parse, convert to tensors, load into a model
+// and an optimizer), and the ops (ops.hpp: op calls with shapes and arguments from the bytes).
+// The contract under test (contract.hpp): any input either works or throws ligm::Error; no
 // other exception, no crash, no sanitizer report, no hang.
 //
 // Two drivers call them: tests/fuzz/fuzz_main.cpp (libFuzzer under ASan + UBSan, tools/fuzz)
@@ -13,21 +14,12 @@
 #include <string_view>
 #include <vector>
 
+#include "contract.hpp"
 #include "ligm/io/io.hpp"
 #include "ligm/ligm.hpp"
+#include "ops.hpp"
 
 namespace ligm::fuzz {
-
-using Bytes = std::vector<unsigned char>;
-
-// Runs f and swallows ligm::Error (the expected answer to a bad file); anything else escapes.
-template <class F>
-void expect_ok_or_error(F&& f) {
-  try {
-    f();
-  } catch (const Error&) {
-  }
-}
 
 inline void safetensors(const Bytes& b) {
   expect_ok_or_error([&] {
@@ -81,6 +73,7 @@ struct Target {
 };
 inline constexpr Target kTargets[] = {
     {"safetensors", safetensors}, {"npy", npy}, {"idx", idx}, {"checkpoint", checkpoint}, {"image", image},
+    {"ops", ops},
 };
 
 inline const Target* find_target(std::string_view name) {

@@ -112,9 +112,11 @@ class Backend {
   virtual void gemm_batch2(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
                            const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
                            const GemmBatch2& batch) {
+    if (m == 0 || n == 0) return;  // C is empty (and A or B, whose pointers may be null)
+    const bool empty = k == 0;  // then A and B may be null: no offsets from them
     for (std::int64_t i = 0; i < batch.count0; ++i)
-      gemm(trans_a, trans_b, m, n, k, alpha, a + i * batch.a0, lda, batch.a1, b + i * batch.b0, ldb, batch.b1, beta,
-           c + i * batch.c0, ldc, batch.c1, batch.count1);
+      gemm(trans_a, trans_b, m, n, k, alpha, empty ? a : a + i * batch.a0, lda, batch.a1,
+           empty ? b : b + i * batch.b0, ldb, batch.b1, beta, c + i * batch.c0, ldc, batch.c1, batch.count1);
   }
   // C = op(A) @ op(B) + bias, the n values of `bias` added to every row: the Linear layer. The
   // default pre-loads C with the bias and runs gemm with beta = 1; the CPU backend adds the bias

@@ -56,6 +56,13 @@ inline std::int64_t wrap_dim(std::int64_t dim, std::int64_t ndim, std::string_vi
   return dim < 0 ? dim + n : dim;
 }
 
+// wrap_dim for an op that reads the dim's size or stride: a 0-dim tensor has none (wrap_dim
+// lets 0 and -1 through for it, as PyTorch's reductions do).
+inline std::int64_t wrap_sized_dim(std::int64_t dim, std::int64_t ndim, std::string_view op) {
+  check(ndim > 0, op, "dim ", dim, " of a 0-dim tensor: it has no dims");
+  return wrap_dim(dim, ndim, op);
+}
+
 // Broadcast shape of a and b into out; false (out unspecified) when they are incompatible.
 inline bool try_broadcast(const Shape& a, const Shape& b, Shape& out) {
   const std::size_t n = std::max(a.size(), b.size());

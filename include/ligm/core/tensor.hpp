@@ -230,11 +230,11 @@ template <class T> const std::shared_ptr<Storage>& Tensor<T>::storage() const { 
 
 template <class T>
 std::int64_t Tensor<T>::size(std::int64_t d) const {
-  return shape()[wrap_dim(d, dim(), "size")];
+  return shape()[wrap_sized_dim(d, dim(), "size")];
 }
 template <class T>
 std::int64_t Tensor<T>::stride(std::int64_t d) const {
-  return strides()[wrap_dim(d, dim(), "stride")];
+  return strides()[wrap_sized_dim(d, dim(), "stride")];
 }
 
 template <class T>
@@ -251,7 +251,9 @@ std::string Tensor<T>::describe() const {
 template <class T>
 T* Tensor<T>::data_ptr() const {
   const auto& im = detail::checked_impl(impl_);
-  return static_cast<T*>(im.storage->data()) + im.offset;
+  // An empty storage has no memory: a view into it (offset > 0 after a slice) has no address.
+  T* base = static_cast<T*>(im.storage->data());
+  return base ? base + im.offset : nullptr;
 }
 
 template <class T>

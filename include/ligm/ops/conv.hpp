@@ -41,6 +41,30 @@ void check_conv_args(const char* op, const Tensor<T>& x, const Tensor<T>& w, std
   check(x_channels == w_in_channels, op, "input of shape ", x.shape(), " has ", x_channels,
         " channels but weight of shape ", w.shape(), " expects ", w_in_channels,
         " (groups = ", groups, ")");
+  // (Padding alone would make an output from an empty plane: its windows would read nothing.)
+  check(x.shape()[2] > 0 && x.shape()[3] > 0, op, "the input's planes must not be empty, got ", x.describe());
+}
+
+// An output size of a convolution or a pooling, computed in 128 bits from arguments of any
+// size: huge paddings, strides or dilations end in this error or a "too small" one, never in
+// a signed overflow.
+inline std::int64_t output_size(__int128 size, const char* op) {
+  check(size <= (__int128(1) << 62), op, "stride, padding, dilation and kernel make an output dim beyond 2^62");
+  return size < 0 ? -1 : static_cast<std::int64_t>(size);
+}
+// (in + 2 p - d (k - 1) - 1) / s + 1: the output length of a convolution along one axis.
+inline std::int64_t conv_out(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p, std::int64_t d,
+                             const char* op) {
+  const __int128 span = __int128(in) + 2 * __int128(p) - __int128(d) * (__int128(k) - 1) - 1;
+  return output_size(span < 0 ? 0 : span / s + 1, op);
+}
+inline std::int64_t cap_stride(std::int64_t stride, std::int64_t in, std::int64_t pad) {
+  return static_cast<std::int64_t>(std::min<__int128>(stride, std::max<__int128>(1, __int128(in) + 2 * __int128(pad))));
+}
+// The channels a weight's per-group channel count stands for (-1, a mismatch, on overflow).
+inline std::int64_t times_groups(std::int64_t per_group, std::int64_t groups) {
+  std::int64_t all = 0;
+  return __builtin_mul_overflow(per_group, groups, &all) ? -1 : all;
 }
 
 template <class T>
@@ -58,7 +82,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                  const Conv2dOptions& o = {}) {
   const char* op = "conv2d";
   ops_detail::check_conv_args(op, x, weight, o.groups, x.dim() == 4 ? x.shape()[1] : -1,
-                              weight.dim() == 4 ? weight.shape()[1] * o.groups : -1);
+                              weight.dim() == 4 ? ops_detail::times_groups(weight.shape()[1], o.groups) : -1);
   check(weight.shape()[0] % o.groups == 0, op, "output channels ", weight.shape()[0],
         " are not divisible by groups ", o.groups);
   check(o.stride.h > 0 && o.stride.w > 0 && o.dilation.h > 0 && o.dilation.w > 0 &&
@@ -67,8 +91,12 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   Conv2dGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], weight.shape()[0], 0, 0,
                    weight.shape()[2], weight.shape()[3], o.stride.h, o.stride.w, o.padding.h,
                    o.padding.w, o.dilation.h, o.dilation.w, o.groups};
-  g.h_out = (g.h_in + 2 * g.pad_h - g.dil_h * (g.kh - 1) - 1) / g.stride_h + 1;
-  g.w_out = (g.w_in + 2 * g.pad_w - g.dil_w * (g.kw - 1) - 1) / g.stride_w + 1;
+  g.h_out = ops_detail::conv_out(g.h_in, g.kh, g.stride_h, g.pad_h, g.dil_h, op);
+  g.w_out = ops_detail::conv_out(g.w_in, g.kw, g.stride_w, g.pad_w, g.dil_w, op);
+  // A stride longer than the padded input leaves one output whatever its length: cap it there,
+  // so that the backends' geometry (phase planes of the stride) stays in range.
+  g.stride_h = ops_detail::cap_stride(g.stride_h, g.h_in, g.pad_h);
+  g.stride_w = ops_detail::cap_stride(g.stride_w, g.w_in, g.pad_w);
   check(g.h_out > 0 && g.w_out > 0, op, "input of shape ", x.shape(), " is too small for kernel ",
         weight.shape(), " with padding (", g.pad_h, ", ", g.pad_w, ") and dilation (", g.dil_h,
         ", ", g.dil_w, ")");
@@ -111,18 +139,26 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   const char* op = "conv_transpose2d";
   ops_detail::check_conv_args(op, x, weight, o.groups, x.dim() == 4 ? x.shape()[1] : -1,
                               weight.dim() == 4 ? weight.shape()[0] : -1);
+  check(o.stride.h > 0 && o.stride.w > 0 && o.dilation.h > 0 && o.dilation.w > 0 && o.padding.h >= 0 &&
+            o.padding.w >= 0 && o.output_padding.h >= 0 && o.output_padding.w >= 0,
+        op, "stride and dilation must be positive, padding and output_padding non-negative");
   check(o.output_padding.h < std::max(o.stride.h, o.dilation.h) &&
             o.output_padding.w < std::max(o.stride.w, o.dilation.w),
         op, "output_padding must be smaller than stride or dilation");
-  const std::int64_t c_out = weight.shape()[1] * o.groups;
+  const std::int64_t c_out = ops_detail::times_groups(weight.shape()[1], o.groups);
+  check(c_out >= 0, op, "weight of shape ", weight.shape(), " with groups = ", o.groups, " has too many channels");
   const std::int64_t kh = weight.shape()[2], kw = weight.shape()[3];
   const std::int64_t h = x.shape()[2], w = x.shape()[3];
-  const std::int64_t h_out = (h - 1) * o.stride.h - 2 * o.padding.h + o.dilation.h * (kh - 1) + o.output_padding.h + 1;
-  const std::int64_t w_out = (w - 1) * o.stride.w - 2 * o.padding.w + o.dilation.w * (kw - 1) + o.output_padding.w + 1;
+  auto out = [&](std::int64_t in, std::int64_t s, std::int64_t p, std::int64_t d, std::int64_t k, std::int64_t op_) {
+    return ops_detail::output_size((__int128(in) - 1) * s - 2 * __int128(p) + __int128(d) * (__int128(k) - 1) + op_ + 1, op);
+  };
+  const std::int64_t h_out = out(h, o.stride.h, o.padding.h, o.dilation.h, kh, o.output_padding.h);
+  const std::int64_t w_out = out(w, o.stride.w, o.padding.w, o.dilation.w, kw, o.output_padding.w);
   check(h_out > 0 && w_out > 0, op, "output size (", h_out, ", ", w_out, ") is not positive for input ", x.shape());
   // The convolution whose input gradient this is: input [N, C_out, h_out, w_out] -> x.
-  Conv2dGeometry g{x.shape()[0], c_out, h_out, w_out, x.shape()[1], h, w, kh, kw, o.stride.h,
-                   o.stride.w, o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.groups};
+  Conv2dGeometry g{x.shape()[0], c_out, h_out, w_out, x.shape()[1], h, w, kh, kw,
+                   ops_detail::cap_stride(o.stride.h, h_out, o.padding.h), ops_detail::cap_stride(o.stride.w, w_out, o.padding.w),
+                   o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.groups};
   auto xc = x.contiguous(), wc = weight.contiguous();
   auto y = Tensor<T>::empty({g.n, c_out, h_out, w_out}, x.device());
   ops_detail::be(x).conv2d_backward_input(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());

@@ -146,6 +146,7 @@ Tensor<T> Tensor<T>::expand(const Shape& requested) const {
     const std::int64_t have = old ? shape()[i - (n - k)] : 1;
     const std::int64_t want = requested[i] == -1 ? have : requested[i];
     check(old || requested[i] != -1, "expand", "-1 is not allowed in a new leading dim (", requested, ")");
+    check(want >= 0, "expand", "negative size ", want, " in ", requested);
     check(have == want || have == 1, "expand", "cannot expand shape ", shape(), " to ", requested);
     s[i] = want;
     st[i] = old && have == want ? strides()[i - (n - k)] : 0;
@@ -185,7 +186,7 @@ Tensor<T> Tensor<T>::unsqueeze(std::int64_t d) const {
 template <class T>
 Tensor<T> Tensor<T>::slice(std::int64_t d, std::int64_t start, std::int64_t end,
                            std::int64_t step) const {
-  d = wrap_dim(d, dim(), "slice");
+  d = wrap_sized_dim(d, dim(), "slice");
   check(step > 0, "slice", "step must be positive, got ", step);
   const std::int64_t size = shape()[d];
   if (start < 0) start += size;
@@ -193,8 +194,8 @@ Tensor<T> Tensor<T>::slice(std::int64_t d, std::int64_t start, std::int64_t end,
   start = std::clamp<std::int64_t>(start, 0, size);
   end = std::clamp<std::int64_t>(end, start, size);
   Shape s = shape(), st = strides();
-  s[d] = (end - start + step - 1) / step;
-  st[d] *= step;
+  s[d] = end == start ? 0 : (end - start - 1) / step + 1;
+  if (s[d] > 1) st[d] *= step;  // (step < size here: no overflow; one element needs no stride)
   auto out = make_view(*this, s, st, storage_offset() + start * strides()[d]);
   // The rule passes the slice's gradient on as it is; backward() adds it into the slice of the
   // input's gradient (Node::region).
@@ -206,16 +207,16 @@ Tensor<T> Tensor<T>::slice(std::int64_t d, std::int64_t start, std::int64_t end,
 
 template <class T>
 Tensor<T> Tensor<T>::narrow(std::int64_t d, std::int64_t start, std::int64_t length) const {
-  d = wrap_dim(d, dim(), "narrow");
+  d = wrap_sized_dim(d, dim(), "narrow");
   if (start < 0) start += shape()[d];
-  check(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow", "start ", start,
+  check(start >= 0 && length >= 0 && start <= shape()[d] && length <= shape()[d] - start, "narrow", "start ", start,
         " + length ", length, " exceeds dim ", d, " of size ", shape()[d], " (shape ", shape(), ")");
   return slice(d, start, start + length);
 }
 
 template <class T>
 Tensor<T> Tensor<T>::select(std::int64_t d, std::int64_t index) const {
-  d = wrap_dim(d, dim(), "select");
+  d = wrap_sized_dim(d, dim(), "select");
   const std::int64_t size = shape()[d];
   check(index >= -size && index < size, "select", "index ", index, " is out of range for dim ", d,
         " of size ", size, " (shape ", shape(), ")");
@@ -228,7 +229,7 @@ template <class T>
 Tensor<T> cat(const std::vector<Tensor<T>>& xs, std::int64_t dim = 0) {
   check(!xs.empty(), "cat", "expects a non-empty list of tensors");
   const auto& first = xs[0];
-  dim = wrap_dim(dim, first.dim(), "cat");
+  dim = wrap_sized_dim(dim, first.dim(), "cat");
   Shape out_shape = first.shape();
   out_shape[dim] = 0;
   for (const auto& x : xs) {
@@ -277,7 +278,7 @@ Tensor<T> stack(const std::vector<Tensor<T>>& xs, std::int64_t dim = 0) {
 template <class T>
 std::vector<Tensor<T>> split(const Tensor<T>& x, std::int64_t split_size, std::int64_t dim = 0) {
   check(split_size > 0, "split", "split_size must be positive, got ", split_size);
-  dim = wrap_dim(dim, x.dim(), "split");
+  dim = wrap_sized_dim(dim, x.dim(), "split");
   std::vector<Tensor<T>> out;
   for (std::int64_t at = 0; at < x.shape()[dim]; at += split_size)
     out.push_back(x.narrow(dim, at, std::min(split_size, x.shape()[dim] - at)));
@@ -287,7 +288,7 @@ std::vector<Tensor<T>> split(const Tensor<T>& x, std::int64_t split_size, std::i
 template <class T>
 std::vector<Tensor<T>> chunk(const Tensor<T>& x, std::int64_t chunks, std::int64_t dim = 0) {
   check(chunks > 0, "chunk", "chunks must be positive, got ", chunks);
-  dim = wrap_dim(dim, x.dim(), "chunk");
+  dim = wrap_sized_dim(dim, x.dim(), "chunk");
   const std::int64_t size = x.shape()[dim];
   return split(x, std::max<std::int64_t>(1, (size + chunks - 1) / chunks), dim);
 }
@@ -297,7 +298,7 @@ Tensor<T> flip(const Tensor<T>& x, const Dims& dims) {
   Shape st = x.strides();
   std::int64_t offset = x.storage_offset();
   for (auto d : dims) {
-    d = wrap_dim(d, x.dim(), "flip");
+    d = wrap_sized_dim(d, x.dim(), "flip");
     if (x.shape()[d] > 0) offset += (x.shape()[d] - 1) * st[d];
     st[d] = -st[d];
   }
@@ -321,7 +322,8 @@ Tensor<T> pad(const Tensor<T>& x, const std::vector<std::int64_t>& pads, std::ty
   for (std::size_t i = 0; i < pads.size() / 2; ++i) {
     const std::int64_t d = x.dim() - 1 - static_cast<std::int64_t>(i);
     check(pads[2 * i] >= 0 && pads[2 * i + 1] >= 0, "pad", "negative padding is not supported (", pads.size(), " pads)");
-    s[d] += pads[2 * i] + pads[2 * i + 1];
+    check(!__builtin_add_overflow(s[d], pads[2 * i], &s[d]) && !__builtin_add_overflow(s[d], pads[2 * i + 1], &s[d]),
+          "pad", "padding (", pads[2 * i], ", ", pads[2 * i + 1], ") of dim ", d, " of shape ", x.shape(), " is too large");
     where_dims.push_back({d, pads[2 * i]});
   }
   auto out = full<T>(s, value, x.device());
@@ -343,7 +345,7 @@ Tensor<T> roll(const Tensor<T>& x, const std::vector<std::int64_t>& shifts, cons
         dims.size(), ") must have the same length");
   Tensor<T> out = x;
   for (std::size_t i = 0; i < dims.size(); ++i) {
-    const auto d = wrap_dim(dims[i], x.dim(), "roll");
+    const auto d = wrap_sized_dim(dims[i], x.dim(), "roll");
     const std::int64_t n = x.shape()[d];
     if (n == 0) continue;
     const std::int64_t s = ((shifts[i] % n) + n) % n;
@@ -376,7 +378,7 @@ template <class T>
 Tensor<T> index_select(const Tensor<T>& x, std::int64_t dim, const Tensor<std::int64_t>& index) {
   ops_detail::same_device(x, index, "index_select");
   check(index.dim() <= 1, "index_select", "index must be 1-d, got shape ", index.shape());
-  dim = wrap_dim(dim, x.dim(), "index_select");
+  dim = wrap_sized_dim(dim, x.dim(), "index_select");
   ops_detail::check_indices(index, x.dim() ? x.shape()[dim] : 1, "index_select", x.shape(), dim);
   auto xc = x.contiguous();
   auto ic = index.contiguous();
@@ -399,7 +401,7 @@ template <class T>
 Tensor<T> index_add(const Tensor<T>& base, std::int64_t dim, const Tensor<std::int64_t>& index,
                     const Tensor<T>& src) {
   ops_detail::same_device(base, index, "index_add");
-  dim = wrap_dim(dim, base.dim(), "index_add");
+  dim = wrap_sized_dim(dim, base.dim(), "index_add");
   Shape expect = base.shape();
   if (base.dim()) expect[dim] = index.numel();
   check(src.shape() == expect, "index_add", "source of shape ", src.shape(), " does not match ",
@@ -427,7 +429,7 @@ Tensor<T> scatter_add(const Tensor<T>& base, std::int64_t dim, const Tensor<std:
 template <class T>
 Tensor<T> gather(const Tensor<T>& x, std::int64_t dim, const Tensor<std::int64_t>& index) {
   ops_detail::same_device(x, index, "gather");
-  dim = wrap_dim(dim, x.dim(), "gather");
+  dim = wrap_sized_dim(dim, x.dim(), "gather");
   check(index.dim() == x.dim(), "gather", "index of shape ", index.shape(),
         " must have as many dims as the input of shape ", x.shape());
   for (std::int64_t d = 0; d < x.dim(); ++d)
@@ -450,7 +452,7 @@ Tensor<T> scatter_add(const Tensor<T>& base, std::int64_t dim, const Tensor<std:
                       const Tensor<T>& src) {
   ops_detail::same_device(base, index, "scatter_add");
   ops_detail::same_device(base, src, "scatter_add");
-  dim = wrap_dim(dim, base.dim(), "scatter_add");
+  dim = wrap_sized_dim(dim, base.dim(), "scatter_add");
   check(index.dim() == base.dim() && src.dim() == base.dim(), "scatter_add", "index ",
         index.shape(), ", src ", src.shape(), " and base ", base.shape(), " must have the same number of dims");
   for (std::int64_t d = 0; d < base.dim(); ++d)

@@ -84,6 +84,10 @@ std::pair<Tensor<T>, Tensor<std::int64_t>> topk(const Tensor<T>& x, std::int64_t
   const std::int64_t size = x.dim() ? x.shape()[dim] : 1;
   check(k >= 0 && k <= size, "topk", "k (", k, ") is out of range for dim ", dim, " of size ",
         size, " (shape ", x.shape(), ")");
+  if (x.dim() == 0) {  // a scalar is its own top 1
+    check(k == 1, "topk", "k = 0 of a 0-dim tensor");
+    return sort(x, dim, largest);
+  }
   auto [values, idx] = sort(x, dim, largest);
   auto top_idx = idx.narrow(dim, 0, k).contiguous();
   return {gather(x, dim, top_idx), top_idx};

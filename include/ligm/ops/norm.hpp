@@ -200,7 +200,8 @@ Tensor<T> group_norm(const Tensor<T>& x, std::int64_t num_groups, const Tensor<T
   const std::int64_t N = x.shape()[0], C = x.shape()[1];
   check(num_groups > 0 && C % num_groups == 0, op, "channels ", C,
         " are not divisible by num_groups ", num_groups);
-  auto y = ops_detail::normalize_matrix_rows(x, x.numel() / std::max<std::int64_t>(N * num_groups, 1), true, eps)
+  const std::int64_t rows = C == 0 ? 0 : N * num_groups;  // (num_groups <= C when C > 0: no overflow)
+  auto y = ops_detail::normalize_matrix_rows(x, x.numel() / std::max<std::int64_t>(rows, 1), true, eps)
                .y.reshape(x.shape());
   const Shape cs = ops_detail::channel_shape(x.shape(), C);
   if (weight.defined()) y = mul(y, weight.reshape(cs));

@@ -29,12 +29,13 @@ struct AvgPool2dOptions {
 namespace ops_detail {
 // PyTorch's pooling output size, including the ceil_mode rule that the last window must start
 // inside the input or the left padding.
+// (In 128 bits, as conv_out: the arguments may be anything a caller passes.)
 inline std::int64_t pool_out(std::int64_t in, std::int64_t k, std::int64_t s, std::int64_t p,
-                             std::int64_t d, bool ceil_mode) {
-  const std::int64_t span = in + 2 * p - d * (k - 1) - 1 + (ceil_mode ? s - 1 : 0);
-  std::int64_t out = (span >= 0 ? span / s : -1) + 1;
-  if (ceil_mode && (out - 1) * s >= in + p) --out;
-  return out;
+                             std::int64_t d, bool ceil_mode, const char* op) {
+  const __int128 span = __int128(in) + 2 * __int128(p) - __int128(d) * (__int128(k) - 1) - 1 + (ceil_mode ? s - 1 : 0);
+  __int128 out = (span >= 0 ? span / s : -1) + 1;
+  if (ceil_mode && (out - 1) * s >= __int128(in) + p) --out;
+  return output_size(out, op);
 }
 
 template <class T>
@@ -43,6 +44,7 @@ Pool2dGeometry pool_geometry(const char* op, const Tensor<T>& x, Pair2 k, std::o
   floating_only<T>(op);
   defined_or_fail(x, op, "the input");
   check(x.dim() == 4, op, "expects a 4-d input [N, C, H, W], got ", x.describe());
+  check(x.shape()[2] > 0 && x.shape()[3] > 0, op, "the input's planes must not be empty, got ", x.describe());
   const Pair2 s = stride.value_or(k);
   check(k.h > 0 && k.w > 0 && s.h > 0 && s.w > 0 && dil.h > 0 && dil.w > 0, op,
         "kernel_size, stride and dilation must be positive");
@@ -51,8 +53,8 @@ Pool2dGeometry pool_geometry(const char* op, const Tensor<T>& x, Pair2 k, std::o
         ") for kernel (", k.h, ", ", k.w, ")");
   Pool2dGeometry g{x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3], 0, 0, k.h, k.w,
                    s.h, s.w, pad.h, pad.w, dil.h, dil.w};
-  g.h_out = pool_out(g.h_in, k.h, s.h, pad.h, dil.h, ceil_mode);
-  g.w_out = pool_out(g.w_in, k.w, s.w, pad.w, dil.w, ceil_mode);
+  g.h_out = pool_out(g.h_in, k.h, s.h, pad.h, dil.h, ceil_mode, op);
+  g.w_out = pool_out(g.w_in, k.w, s.w, pad.w, dil.w, ceil_mode, op);
   check(g.h_out > 0 && g.w_out > 0, op, "input of shape ", x.shape(), " is too small for kernel (",
         k.h, ", ", k.w, ")");
   return g;
@@ -107,6 +109,7 @@ Tensor<T> adaptive_avg_pool2d(const Tensor<T>& x, Pair2 output_size) {
   check(x.dim() == 4, op, "expects a 4-d input [N, C, H, W], got ", x.describe());
   check(output_size.h > 0 && output_size.w > 0, op, "output size must be positive");
   const auto nc = x.shape()[0] * x.shape()[1], h = x.shape()[2], w = x.shape()[3];
+  check(h > 0 && w > 0, op, "the input's planes must not be empty, got ", x.describe());
   const auto ho = output_size.h, wo = output_size.w;
   auto xc = x.contiguous();
   auto y = Tensor<T>::empty({x.shape()[0], x.shape()[1], ho, wo}, x.device());
@@ -137,8 +140,14 @@ Tensor<T> interpolate(const Tensor<T>& x, const InterpolateOptions& o) {
   check(o.mode == "nearest" || o.mode == "bilinear", op, "mode must be \"nearest\" or \"bilinear\", got \"", o.mode, "\"");
   check(!(o.align_corners && o.mode == "nearest"), op, "align_corners only applies to bilinear");
   const auto h = x.shape()[2], w = x.shape()[3];
-  const std::int64_t ho = o.size ? o.size->h : static_cast<std::int64_t>(std::floor(h * *o.scale_factor));
-  const std::int64_t wo = o.size ? o.size->w : static_cast<std::int64_t>(std::floor(w * *o.scale_factor));
+  check(h > 0 && w > 0, op, "the input's planes must not be empty, got ", x.describe());
+  auto scaled = [&](std::int64_t size) {  // (checked before the cast: a float beyond int64 has no integer value)
+    const double out = std::floor(double(size) * *o.scale_factor);
+    check(out < 0x1p62, op, "scale_factor ", *o.scale_factor, " makes an output dim of ", out);
+    return static_cast<std::int64_t>(out);
+  };
+  const std::int64_t ho = o.size ? o.size->h : scaled(h);
+  const std::int64_t wo = o.size ? o.size->w : scaled(w);
   check(ho > 0 && wo > 0, op, "output size (", ho, ", ", wo, ") must be positive");
   const InterpMode mode = o.mode == "nearest" ? InterpMode::Nearest : InterpMode::Bilinear;
   const bool ac = o.align_corners;

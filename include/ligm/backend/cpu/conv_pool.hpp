@@ -23,7 +23,7 @@ namespace ligm::cpu {
 
 namespace conv_detail {
 // ceil(a / b) for b > 0 and any sign of a.
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return a >= 0 ? a / b + (a % b != 0) : -((-a) / b); }
 // The outputs [o0, o1) of an axis whose tap (offset k*d - p) reads inside the input [0, size).
 inline void valid_outputs(std::int64_t tap, std::int64_t s, std::int64_t size, std::int64_t out, std::int64_t& o0,
                           std::int64_t& o1) {
@@ -70,9 +70,10 @@ struct StridePhases {
       : sh(g.stride_h), sw(g.stride_w), hp((g.h_in + sh - 1) / sh), wp((g.w_in + sw - 1) / sw) {}
   // Also only when the taps outnumber the phases (a 1x1 stride-2 kernel reads one phase of four:
   // splitting all four costs more than gathering it).
+  // (Strides beyond the kernel's taps never apply: tested first, they keep the products small.)
   static bool applies(const Conv2dGeometry& g) {
-    return (g.stride_h > 1 || g.stride_w > 1) && g.w_out == (g.w_in + g.stride_w - 1) / g.stride_w &&
-           g.kh * g.kw > g.stride_h * g.stride_w;
+    return (g.stride_h > 1 || g.stride_w > 1) && g.stride_h <= g.kh * g.kw && g.stride_w <= g.kh * g.kw &&
+           g.w_out == (g.w_in + g.stride_w - 1) / g.stride_w && g.kh * g.kw > g.stride_h * g.stride_w;
   }
   std::int64_t plane() const { return hp * wp; }
   std::int64_t size(std::int64_t channels) const { return channels * sh * sw * plane(); }  // scratch
@@ -311,14 +312,18 @@ void im2col(const Conv2dGeometry& g, std::int64_t channels, const T* x, T* col, 
             std::fill(out, out + g.w_out, T(0));
             continue;
           }
-          const T* in = plane + ih * g.w_in + tap_w;
           std::fill(out, out + ow0, T(0));
-          if (g.stride_w == 1) {
-            std::copy(in + ow0, in + ow1, out + ow0);
-          } else if (g.stride_w == 2) {
-            every_second(in + 2 * ow0, ow1 - ow0, out + ow0);
-          } else {
-            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[ow * g.stride_w];
+          if (ow0 < ow1) {
+            // Output ow0 reads input column tap_w + ow0 * stride (inside the row; the tap itself
+            // may lie far outside it, so no pointer is formed from it).
+            const T* in = plane + (ih * g.w_in + (tap_w + ow0 * g.stride_w));
+            if (g.stride_w == 1) {
+              std::copy(in, in + (ow1 - ow0), out + ow0);
+            } else if (g.stride_w == 2) {
+              every_second(in, ow1 - ow0, out + ow0);
+            } else {
+              for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow] = in[(ow - ow0) * g.stride_w];
+            }
           }
           std::fill(out + ow1, out + g.w_out, T(0));
         }
@@ -358,13 +363,13 @@ void col2im(const Conv2dGeometry& g, std::int64_t channels, const T* col, std::i
         conv_detail::valid_outputs(tap_w, g.stride_w, g.w_in, g.w_out, ow0, ow1);
         for (std::int64_t oh = 0; oh < g.h_out; ++oh) {
           const std::int64_t ih = oh * g.stride_h - g.pad_h + i * g.dil_h;
-          if (ih < 0 || ih >= g.h_in) continue;
-          T* out = plane + ih * g.w_in + tap_w;
+          if (ih < 0 || ih >= g.h_in || ow0 >= ow1) continue;
+          T* out = plane + (ih * g.w_in + (tap_w + ow0 * g.stride_w));  // (as in im2col)
           const T* in = row + oh * g.w_out;
           if (g.stride_w == 1) {
-            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow] += in[ow];
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow - ow0] += in[ow];
           } else {
-            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[ow * g.stride_w] += in[ow];
+            for (std::int64_t ow = ow0; ow < ow1; ++ow) out[(ow - ow0) * g.stride_w] += in[ow];
           }
         }
       }
@@ -396,7 +401,7 @@ struct Im2colPlan {
         hw(g.h_out * g.w_out),
         per(balanced_block(g.n, (256 + hw - 1) / std::max<std::int64_t>(hw, 1))),
         count((g.n + per - 1) / per), image_in(g.c_in * g.h_in * g.w_in), image_out(g.c_out * hw),
-        phases(StridePhases(g).size(cin_g)) {}
+        phases(StridePhases::applies(g) ? StridePhases(g).size(cin_g) : 0) {}
   // The images of block k: from first(k), images(k) of them.
   std::int64_t first(std::int64_t k) const { return k * per; }
   std::int64_t images(std::int64_t k) const { return std::min(per, n - k * per); }

@@ -196,6 +196,10 @@ class CpuBackend final : public Backend<T> {
     const Shape &red_shape = dims.red_shape, &red_strides = dims.red_strides;
     using Acc = std::conditional_t<std::is_same_v<T, float>, double, T>;
     const std::int64_t n_red = numel_of(red_shape);
+    if (n_red == 0) {  // an empty sum (the ops reject empty max/min): src may hold no memory at all
+      check(op == ReduceOp::Sum, "reduce", "max/min over no elements");
+      return fill(out, T(0));
+    }
     strided_for<2>(out.shape, {&out.strides, &dims.keep_src_strides},
                    [&](std::int64_t, auto o) {
                      const T* base = src.data + o[1];
@@ -324,7 +328,9 @@ class CpuBackend final : public Backend<T> {
                    std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
                    const GemmBatch2& batch) override {
     if constexpr (is_floating_v<T>) {
-      if (batch.count0 * batch.count1 < get_num_threads())  // too few items: split rows (gemm_batched)
+      if (m == 0 || n == 0 || batch.count0 * batch.count1 == 0) return;  // C is empty (pointers may be null)
+      // Too few items: split rows (gemm_batched); no inner dim: gemm_batched scales C (A and B may be null).
+      if (batch.count0 * batch.count1 < get_num_threads() || k == 0)
         return Backend<T>::gemm_batch2(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, batch);
       parallel_for(0, batch.count0 * batch.count1, std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, m * n * k)),
                    [&](std::int64_t lo, std::int64_t hi) {

@@ -62,6 +62,10 @@ void gemm_batched(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t
                   std::int64_t sb, T beta, T* c, std::int64_t ldc, std::int64_t sc,
                   std::int64_t batch, const T* bias = nullptr) {
   if (m == 0 || n == 0 || batch == 0) return;
+  if (k == 0) {  // A and B hold nothing (and may be null: no offsets from them): C = beta C (or the bias)
+    for (std::int64_t i = 0; i < batch; ++i) gemm_one(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c + i * sc, ldc, bias);
+    return;
+  }
   const std::int64_t flops_per_row = std::max<std::int64_t>(1, n * k);
   if (batch >= get_num_threads() || m < 2) {
     parallel_for(0, batch, std::max<std::int64_t>(1, 65536 / (m * flops_per_row)),
