@@ -102,4 +102,11 @@ TEST_CASE("errors: arguments tools/fuzz found, each a ligm::Error or a right ans
   CHECK(matmul(randn<float>({3, 0}), randn<float>({0, 4})).to_vector() == std::vector<float>(12, 0.0f));
   CHECK(sum(randn<float>({3, 0}), {1}).to_vector() == std::vector<float>(3, 0.0f));
   CHECK(randn<float>({0, 4}).slice(1, 2, 4).shape() == Shape{0, 2});
+  // A convolution without input channels sums nothing: zeros, and zero gradients.
+  auto w0 = randn<float>({2, 0, 2, 2}).requires_grad_();
+  auto y0 = conv2d(randn<float>({1, 0, 3, 3}), w0, ones<float>({2}));
+  CHECK(y0.to_vector() == std::vector<float>(8, 1.0f));
+  y0.sum().backward();
+  CHECK(w0.grad().shape() == w0.shape());
+  check_error([&] { conv2d(img, randn<float>({1, 1, 0, 2})); }, {"conv2d", "kernel must not be empty"});
 }

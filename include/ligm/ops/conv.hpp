@@ -41,6 +41,7 @@ void check_conv_args(const char* op, const Tensor<T>& x, const Tensor<T>& w, std
   check(x_channels == w_in_channels, op, "input of shape ", x.shape(), " has ", x_channels,
         " channels but weight of shape ", w.shape(), " expects ", w_in_channels,
         " (groups = ", groups, ")");
+  check(w.shape()[2] > 0 && w.shape()[3] > 0, op, "the kernel must not be empty, got weight ", w.shape());
   // (Padding alone would make an output from an empty plane: its windows would read nothing.)
   check(x.shape()[2] > 0 && x.shape()[3] > 0, op, "the input's planes must not be empty, got ", x.describe());
 }
@@ -101,11 +102,17 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
         weight.shape(), " with padding (", g.pad_h, ", ", g.pad_w, ") and dilation (", g.dil_h,
         ", ", g.dil_w, ")");
   auto xc = x.contiguous(), wc = weight.contiguous();
-  auto y = Tensor<T>::empty({g.n, g.c_out, g.h_out, g.w_out}, x.device());
-  ops_detail::be(x).conv2d_forward(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
+  // No input channels (or images, or filters): every sum is empty, the kernels are not called.
+  const bool empty = xc.numel() == 0 || wc.numel() == 0;
+  auto y = empty ? zeros<T>({g.n, g.c_out, g.h_out, g.w_out}, x.device())
+                 : Tensor<T>::empty({g.n, g.c_out, g.h_out, g.w_out}, x.device());
+  if (!empty) ops_detail::be(x).conv2d_forward(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
   autograd::record("Conv2dBackward", y, {x, weight},
-                   [g, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
+                   [g, empty, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
                        -> std::vector<Tensor<T>> {
+                     if (empty || gy.numel() == 0)
+                       return {n[0] ? zeros<T>(xc.shape(), xc.device()) : Tensor<T>{},
+                               n[1] ? zeros<T>(wc.shape(), wc.device()) : Tensor<T>{}};
                      auto gyc = gy.contiguous();
                      Tensor<T> gx, gw;
                      if (n[0]) gx = Tensor<T>::empty(xc.shape(), xc.device());
@@ -160,11 +167,15 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                    ops_detail::cap_stride(o.stride.h, h_out, o.padding.h), ops_detail::cap_stride(o.stride.w, w_out, o.padding.w),
                    o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.groups};
   auto xc = x.contiguous(), wc = weight.contiguous();
-  auto y = Tensor<T>::empty({g.n, c_out, h_out, w_out}, x.device());
-  ops_detail::be(x).conv2d_backward_input(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
+  const bool empty = xc.numel() == 0 || wc.numel() == 0;  // as in conv2d: empty sums, no kernel
+  auto y = empty ? zeros<T>({g.n, c_out, h_out, w_out}, x.device()) : Tensor<T>::empty({g.n, c_out, h_out, w_out}, x.device());
+  if (!empty) ops_detail::be(x).conv2d_backward_input(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
   autograd::record("ConvTranspose2dBackward", y, {x, weight},
-                   [g, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
+                   [g, empty, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
                        -> std::vector<Tensor<T>> {
+                     if (empty || gy.numel() == 0)
+                       return {n[0] ? zeros<T>(xc.shape(), xc.device()) : Tensor<T>{},
+                               n[1] ? zeros<T>(wc.shape(), wc.device()) : Tensor<T>{}};
                      auto gyc = gy.contiguous();
                      Tensor<T> gx, gw;
                      if (n[0]) {

@@ -8,13 +8,16 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
+#include "ligm/core/error.hpp"
 #include "ligm/core/threads.hpp"
 
 namespace ligm::cpu {
@@ -236,11 +239,26 @@ void parallel_sum(std::int64_t items, std::int64_t size, T* out, const F& f) {
 // Winograd matrices are reused across calls instead of being allocated and zeroed every time.
 // Slot tells apart buffers that one thread holds at once (the caller's own next to the
 // workspace it uses as one of parallel_for's workers).
+// Grows as a std::vector would (new values zero, old ones kept), but through malloc: a
+// workspace larger than the machine's memory is a ligm::Error, not std::bad_alloc.
 template <class T, int Slot = 0>
 T* scratch(std::size_t n) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
+  static_assert(std::is_trivially_copyable_v<T>);
+  struct Buffer {
+    T* data = nullptr;
+    std::size_t size = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local Buffer buffer;
+  if (buffer.size < n) {
+    T* p = n <= SIZE_MAX / sizeof(T) ? static_cast<T*>(std::realloc(buffer.data, n * sizeof(T))) : nullptr;
+    check(p != nullptr, "scratch", "out of host memory for a kernel workspace of ", n, " values of ",
+          sizeof(T), " bytes");
+    std::fill(p + buffer.size, p + n, T(0));
+    buffer.data = p;
+    buffer.size = n;
+  }
+  return buffer.data;
 }
 
 }  // namespace ligm::cpu
