@@ -156,8 +156,9 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   check(c_out >= 0, op, "weight of shape ", weight.shape(), " with groups = ", o.groups, " has too many channels");
   const std::int64_t kh = weight.shape()[2], kw = weight.shape()[3];
   const std::int64_t h = x.shape()[2], w = x.shape()[3];
-  auto out = [&](std::int64_t in, std::int64_t s, std::int64_t p, std::int64_t d, std::int64_t k, std::int64_t op_) {
-    return ops_detail::output_size((__int128(in) - 1) * s - 2 * __int128(p) + __int128(d) * (__int128(k) - 1) + op_ + 1, op);
+  // (in - 1) s - 2 p + d (k - 1) + output_padding + 1, in 128 bits as conv2d's sizes.
+  auto out = [&](std::int64_t in, std::int64_t s, std::int64_t p, std::int64_t d, std::int64_t k, std::int64_t extra) {
+    return ops_detail::output_size((__int128(in) - 1) * s - 2 * __int128(p) + __int128(d) * (__int128(k) - 1) + extra + 1, op);
   };
   const std::int64_t h_out = out(h, o.stride.h, o.padding.h, o.dilation.h, kh, o.output_padding.h);
   const std::int64_t w_out = out(w, o.stride.w, o.padding.w, o.dilation.w, kw, o.output_padding.w);
