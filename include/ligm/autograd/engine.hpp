@@ -108,7 +108,7 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
       };
       if (region) {
         Shape sliced = node->input_shapes[i];
-        sliced[region->dim] = region->end == region->start ? 0 : (region->end - region->start - 1) / region->step + 1;
+        sliced[region->dim] = slice_length(region->start, region->end, region->step);
         check(grads[i].shape() == sliced, "backward", node->name, " returned a gradient of shape ",
               grads[i].shape(), " for a slice of shape ", sliced);
       } else {

@@ -56,6 +56,12 @@ inline std::int64_t wrap_dim(std::int64_t dim, std::int64_t ndim, std::string_vi
   return dim < 0 ? dim + n : dim;
 }
 
+// The number of elements of a slice [start, end) by step (0 <= start <= end, step > 0), in a
+// form that cannot overflow: slice() and the slice's gradient in backward() both use it.
+inline std::int64_t slice_length(std::int64_t start, std::int64_t end, std::int64_t step) {
+  return end == start ? 0 : (end - start - 1) / step + 1;
+}
+
 // wrap_dim for an op that reads the dim's size or stride: a 0-dim tensor has none (wrap_dim
 // lets 0 and -1 through for it, as PyTorch's reductions do).
 inline std::int64_t wrap_sized_dim(std::int64_t dim, std::int64_t ndim, std::string_view op) {

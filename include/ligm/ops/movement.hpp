@@ -194,7 +194,7 @@ Tensor<T> Tensor<T>::slice(std::int64_t d, std::int64_t start, std::int64_t end,
   start = std::clamp<std::int64_t>(start, 0, size);
   end = std::clamp<std::int64_t>(end, start, size);
   Shape s = shape(), st = strides();
-  s[d] = end == start ? 0 : (end - start - 1) / step + 1;
+  s[d] = slice_length(start, end, step);
   if (s[d] > 1) st[d] *= step;  // (step < size here: no overflow; one element needs no stride)
   auto out = make_view(*this, s, st, storage_offset() + start * strides()[d]);
   // The rule passes the slice's gradient on as it is; backward() adds it into the slice of the
