@@ -6,6 +6,9 @@
 // --tf32 off|conv|all (default off): which float32 GPU work may run on TF32 tensor cores
 // (cuda::set_allow_tf32; "conv" is PyTorch's default: convolutions yes, matrix products no).
 //
+// --profile N (default 0): after the timed steps, N more under the profiler (autograd/profiler.hpp),
+// its table printed before the JSON line; --trace FILE also saves them as a Chrome trace.
+//
 // The workloads (bench/workloads.md) are ligm's models with the shapes of bench/torch_bench.py;
 // the step is the full training step: forward, cross-entropy, zero_grad, backward, AdamW.
 #include <sys/resource.h>
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <ligm/io/trace.hpp>
 #include <ligm/ligm.hpp>
 #include <ligm/models/models.hpp>
 
@@ -72,7 +76,8 @@ Workload make(const std::string& name, Device device) {
 
 int main(int argc, char** argv) {
   std::string workload;
-  int threads = 1, steps = 20, warmup = 5;
+  int threads = 1, steps = 20, warmup = 5, profile_steps = 0;
+  std::string trace;
   std::int64_t sgemm = 0;
   Device device = Device::cpu();
   std::string tf32 = "off";
@@ -85,6 +90,9 @@ int main(int argc, char** argv) {
     else if (k == "--sgemm") sgemm = std::stoll(v);
     else if (k == "--device") device = v == "cuda" ? Device::cuda() : Device::cpu();
     else if (k == "--tf32") tf32 = v;
+    else if (k == "--profile") profile_steps = std::stoi(v);
+    else if (k == "--trace") trace = v;
+    else fail("ligm_bench", "unknown option ", k);
   }
   check(tf32 == "off" || tf32 == "conv" || tf32 == "all", "ligm_bench", "--tf32 takes off, conv or all, got ", tf32);
   cuda::set_allow_tf32({.conv = tf32 != "off", .matmul = tf32 == "all"});
@@ -119,6 +127,26 @@ int main(int argc, char** argv) {
     opt.step();
     last = loss.item();  // waits for the device
     if (i >= warmup) t.push_back(std::chrono::duration<double>(Clock::now() - s).count());
+  }
+  if (profile_steps > 0) {
+    profiler::Profile prof;
+    for (int i = 0; i < profile_steps; ++i) {
+      profiler::Scope step("step");
+      Tensor<float> loss;
+      {
+        profiler::Scope forward("forward + loss");
+        loss = w.loss();
+      }
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      last = loss.item();
+    }
+    prof.stop();
+    std::printf("ligm profile: %s on %s, %d steps (%s)\n%s\n", workload.c_str(), device.str().c_str(), profile_steps,
+                device.is_cpu() ? "host time" : "each scope waits for the GPU at its start and end",
+                prof.table(40).c_str());
+    if (!trace.empty()) io::save_chrome_trace(prof, trace);
   }
   std::printf("{\"side\": \"ligm\", \"device\": \"%s\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"rss_mb\": %.1f, \"loss\": %.5f}\n",
               device.str().c_str(), workload.c_str(), threads, 1e3 * median(t), rss_mb(), double(last));

@@ -126,6 +126,8 @@ def main():
     # Which float32 GPU work may use TF32 tensor cores, set explicitly (PyTorch's own defaults
     # are "conv": cudnn.allow_tf32 on, matmul.allow_tf32 off); ligm_bench takes the same flag.
     ap.add_argument("--tf32", default="off", choices=["off", "conv", "all"])
+    ap.add_argument("--profile", type=int, default=0,
+                    help="after the timed steps, this many more under torch.profiler; its table is printed first")
     a = ap.parse_args()
     torch.backends.cudnn.allow_tf32 = a.tf32 != "off"
     torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "all"
@@ -159,6 +161,20 @@ def main():
         sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t)
+    if a.profile > 0:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if a.device == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        with torch.profiler.profile(activities=activities) as prof:
+            for _ in range(a.profile):
+                loss = loss_fn(m(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            sync()
+        key = "self_cuda_time_total" if a.device == "cuda" else "self_cpu_time_total"
+        print(f"torch profile: {a.workload} on {a.device}, {a.profile} steps")
+        print(prof.key_averages().table(sort_by=key, row_limit=40))
     times.sort()
     print(json.dumps({"side": "torch", "device": a.device, "workload": a.workload, "threads": a.threads, "ms": 1e3 * times[len(times) // 2],
                       "rss_mb": rss_mb(), "loss": loss.item()}))

@@ -424,6 +424,43 @@ void case_12() {
   cuda::set_allow_tf32(before);
 }
 
+// The profiler on the device: a ResNet step records the same scopes, as often, as on the CPU,
+// and with synchronize each scope's time covers the GPU work it queued (the step's scopes
+// add up to its wall time, nothing left running after stop()).
+void case_13() {
+  auto profile_names = [](Device device) {
+    Generator g(80);
+    models::ResNet<float> net({.layers = {1, 1}, .widths = {8, 16}, .num_classes = 4, .in_channels = 1, .stem = "cifar"}, g);
+    net.to(device);
+    optim::AdamW<float> opt(net.parameters(), {.lr = 1e-3});
+    const auto x = randn_s<float>({4, 1, 12, 12}, 81).to(device);
+    const auto y = tensor<std::int64_t>({0, 1, 2, 3}, {4}).to(device);
+    profiler::Profile prof;
+    for (int s = 0; s < 2; ++s) {
+      profiler::Scope step("step");
+      auto loss = cross_entropy(net(x), y);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+    prof.stop();
+    std::map<std::string, std::int64_t> calls;
+    double self = 0, steps = 0;
+    for (const auto& r : prof.summary()) {
+      calls[r.name] = r.calls;
+      self += r.self_ms;
+      if (r.name == "step") steps = r.total_ms;
+    }
+    CHECK(self == doctest::Approx(steps).epsilon(1e-6));
+    CHECK(steps <= prof.wall_ms());
+    return calls;
+  };
+  const auto on_cpu = profile_names(Device::cpu()), on_gpu = profile_names(kGpu);
+  CHECK(on_gpu == on_cpu);
+  CHECK(on_gpu.count("Conv2dBackward") == 1);
+  CHECK(on_gpu.count("AdamW.step") == 1);
+}
+
 // ---- registration --------------------------------------------------------------------------
 
 struct CrossDeviceCase {
@@ -445,6 +482,7 @@ const CrossDeviceCase kCases[] = {
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
     {"TF32 tensor cores when allowed stay near the CPU, and switch off", case_12, false},
+    {"the profiler records the same scopes on the device as on the CPU", case_13, false},
 };
 }  // namespace
 
@@ -511,6 +549,11 @@ TEST_CASE("cuda: LoRA, DoRA and ALLoRA adapters match the CPU, merged and not" *
 TEST_CASE("cuda: TF32 tensor cores when allowed stay near the CPU, and switch off" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_12();
+}
+
+TEST_CASE("cuda: the profiler records the same scopes on the device as on the CPU" * doctest::skip(kNoGpu)) {
+  kGpu = Device::cuda();
+  case_13();
 }
 
 TEST_CASE("cross-device suite, self-test: every case with the CPU standing in for the GPU") {

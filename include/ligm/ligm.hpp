@@ -17,6 +17,7 @@
 #include "ligm/autograd/engine.hpp"
 #include "ligm/autograd/gradcheck.hpp"
 #include "ligm/autograd/grad_mode.hpp"
+#include "ligm/autograd/profiler.hpp"
 
 #include "ligm/ops/common.hpp"
 #include "ligm/ops/conv.hpp"

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ligm/autograd/node.hpp"
+#include "ligm/autograd/profiler.hpp"
 
 namespace ligm {
 namespace autograd::detail {
@@ -81,6 +82,7 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
   check(grad.shape() == root.shape(), "backward", "gradient of shape ", grad.shape(),
         " for a tensor of shape ", root.shape());
   NoGradGuard no_grad;  // rules compute with plain ops; nothing they do is recorded
+  profiler::Scope scope("backward");
 
   auto root_node = gradient_edge(root);
   std::unordered_map<Node<T>*, Tensor<T>> pending{{root_node.get(), grad}};
@@ -97,8 +99,12 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
         g = replaced;
       }
     }
-    auto grads = node->apply(g);
-    if (!retain_graph) node->release();
+    std::vector<Tensor<T>> grads;
+    {
+      profiler::Scope node_scope([node] { return node->name; });
+      grads = node->apply(g);
+      if (!retain_graph) node->release();
+    }
     for (std::size_t i = 0; i < node->next.size(); ++i) {
       Node<T>* child = node->next[i].get();
       if (!child || i >= grads.size() || !grads[i].defined()) continue;

@@ -7,3 +7,4 @@
 #include "ligm/io/npy.hpp"
 #include "ligm/io/progress.hpp"
 #include "ligm/io/safetensors.hpp"
+#include "ligm/io/trace.hpp"

@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "ligm/autograd/profiler.hpp"
 #include "ligm/ops/copy.hpp"
 #include "ligm/ops/creation.hpp"
 
@@ -85,6 +86,7 @@ class Module {
       int& depth;
       ~Leave() { --depth; }
     } leave{running_};
+    profiler::Scope scope([this] { return type_name(); });
     Tensor<T> y = forward(x);
     for (auto& [id, hook] : hooks_) hook(*this, x, y);
     return y;

@@ -44,6 +44,7 @@ class BatchNormBase : public Module<T> {
   // relu(forward(x)), as one op (batch_norm_relu) in training with batch statistics: what a
   // block calls for its batch norm and a plain ReLU after it (models/common.hpp, bn_relu).
   Tensor<T> forward_relu(const Tensor<T>& x) {
+    profiler::Scope scope([this] { return this->type_name() + "+ReLU"; });
     if (!this->is_training() || (frozen_channels.defined() && running_mean.defined())) return relu(forward(x));
     check_input(x);
     if (num_batches_tracked.defined()) {
@@ -66,6 +67,7 @@ class BatchNormBase : public Module<T> {
   // relu(forward(x) + residual), as one op (batch_norm_add_relu) likewise: the end of a
   // residual block (models/common.hpp, bn_add_relu).
   Tensor<T> forward_add_relu(const Tensor<T>& x, const Tensor<T>& residual) {
+    profiler::Scope scope([this] { return this->type_name() + "+add+ReLU"; });
     if (!this->is_training() || (frozen_channels.defined() && running_mean.defined()))
       return relu(add(forward(x), residual));
     check_input(x);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ligm/autograd/profiler.hpp"
 #include "ligm/ops/copy.hpp"
 #include "ligm/ops/elementwise.hpp"
 #include "ligm/ops/reduce.hpp"
@@ -62,6 +63,7 @@ class Optimizer {
 
   // One update of every parameter that has a gradient.
   void step() {
+    profiler::Scope scope([this] { return std::string(name()) + ".step"; });
     NoGradGuard no_grad;
     for (auto& g : groups_)
       for (auto& p : g.params) {

@@ -1,0 +1,196 @@
+// The profiler: scopes nest and time what they enclose; modules, backward nodes and optimizer
+// steps open theirs; the summary and the Chrome trace agree with the events.
+#include <ligm/io/trace.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include "helpers.hpp"
+
+using namespace th;
+namespace pf = ligm::profiler;
+
+namespace {
+
+std::map<std::string, pf::Row> rows_by_name(const pf::Profile& p) {
+  std::map<std::string, pf::Row> out;
+  for (const auto& r : p.summary()) out[r.name] = r;
+  return out;
+}
+
+void busy_for(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+}  // namespace
+
+TEST_CASE("profiler: scopes outside a profile record nothing and cost no names") {
+  CHECK_FALSE(pf::recording());
+  int calls = 0;
+  {
+    pf::Scope s([&] {
+      ++calls;
+      return std::string("never");
+    });
+  }
+  CHECK(calls == 0);  // the name is made only while a profile records
+  pf::Profile p;
+  CHECK(pf::recording());
+  p.stop();
+  CHECK_FALSE(pf::recording());
+  { pf::Scope s("after stop"); }
+  CHECK(p.events().empty());
+}
+
+TEST_CASE("profiler: nested scopes, self and total time, repeated names counted once in total") {
+  pf::Profile p;
+  {
+    pf::Scope outer("outer");
+    busy_for(std::chrono::milliseconds(20));
+    {
+      pf::Scope inner("inner");
+      busy_for(std::chrono::milliseconds(30));
+      { pf::Scope again("inner"); }  // a scope inside one of its own name
+    }
+  }
+  p.stop();
+  REQUIRE(p.events().size() == 3);
+  const auto& in2 = p.events()[0];
+  const auto& in1 = p.events()[1];
+  const auto& out = p.events()[2];  // events in the order they closed
+  CHECK(in2.name == "inner");
+  CHECK(in2.depth == 2);
+  CHECK(in2.repeated);
+  CHECK(in1.depth == 1);
+  CHECK_FALSE(in1.repeated);
+  CHECK(out.name == "outer");
+  CHECK(out.depth == 0);
+  CHECK(out.duration_ns >= 50'000'000);
+  CHECK(in1.duration_ns >= 30'000'000);
+  CHECK(out.self_ns == out.duration_ns - in1.duration_ns);
+  CHECK(in1.self_ns == in1.duration_ns - in2.duration_ns);
+  CHECK(in1.start_ns >= out.start_ns);
+  CHECK(in1.start_ns + in1.duration_ns <= out.start_ns + out.duration_ns);
+
+  auto rows = rows_by_name(p);
+  CHECK(rows["inner"].calls == 2);
+  CHECK(rows["outer"].calls == 1);
+  // "inner" inside "inner" is not counted twice in the total.
+  CHECK(rows["inner"].total_ms == doctest::Approx(double(in1.duration_ns) / 1e6));
+  CHECK(rows["inner"].self_ms == doctest::Approx(double(in1.self_ns + in2.self_ns) / 1e6));
+  CHECK(p.summary().front().name == "inner");  // sorted by self time: 30 ms before 20 ms
+  CHECK(p.wall_ms() >= rows["outer"].total_ms);
+
+  const std::string table = p.table();
+  CHECK(table.find("outer") != std::string::npos);
+  CHECK(table.find("(outside scopes)") != std::string::npos);
+  CHECK(table.find("(wall)") != std::string::npos);
+  CHECK(p.table(1).find("(1 more names)") != std::string::npos);
+}
+
+TEST_CASE("profiler: one profile per thread; a scope open across stop() is left out") {
+  pf::Profile p;
+  CHECK_THROWS_WITH_AS(pf::Profile(), doctest::Contains("already recording"), ligm::Error);
+  {
+    pf::Scope open("open at stop");
+    { pf::Scope closed("closed"); }
+    p.stop();
+  }
+  REQUIRE(p.events().size() == 1);
+  CHECK(p.events()[0].name == "closed");
+  pf::Profile q;  // a new one may start once the first has stopped
+  { pf::Scope s("second"); }
+  q.stop();
+  CHECK(q.events().size() == 1);
+  CHECK(p.events().size() == 1);
+}
+
+TEST_CASE("profiler: a scope left by an exception closes; the stack stays consistent") {
+  pf::Profile p;
+  {
+    pf::Scope outer("outer");
+    try {
+      pf::Scope failing("failing");
+      throw ligm::Error("boom");
+    } catch (const ligm::Error&) {
+    }
+    { pf::Scope next("next"); }
+  }
+  p.stop();
+  REQUIRE(p.events().size() == 3);
+  CHECK(p.events()[0].name == "failing");
+  CHECK(p.events()[1].name == "next");
+  CHECK(p.events()[1].depth == 1);
+  CHECK(p.events()[2].name == "outer");
+}
+
+TEST_CASE("profiler: a training step records its modules, backward nodes and optimizer step") {
+  Generator g(3);
+  nn::Sequential<float> net(nn::Conv2d<float>(1, 4, 3, {.padding = 1}, true, g), nn::BatchNorm2d<float>(4), nn::ReLU<float>(),
+                            nn::Flatten<float>(), nn::Linear<float>(4 * 6 * 6, 5, true, g));
+  optim::AdamW<float> opt(net.parameters(), {.lr = 1e-3});
+  auto x = randn<float>({2, 1, 6, 6}, g);
+  auto labels = tensor<std::int64_t>({1, 4}, {2});
+  pf::Profile p;
+  const int steps = 3;
+  for (int s = 0; s < steps; ++s) {
+    pf::Scope step("step");
+    auto loss = nn::functional::cross_entropy(net(x), labels);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+  }
+  p.stop();
+  auto rows = rows_by_name(p);
+  for (const char* name : {"step", "Sequential", "Conv2d", "BatchNorm2d+ReLU", "Flatten", "Linear", "backward",
+                           "LinearBackward", "CrossEntropyBackward", "AccumulateGrad", "AdamW.step"}) {
+    INFO(name, "\n", p.table(100));
+    CHECK(rows[name].calls >= steps);
+  }
+  CHECK(rows["Sequential"].calls == steps);
+  CHECK(rows["Linear"].calls == steps);
+  CHECK(rows["AdamW.step"].calls == steps);
+  CHECK(rows["AccumulateGrad"].calls == steps * 6);  // conv w, b; bn w, b; linear w, b
+  // Every module, backward and optimizer scope sits inside a step.
+  for (const auto& e : p.events()) CHECK((e.name == "step") == (e.depth == 0));
+  // The steps' self times and their scopes' add up to the steps' totals.
+  double self = 0;
+  for (const auto& r : p.summary()) self += r.self_ms;
+  CHECK(self == doctest::Approx(rows["step"].total_ms).epsilon(1e-6));
+}
+
+TEST_CASE("profiler: a replaced module records its replacement only") {
+  Generator g(4);
+  nn::Sequential<float> net(nn::Linear<float>(3, 3, true, g), nn::ReLU<float>());
+  const auto old = net.named_children()[1].second;
+  net.replace_module("1", std::make_shared<nn::GELU<float>>());
+  pf::Profile p;
+  (*old)(randn<float>({2, 3}, g));  // a handle to the old module runs the new one
+  p.stop();
+  auto rows = rows_by_name(p);
+  CHECK(rows["GELU"].calls == 1);
+  CHECK(rows.count("ReLU") == 0);
+}
+
+TEST_CASE("profiler: the Chrome trace holds every event; it is written atomically") {
+  pf::Profile p;
+  {
+    pf::Scope a("a \"quoted\" name");
+    { pf::Scope b("b"); }
+  }
+  p.stop();
+  const auto trace = io::chrome_trace(p);
+  REQUIRE(trace["traceEvents"].size() == 2);
+  CHECK(trace["traceEvents"][0]["name"] == "b");
+  CHECK(trace["traceEvents"][1]["name"] == "a \"quoted\" name");
+  CHECK(trace["traceEvents"][1]["ph"] == "X");
+  CHECK(trace["traceEvents"][1]["args"]["depth"] == 0);
+  const auto dir = std::filesystem::temp_directory_path() / "ligm_test_profiler";
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "trace.json").string();
+  io::save_chrome_trace(p, path);
+  const auto bytes = read_file(path, "test");
+  const auto back = nlohmann::json::parse(bytes.begin(), bytes.end());
+  CHECK(back == trace);
+  std::filesystem::remove_all(dir);
+}
