@@ -46,6 +46,13 @@ TEST_CASE("fuzz targets: the seeds load without an error, so the fuzzer starts f
       else if (name == "checkpoint") CHECK(!io::parse_checkpoint<float>(bytes).model.empty());
       else if (name == "image") CHECK(io::decode_image<float>(bytes).dim() == 3);
       else if (name == "ops") CHECK_NOTHROW(t.run(bytes));  // any bytes are a program
+      else if (name == "adapter") {
+        // The seed loads into a model with adapters of the same method (the DoRA file has
+        // magnitudes, so it fits only DoRA).
+        const bool dora = entry.path().filename().string().find("DoRA") != std::string::npos;
+        auto model = fuzz::adapter_model(dora ? methods::lora::Method::DoRA : methods::lora::Method::LoRA);
+        CHECK_NOTHROW(methods::lora::load_adapter(model, io::parse_safetensors(bytes)));
+      }
       else FAIL("a target without a seed check: " << name);
     }
 }

@@ -318,7 +318,18 @@ TEST_CASE("lora: surgery on a GPT freezes the base, trains only the adapters, sa
   auto c3 = c;
   c3.r = 3;
   lora::add_adapters(third, c3);
+  std::map<std::string, std::vector<float>> third_before;
+  for (auto& [k, v] : lora::adapter_state_dict(third)) third_before[k] = v.to_vector();
   check_error([&] { lora::load_adapter(third, file); }, {"size mismatch", "lora_A.weight"});
+  // From the bytes in memory as from the file; a refused file changes no adapter value.
+  const auto parsed = io::parse_safetensors(read_file(file, "test"));
+  check_error([&] { lora::load_adapter(third, parsed); }, {"size mismatch", "lora_A.weight"});
+  for (auto& [k, v] : lora::adapter_state_dict(third)) CHECK_MESSAGE(v.to_vector() == third_before[k], k);
+  Generator g5(10);  // the base weights of `other`
+  models::GPT<float> fifth(gc, g5);
+  lora::add_adapters(fifth, c);
+  lora::load_adapter(fifth, parsed);
+  CHECK(fifth(tokens).to_vector() == tuned.to_vector());
   models::GPT<float> fourth(gc, g2);
   auto c4 = c;
   c4.target_modules = {"c_attn"};

@@ -140,6 +140,20 @@ int main(int argc, char** argv) {
     fs::remove(tmp);
   }
 
+  // Adapters of the fuzz target's own model, LoRA and DoRA (the DoRA file has the magnitudes
+  // too), with non-zero B so that a merge changes the weights.
+  for (auto method : {fuzz::lora::Method::LoRA, fuzz::lora::Method::DoRA}) {
+    auto model = fuzz::adapter_model(method);
+    for (auto& p : fuzz::lora::adapter_parameters(model)) {
+      NoGradGuard no_grad;
+      p.add_(randn<float>(p.shape()) * 0.1f);
+    }
+    const std::string tmp = (root / "tmp.safetensors").string();
+    fuzz::lora::save_adapter(model, tmp);
+    put("adapter", fuzz::lora::method_name(method), read_file(tmp, "make_seeds"));
+    fs::remove(tmp);
+  }
+
   // Images: PNG grey / grey + alpha / RGB / RGBA, BMP, 5 x 3 pixels (load_image reads no JPEG).
   {
     std::vector<unsigned char> px(5 * 3 * 4);

@@ -10,6 +10,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,9 +19,12 @@
 #include "contract.hpp"
 #include "ligm/io/io.hpp"
 #include "ligm/ligm.hpp"
+#include "ligm/methods/lora/lora.hpp"
 #include "ops.hpp"
 
 namespace ligm::fuzz {
+
+namespace lora = methods::lora;
 
 inline void safetensors(const Bytes& b) {
   expect_ok_or_error([&] {
@@ -63,6 +68,39 @@ inline void checkpoint(const Bytes& b) {
   });
 }
 
+// A LoRA / DoRA adapter file loaded as examples/09 does (lora::load_adapter), into the fuzz
+// target's own model with adapters on both Linear layers; then a forward pass and a merge, so
+// whatever values were loaded are used.
+inline nn::Sequential<float> adapter_model(lora::Method method) {
+  manual_seed(0);
+  nn::Sequential model(nn::Linear(4, 3), nn::ReLU(), nn::Linear(3, 2));
+  lora::add_adapters(model, {.method = method, .r = 2, .alpha = 4});
+  return model;
+}
+inline void adapter(const Bytes& b) {
+  expect_ok_or_error([&] {
+    const auto file = io::parse_safetensors(b);
+    for (auto method : {lora::Method::LoRA, lora::Method::DoRA}) {
+      auto model = adapter_model(method);
+      const auto before = lora::adapter_state_dict(model);
+      std::map<std::string, std::vector<float>> values;
+      for (const auto& [k, t] : before) values[k] = t.to_vector();
+      try {
+        lora::load_adapter(model, file);
+      } catch (const Error&) {
+        // All or nothing: a file that failed to load left every adapter value as it was.
+        for (const auto& [k, t] : lora::adapter_state_dict(model))
+          if (t.to_vector() != values[k]) throw std::logic_error("adapter: a failed load changed " + k);
+        continue;
+      }
+      NoGradGuard no_grad;
+      model(ones<float>({2, 4}));
+      lora::merge_adapters(model);
+      model(ones<float>({2, 4}));
+    }
+  });
+}
+
 inline void image(const Bytes& b) {
   expect_ok_or_error([&] { io::decode_image<float>(b); });
 }
@@ -73,6 +111,7 @@ struct Target {
 };
 inline constexpr Target kTargets[] = {
     {"safetensors", safetensors}, {"npy", npy}, {"idx", idx}, {"checkpoint", checkpoint}, {"image", image},
+    {"adapter", adapter},
     {"ops", ops},
 };
 

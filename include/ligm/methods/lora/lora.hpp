@@ -512,12 +512,17 @@ void save_adapter(nn::Module<T>& model, const std::string& path, std::map<std::s
   f.metadata = std::move(metadata);
   io::save_safetensors(f, path);
 }
+// From a parsed file (io::parse_safetensors of bytes in memory): what load_adapter does after
+// reading the file. All or nothing: a file that does not fit leaves the adapters as they were.
 template <class T>
-void load_adapter(nn::Module<T>& model, const std::string& path) {
-  const io::SafetensorsFile f = io::load_safetensors(path);
+void load_adapter(nn::Module<T>& model, const io::SafetensorsFile& f) {
   nn::StateDict<T> sd;
   for (auto& [k, raw] : f.tensors) sd[k] = io::from_raw<T>(raw);
   load_adapter_state_dict(model, sd);
+}
+template <class T>
+void load_adapter(nn::Module<T>& model, const std::string& path) {
+  load_adapter(model, io::load_safetensors(path));
 }
 
 }  // namespace ligm::methods::lora
