@@ -233,6 +233,57 @@ TEST_CASE("eidetic: pruning past the free pool never picks an owned neuron and t
   }
 }
 
+TEST_CASE("eidetic: the choice of neurons to prune, on hand-made layers (pruning.hpp)") {
+  // Two Linear layers of 4 neurons; layer 0's rows have norms 1, 2, 3, 4 (L1 = L2 here: one
+  // non-zero per row), layer 1's 4, 3, 2, 1; neuron 0 of layer 0 is owned (the smallest row).
+  auto layer = [](std::vector<float> diag, std::vector<std::int64_t> owner) {
+    eid::Layer<float> l;
+    l.linear = std::make_shared<nn::Linear<float>>(4, 4, false);
+    NoGradGuard g;
+    l.linear->weight.copy_(mul(eye<float>(4), tensor<float>(diag, {4, 1})));
+    l.owner = owner;
+    l.pruned.assign(4, 0);
+    return l;
+  };
+  std::vector<eid::Layer<float>> layers{layer({1, 2, 3, 4}, {0, -1, -1, -1}), layer({4, 3, 2, 1}, {-1, -1, -1, -1})};
+  CHECK(eid::candidates(layers) == 7);
+  Generator gen(1);
+  // L1 / L2: round(0.5 * 3) = 2 of layer 0's candidates, the smallest free rows (1 and 2; the
+  // owned row 0 is smaller still and never a candidate); round(0.5 * 4) = 2 of layer 1's.
+  for (auto p : {eid::Pruning::L1, eid::Pruning::L2}) {
+    const auto c = eid::choose_per_layer(layers, p, 0.5, gen);
+    REQUIRE(c.size() == 2);
+    CHECK(c[0] == std::vector<std::int64_t>{1, 2});
+    CHECK(c[1] == std::vector<std::int64_t>{3, 2});
+  }
+  const auto r = eid::choose_per_layer(layers, eid::Pruning::Random, 0.5, gen);
+  CHECK(r[0].size() == 2);
+  CHECK(std::find(r[0].begin(), r[0].end(), 0) == r[0].end());
+  // Taylor: one threshold over all 7 candidates, floor(0.3 * 7) = 2 lowest scores; ties at the
+  // threshold all go (here three neurons score 0.5).
+  std::vector<std::vector<double>> scores{{0.0, 0.9, 0.5, 0.7}, {0.5, 0.1, 0.5, 0.8}};
+  const auto t = eid::choose_by_threshold(layers, scores, 0.3);
+  CHECK(t[0] == std::vector<std::int64_t>{2});
+  CHECK(t[1] == std::vector<std::int64_t>{0, 1, 2});
+  CHECK(eid::choose_by_threshold(layers, scores, 0.1).empty());  // floor(0.7) = 0: nothing
+  // Nothing left to prune: every neuron owned or pruned.
+  for (auto& l : layers) std::fill(l.pruned.begin(), l.pruned.end(), 1);
+  CHECK(eid::candidates(layers) == 0);
+  CHECK(eid::choose_per_layer(layers, eid::Pruning::L2, 0.5, gen).empty());
+  // The masks: layer 1's weight reads none of layer 0's pruned neurons; owned rows are not
+  // trainable.
+  layers[0].pruned = {0, 1, 0, 1};
+  layers[1].pruned = {0, 0, 0, 0};
+  const auto m = eid::weight_mask(layers, 1, false).template to<std::int64_t>().to_vector();
+  CHECK(m == std::vector<std::int64_t>{1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0});
+  const auto t0 = eid::weight_mask(layers, 0, true).template to<std::int64_t>().to_vector();
+  CHECK(std::vector<std::int64_t>(t0.begin(), t0.begin() + 4) == std::vector<std::int64_t>{0, 0, 0, 0});  // owned
+  CHECK(std::vector<std::int64_t>(t0.begin() + 4, t0.begin() + 8) == std::vector<std::int64_t>{0, 0, 0, 0});  // pruned
+  CHECK(std::vector<std::int64_t>(t0.begin() + 8, t0.begin() + 12) == std::vector<std::int64_t>{1, 1, 1, 1});
+  CHECK(eid::frozen_channels(layers[0]).template to<std::int64_t>().to_vector() == std::vector<std::int64_t>{1, 0, 0, 0});
+  CHECK_FALSE(eid::frozen_channels(layers[1]).defined());
+}
+
 TEST_CASE("eidetic: frozen BatchNorm channels apply their affine once and keep their statistics (I4, P6)") {
   Generator g(3);
   nn::BatchNorm1d<float> bn(4);

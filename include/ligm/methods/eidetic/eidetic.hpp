@@ -15,7 +15,8 @@
 //   net.learn_router(train);
 //   auto [task, cls] = net.route(x);                      // one trunk pass
 //
-// Mechanics (spec: shared/specs/eidetic.md), built on the framework's general pieces:
+// Mechanics (spec: shared/specs/eidetic.md), built on the framework's general pieces (the
+// vocabulary types in layer.hpp; the choice of neurons to prune and the masks in pruning.hpp):
 // - masks are physical zeros kept in place by the optimizer's update masks (an element that
 //   may not change is restored bit for bit after each step, its Adam moments too), so the
 //   forward pass is the plain network's;
@@ -40,94 +41,13 @@
 #include <vector>
 
 #include "ligm/data/data.hpp"
+#include "ligm/methods/eidetic/layer.hpp"
+#include "ligm/methods/eidetic/pruning.hpp"
 #include "ligm/io/progress.hpp"
 #include "ligm/nn/nn.hpp"
 #include "ligm/optim/optim.hpp"
 
 namespace ligm::methods::eidetic {
-
-enum class Pruning { Taylor, L1, L2, Random };
-
-inline const char* pruning_name(Pruning p) {
-  switch (p) {
-    case Pruning::Taylor: return "taylor";
-    case Pruning::L1: return "l1";
-    case Pruning::L2: return "l2";
-    case Pruning::Random: return "random";
-  }
-  return "?";
-}
-
-struct Options {
-  // Phase A, dense training: stop when the running training accuracy reaches 1 or has not
-  // improved for `patience` epochs (or after max_epochs); one more epoch runs after the
-  // decision, with the learning rate divided by lr_reduce_factor (0: kept) before pruning.
-  double lr = 1e-3;
-  std::int64_t batch_size = 256;
-  int patience = 2;
-  int max_epochs = 30;
-  double lr_reduce_factor = 2;
-  // Phase B, pruning: `step` of the free candidates per step (Taylor: one global threshold;
-  // L1/L2/random: that fraction of each layer's candidates); the step that takes the training
-  // accuracy below best * (1 - tol) is rolled back; at most max_recovery_epochs of retraining
-  // after each step; at most max_masking_ratio of the task's candidate neurons pruned.
-  Pruning pruning = Pruning::Taylor;
-  double step = 0.1;
-  double tol = 0.01;
-  int max_recovery_epochs = 2;
-  double max_masking_ratio = 0.95;
-  // The router: dense training on all tasks' data, no pruning.
-  int router_patience = 5;
-  int router_max_epochs = 30;
-  double dropout = 0;       // after each hidden ReLU, in training
-  std::uint64_t seed = 0;   // shuffling, re-initialisation, random pruning
-  bool verbose = true;      // one line per epoch and per pruning step
-};
-
-// One prunable layer: Linear or Conv2d, optionally followed by BatchNorm, then ReLU (and an
-// optional max-pool). Neuron i is row i of the weight (output channel i for a convolution).
-// In the state_dict: layer k is "linear<k>" or "conv<k>" and "bn<k>" (a block's projection
-// "proj<k>", "proj_bn<k>"), with its owners and pruned flags as buffers "owner<k>" and
-// "pruned<k>"; heads are "head<t>", the router "router"; "progress" holds the task being
-// learned, the last committed task and whether the router is trained. So a state_dict saved
-// between tasks resumes exactly: build the same network, add the same tasks (and, if it was
-// trained, add_router()), load_state_dict, continue.
-template <class T>
-struct Layer {
-  std::shared_ptr<nn::Linear<T>> linear;  // exactly one of linear, conv
-  std::shared_ptr<nn::Conv2d<T>> conv;
-  std::shared_ptr<nn::BatchNormBase<T>> bn;  // or null
-  std::int64_t pool = 0;                     // max-pool kernel after the ReLU (0: none)
-  bool relu = true;
-  // The second layer of a residual block adds proj (a 1x1 convolution with its own BatchNorm)
-  // of the block's input, the input of the layer before it. proj's rows belong to this
-  // layer's neurons: channel i of the sum is neuron i.
-  std::shared_ptr<nn::Conv2d<T>> proj;
-  std::shared_ptr<nn::BatchNormBase<T>> proj_bn;
-  std::vector<std::int64_t> owner;           // per neuron: owning task, -1 = free
-  std::vector<char> pruned;                  // per neuron: pruned in the current task
-  Tensor<T> owner_state, pruned_state;       // the same as buffers "owner<k>", "pruned<k>" (state_dict)
-
-  Tensor<T>& weight() { return linear ? linear->weight : conv->weight; }
-  Tensor<T>& bias() { return linear ? linear->bias : conv->bias; }
-  std::int64_t neurons() const { return std::int64_t(owner.size()); }
-};
-
-// Neurons per layer: free, and owned by each task so far.
-struct LayerCapacity {
-  std::int64_t neurons = 0, free = 0;
-  std::vector<std::int64_t> owned;  // [task]
-};
-
-// What learn_task did.
-struct TaskReport {
-  std::int64_t task = 0;
-  int dense_epochs = 0, prune_steps = 0, recovery_epochs = 0;
-  double best_train_accuracy = 0;  // running training accuracy, train mode
-  double final_train_accuracy = 0;
-  std::vector<std::int64_t> pruned;  // per layer, after the rollback
-  bool rolled_back = false;
-};
 
 template <class T = float>
 class EideticNet : public nn::Module<T> {
@@ -287,7 +207,7 @@ class EideticNet : public nn::Module<T> {
     apply_masks(heads_[current_].get());
     for (auto& l : layers_) {
       for (std::int64_t i = 0; i < l.neurons(); ++i) {
-        if (!l.pruned[i] && l.owner[i] < 0) l.owner[i] = current_;
+        if (l.is_candidate(i)) l.owner[i] = current_;  // the survivors: owned from now on
         l.pruned[i] = 0;
       }
       for (auto* bn : {l.bn.get(), l.proj_bn.get()})
@@ -374,7 +294,7 @@ class EideticNet : public nn::Module<T> {
   }
   // The update mask of a layer's weight for the current task: true where training may change
   // it (rows of free, unpruned neurons; columns of unpruned inputs).
-  Tensor<bool> trainable_mask(std::size_t layer) const { return weight_mask(layer, true); }
+  Tensor<bool> trainable_mask(std::size_t layer) const { return weight_mask(layers_, layer, true); }
 
  private:
   struct ModeGuard {  // sets train/eval mode, restores it
@@ -448,72 +368,13 @@ class EideticNet : public nn::Module<T> {
     return h;
   }
 
-  // --- masks -----------------------------------------------------------------------------
-  // Element mask of layer l's weight viewed as [N, C_in, S]: row i kept (and, for
-  // `trainable`, free), column group j kept (the input neuron j is not pruned).
-  Tensor<bool> weight_mask(std::size_t li, bool trainable) const {
-    const auto& l = layers_[li];
-    const Tensor<T>& w = l.linear ? l.linear->weight : l.conv->weight;
-    const std::int64_t n = w.shape()[0], per_row = w.numel() / std::max<std::int64_t>(n, 1);
-    const std::vector<char>* in_pruned = li == 0 ? nullptr : &layers_[li - 1].pruned;
-    return element_mask(n, per_row, in_pruned, [&](std::int64_t i) {
-      return !l.pruned[i] && (!trainable || l.owner[i] < 0);
-    }, w.shape());
-  }
-  // The projection of a residual block (layer li): rows are layer li's neurons, columns the
-  // block's input neurons (the input of layer li - 1).
-  Tensor<bool> proj_mask(std::size_t li, bool trainable) const {
-    const auto& l = layers_[li];
-    const Tensor<T>& w = l.proj->weight;
-    const std::vector<char>* in_pruned = li < 2 ? nullptr : &layers_[li - 2].pruned;
-    return element_mask(w.shape()[0], w.numel() / w.shape()[0], in_pruned, [&](std::int64_t i) {
-      return !l.pruned[i] && (!trainable || l.owner[i] < 0);
-    }, w.shape());
-  }
-  // A head's weight: every row kept; columns of pruned last-layer neurons masked.
-  Tensor<bool> head_mask(const nn::Linear<T>& head) const {
-    const auto& w = head.weight;
-    return element_mask(w.shape()[0], w.shape()[1], &layers_.back().pruned, [](std::int64_t) { return true; },
-                        w.shape());
-  }
-  template <class RowOk>
-  Tensor<bool> element_mask(std::int64_t rows, std::int64_t per_row, const std::vector<char>* in_pruned,
-                            RowOk row_ok, const Shape& shape) const {
-    const std::int64_t groups = in_pruned ? std::int64_t(in_pruned->size()) : 1, s = per_row / groups;
-    std::vector<std::int64_t> m(std::size_t(rows * per_row), 0);
-    for (std::int64_t i = 0; i < rows; ++i) {
-      if (!row_ok(i)) continue;
-      for (std::int64_t j = 0; j < groups; ++j)
-        if (!in_pruned || !(*in_pruned)[j]) std::fill_n(m.begin() + (i * per_row + j * s), s, std::int64_t(1));
-    }
-    return tensor<std::int64_t>(m, shape).template to<bool>().to(device());
-  }
-  // A per-neuron mask [N] from a predicate.
-  template <class F>
-  Tensor<bool> neuron_mask(const Layer<T>& l, F f) const {
-    std::vector<std::int64_t> m(l.owner.size());
-    for (std::size_t i = 0; i < m.size(); ++i) m[i] = f(std::int64_t(i)) ? 1 : 0;
-    return tensor<std::int64_t>(m, {std::int64_t(m.size())}).template to<bool>().to(device());
-  }
-  Tensor<bool> owned_mask(const Layer<T>& l) const {
-    return neuron_mask(l, [&](std::int64_t i) { return l.owner[i] >= 0; });
-  }
-  // BatchNorm's frozen_channels for a layer: its owned channels (undefined while none is owned:
-  // plain BatchNorm, one normalisation instead of two).
-  Tensor<bool> frozen_channels(const Layer<T>& l) const {
-    const bool any = std::any_of(l.owner.begin(), l.owner.end(), [](std::int64_t o) { return o >= 0; });
-    return any ? owned_mask(l) : Tensor<bool>();
-  }
-  static void keep_where(Tensor<T>& p, const Tensor<bool>& mask) {
-    NoGradGuard no_grad;
-    p.copy_(where(mask, p, zeros_like(p)));
-  }
+  // --- masks (pruning.hpp) --------------------------------------------------------------
   // Physical zeros wherever this task masked: pruned rows (weight, bias, BatchNorm affine),
   // the columns that read pruned neurons, and the current head's columns.
   void apply_masks(nn::Linear<T>* head) {
     for (std::size_t li = 0; li < layers_.size(); ++li) {
       auto& l = layers_[li];
-      keep_where(l.weight(), weight_mask(li, false));
+      keep_where(l.weight(), weight_mask(layers_, li, false));
       const auto kept = neuron_mask(l, [&](std::int64_t i) { return !l.pruned[i]; });
       if (l.bias().defined()) keep_where(l.bias(), kept);
       for (auto* bn : {l.bn.get(), l.proj_bn.get()})
@@ -521,9 +382,9 @@ class EideticNet : public nn::Module<T> {
           keep_where(bn->weight, kept);
           keep_where(bn->bias, kept);
         }
-      if (l.proj) keep_where(l.proj->weight, proj_mask(li, false));
+      if (l.proj) keep_where(l.proj->weight, proj_mask(layers_, li, false));
     }
-    if (head) keep_where(head->weight, head_mask(*head));
+    if (head) keep_where(head->weight, head_mask(layers_, *head));
   }
   // The optimizer may change: free, unpruned rows (their unmasked columns), their bias and
   // BatchNorm affine, and the head's columns of unpruned neurons. Owned BatchNorm channels
@@ -532,10 +393,10 @@ class EideticNet : public nn::Module<T> {
   void install_masks(Opt& opt, nn::Linear<T>& head) {
     for (std::size_t li = 0; li < layers_.size(); ++li) {
       auto& l = layers_[li];
-      opt.set_update_mask(l.weight(), weight_mask(li, true));
-      const auto free = neuron_mask(l, [&](std::int64_t i) { return !l.pruned[i] && l.owner[i] < 0; });
+      opt.set_update_mask(l.weight(), weight_mask(layers_, li, true));
+      const auto free = neuron_mask(l, [&](std::int64_t i) { return l.is_candidate(i); });
       if (l.bias().defined()) opt.set_update_mask(l.bias(), free);
-      if (l.proj) opt.set_update_mask(l.proj->weight, proj_mask(li, true));
+      if (l.proj) opt.set_update_mask(l.proj->weight, proj_mask(layers_, li, true));
       for (auto* bn : {l.bn.get(), l.proj_bn.get()}) {
         if (!bn) continue;
         if (bn->weight.defined()) {
@@ -545,7 +406,7 @@ class EideticNet : public nn::Module<T> {
         bn->frozen_channels = frozen_channels(l);
       }
     }
-    opt.set_update_mask(head.weight, head_mask(head));
+    opt.set_update_mask(head.weight, head_mask(layers_, head));
   }
   std::unique_ptr<optim::Adam<T>> make_optimizer(nn::Linear<T>& head) {
     std::vector<Tensor<T>> params;
@@ -573,7 +434,7 @@ class EideticNet : public nn::Module<T> {
     reload();
     NoGradGuard no_grad;
     for (auto& l : layers_) {
-      const auto free = neuron_mask(l, [&](std::int64_t i) { return l.owner[i] < 0; });
+      const auto free = neuron_mask(l, [&](std::int64_t i) { return l.is_free(i); });
       reinit_rows(l.weight(), l.bias(), free);
       if (l.proj) reinit_rows(l.proj->weight, Tensor<T>(), free);
       for (auto* bn : {l.bn.get(), l.proj_bn.get()}) {
@@ -704,17 +565,10 @@ class EideticNet : public nn::Module<T> {
           heads_.size(), " heads", router_ ? " and a router" : " and no router (add_router() before loading)");
   }
 
-  std::int64_t candidates() const {
-    std::int64_t c = 0;
-    for (auto& l : layers_)
-      for (std::int64_t i = 0; i < l.neurons(); ++i) c += l.owner[i] < 0 && !l.pruned[i];
-    return c;
-  }
-
   // Phase B (spec 3.3): prune, retrain, roll the last step back when accuracy falls too far.
   void prune_loop(nn::Linear<T>& head, const data::TensorDataset<T>& d, optim::Adam<T>& opt, double best,
                   TaskReport& r) {
-    const std::int64_t at_start = candidates();
+    const std::int64_t at_start = candidates(layers_);
     if (at_start == 0) return;  // no free capacity: nothing to prune
     double a = best;
     Snapshot s = snapshot();
@@ -724,7 +578,7 @@ class EideticNet : public nn::Module<T> {
         r.rolled_back = true;
         break;
       }
-      if (double(at_start - candidates()) / double(at_start) > options_.max_masking_ratio) {
+      if (double(at_start - candidates(layers_)) / double(at_start) > options_.max_masking_ratio) {
         restore(s);
         r.rolled_back = true;
         break;
@@ -758,57 +612,15 @@ class EideticNet : public nn::Module<T> {
 
   // One pruning step; false when there is nothing to prune.
   bool prune_step(nn::Linear<T>& head, const data::TensorDataset<T>& d) {
-    std::vector<std::vector<std::int64_t>> chosen(layers_.size());
-    if (options_.pruning == Pruning::Taylor) {
-      const auto scores = taylor_scores(head, d);
-      std::vector<std::pair<double, std::pair<std::size_t, std::int64_t>>> cand;
-      for (std::size_t li = 0; li < layers_.size(); ++li)
-        for (std::int64_t i = 0; i < layers_[li].neurons(); ++i)
-          if (layers_[li].owner[i] < 0 && !layers_[li].pruned[i]) cand.push_back({scores[li][i], {li, i}});
-      const auto k = std::int64_t(std::floor(options_.step * double(cand.size())));
-      if (k == 0) return false;
-      // One global threshold (the L2 normalisation of the spec does not change the order).
-      std::vector<double> s;
-      for (auto& c : cand) s.push_back(c.first);
-      std::nth_element(s.begin(), s.begin() + (k - 1), s.end());
-      const double tau = s[std::size_t(k - 1)];
-      for (auto& c : cand)
-        if (c.first <= tau) chosen[c.second.first].push_back(c.second.second);
-    } else {
-      bool any = false;
-      for (std::size_t li = 0; li < layers_.size(); ++li) {
-        auto& l = layers_[li];
-        std::vector<std::int64_t> cand;
-        for (std::int64_t i = 0; i < l.neurons(); ++i)
-          if (l.owner[i] < 0 && !l.pruned[i]) cand.push_back(i);
-        const auto n = std::min<std::int64_t>(std::llround(options_.step * double(cand.size())), std::int64_t(cand.size()));
-        if (n <= 0) continue;
-        any = true;
-        if (options_.pruning == Pruning::Random) {
-          auto perm = randperm(std::int64_t(cand.size()), gen_).to_vector();
-          for (std::int64_t j = 0; j < n; ++j) chosen[li].push_back(cand[std::size_t(perm[std::size_t(j)])]);
-        } else {
-          const auto norms = row_norms(li, options_.pruning == Pruning::L1 ? 1 : 2);
-          std::stable_sort(cand.begin(), cand.end(), [&](auto a, auto b) { return norms[a] < norms[b]; });
-          chosen[li].assign(cand.begin(), cand.begin() + n);
-        }
-      }
-      if (!any) return false;
-    }
+    const Chosen chosen = options_.pruning == Pruning::Taylor
+                              ? choose_by_threshold(layers_, taylor_scores(head, d), options_.step)
+                              : choose_per_layer(layers_, options_.pruning, options_.step, gen_);
+    if (chosen.empty()) return false;
     for (std::size_t li = 0; li < layers_.size(); ++li)
-      for (auto i : chosen[li]) layers_[li].pruned[i] = 1;
+      for (auto i : chosen[li]) layers_[li].pruned[std::size_t(i)] = 1;
     apply_masks(&head);
     store();
     return true;
-  }
-
-  // ||row i||_p of layer l's weight; masked entries are physical zeros, so they add nothing.
-  std::vector<double> row_norms(std::size_t li, int p) {
-    NoGradGuard no_grad;
-    auto w = layers_[li].weight().detach().reshape({layers_[li].neurons(), -1});
-    auto n = p == 1 ? sum(abs(w), {1}) : sqrt(sum(mul(w, w), {1}));
-    auto v = n.template to<double>().to(Device::cpu()).to_vector();
-    return v;
   }
 
   // Taylor importance (Molchanov et al. 2017): per neuron, the mean over batch and positions
@@ -841,7 +653,7 @@ class EideticNet : public nn::Module<T> {
     this->zero_grad();
     for (std::size_t li = 0; li < layers_.size(); ++li)
       for (std::int64_t i = 0; i < layers_[li].neurons(); ++i)
-        if (layers_[li].owner[i] >= 0 || layers_[li].pruned[i]) s[li][std::size_t(i)] = std::numeric_limits<double>::infinity();
+        if (!layers_[li].is_candidate(i)) s[li][std::size_t(i)] = std::numeric_limits<double>::infinity();
     return s;
   }
 
