@@ -6,6 +6,10 @@
 // --tf32 off|conv|all (default off): which float32 GPU work may run on TF32 tensor cores
 // (cuda::set_allow_tf32; "conv" is PyTorch's default: convolutions yes, matrix products no).
 //
+// The JSON line: the median step time, peak RSS, and tensor_peak_mb, the most memory tensors
+// held on the device at once (core/memory.hpp; on the GPU, torch.cuda.max_memory_allocated's
+// counterpart).
+//
 // --profile N (default 0): after the timed steps, N more under the profiler (autograd/profiler.hpp),
 // its table printed before the JSON line; --trace FILE also saves them as a Chrome trace.
 //
@@ -148,7 +152,9 @@ int main(int argc, char** argv) {
                 prof.table(40).c_str());
     if (!trace.empty()) io::save_chrome_trace(prof, trace);
   }
-  std::printf("{\"side\": \"ligm\", \"device\": \"%s\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"rss_mb\": %.1f, \"loss\": %.5f}\n",
-              device.str().c_str(), workload.c_str(), threads, 1e3 * median(t), rss_mb(), double(last));
+  std::printf("{\"side\": \"ligm\", \"device\": \"%s\", \"workload\": \"%s\", \"threads\": %d, \"ms\": %.4f, \"rss_mb\": %.1f, "
+              "\"tensor_peak_mb\": %.1f, \"loss\": %.5f}\n",
+              device.str().c_str(), workload.c_str(), threads, 1e3 * median(t), rss_mb(),
+              double(max_memory_allocated(device)) / 1e6, double(last));
   return 0;
 }

@@ -176,8 +176,9 @@ def main():
         print(f"torch profile: {a.workload} on {a.device}, {a.profile} steps")
         print(prof.key_averages().table(sort_by=key, row_limit=40))
     times.sort()
+    peak = torch.cuda.max_memory_allocated() / 1e6 if a.device == "cuda" else None
     print(json.dumps({"side": "torch", "device": a.device, "workload": a.workload, "threads": a.threads, "ms": 1e3 * times[len(times) // 2],
-                      "rss_mb": rss_mb(), "loss": loss.item()}))
+                      "rss_mb": rss_mb(), "tensor_peak_mb": peak, "loss": loss.item()}))
 
 
 if __name__ == "__main__":

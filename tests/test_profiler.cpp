@@ -194,3 +194,65 @@ TEST_CASE("profiler: the Chrome trace holds every event; it is written atomicall
   CHECK(back == trace);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("memory: tensors' bytes per device, the peak and its reset") {
+  const std::int64_t base = memory_allocated(Device::cpu());
+  reset_peak_memory_stats(Device::cpu());
+  CHECK(max_memory_allocated(Device::cpu()) == base);
+  {
+    auto a = Tensor<float>::empty({1000});
+    CHECK(memory_allocated() == base + 4000);
+    {
+      auto b = Tensor<double>::empty({10, 10});
+      auto view = b.narrow(0, 2, 3);  // a view allocates nothing
+      CHECK(memory_allocated() == base + 4800);
+    }
+    CHECK(memory_allocated() == base + 4000);
+    CHECK(max_memory_allocated() == base + 4800);
+    reset_peak_memory_stats();
+    CHECK(max_memory_allocated() == base + 4000);
+    auto empty = Tensor<float>::empty({0, 3});  // no bytes, nothing counted
+    CHECK(memory_allocated() == base + 4000);
+  }
+  CHECK(memory_allocated() == base);
+  CHECK(memory_allocated(Device::cuda(7)) == 0);  // a device that holds nothing
+  CHECK(memory_allocated(Device::cuda(1000)) == 0);  // beyond the counted devices: 0, no error
+}
+
+TEST_CASE("profiler: each scope notes the tensor memory it leaves allocated") {
+  Tensor<float> kept;
+  pf::Profile p;
+  {
+    pf::Scope outer("outer");
+    auto temp = Tensor<float>::empty({250});  // 1000 bytes, freed before outer ends
+    {
+      pf::Scope inner("inner");
+      kept = Tensor<float>::empty({500});  // 2000 bytes that outlive both scopes
+    }
+  }
+  p.stop();
+  REQUIRE(p.events().size() == 2);
+  CHECK(p.events()[0].bytes == 2000);
+  CHECK(p.events()[0].self_bytes == 2000);
+  CHECK(p.events()[1].bytes == 2000);  // temp came and went
+  CHECK(p.events()[1].self_bytes == 0);
+  CHECK(p.table().find("self MB") != std::string::npos);
+  CHECK(io::chrome_trace(p)["traceEvents"][0]["args"]["bytes"] == 2000);
+}
+
+TEST_CASE("profiler: a module's forward holds its output and saved tensors; backward gives them back") {
+  Generator g(5);
+  nn::Linear<float> lin(64, 32, true, g);
+  auto x = randn<float>({16, 64}, g);
+  pf::Profile p;
+  auto y = lin(x);
+  const auto after_forward = p.events().back();
+  y.sum().backward();
+  p.stop();
+  CHECK(after_forward.name == "Linear");
+  CHECK(after_forward.bytes >= 16 * 32 * 4);  // at least the output
+  std::int64_t backward = 0;
+  for (const auto& e : p.events())
+    if (e.name == "backward") backward = e.bytes;
+  CHECK(backward > 0);  // the parameters' gradients (32 * 64 + 32 floats) stay allocated
+}

@@ -10,6 +10,7 @@
 #include "ligm/core/dtype.hpp"
 #include "ligm/core/error.hpp"
 #include "ligm/core/generator.hpp"
+#include "ligm/core/memory.hpp"
 #include "ligm/core/shape.hpp"
 #include "ligm/core/tensor.hpp"
 #include "ligm/core/threads.hpp"

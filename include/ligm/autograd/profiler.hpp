@@ -14,6 +14,9 @@
 // ("AdamW.step"). Users open their own: `profiler::Scope s("data");` (record_function).
 // A scope's self time is its time less that of the scopes opened inside it: the forward of a
 // functional op called inside a module (attention's softmax) counts as that module's self time.
+// Each scope also notes the tensor memory it leaves allocated (core/memory.hpp): a module's
+// forward, its output and what it saved for backward; a backward node, the gradients it made
+// less the saved tensors it let go.
 //
 // GPU work runs after its launch returns. With Options::synchronize (the default) a scope waits
 // for every GPU at its start and at its end, so a scope's time includes the device work it
@@ -35,6 +38,7 @@
 
 #include "ligm/backend/registry.hpp"
 #include "ligm/core/error.hpp"
+#include "ligm/core/memory.hpp"
 
 namespace ligm::profiler {
 
@@ -47,6 +51,10 @@ struct Event {
   std::string name;
   std::int64_t start_ns = 0, duration_ns = 0;
   std::int64_t self_ns = 0;  // duration less the scopes opened directly inside it
+  // Tensor memory (core/memory.hpp, all devices together) at the scope's end less at its
+  // start: what the scope allocated and still holds (outputs, tensors saved for backward), less
+  // what it freed; self_bytes less the scopes opened directly inside it.
+  std::int64_t bytes = 0, self_bytes = 0;
   int depth = 0;             // 0 for a scope opened outside every other
   bool repeated = false;     // opened inside a scope of the same name (a Sequential in one)
 };
@@ -56,6 +64,7 @@ struct Row {
   std::string name;
   std::int64_t calls = 0;
   double self_ms = 0, total_ms = 0;  // total counts a scope nested in one of its own name once
+  double self_mb = 0;                // the events' self_bytes, in MB (1e6 bytes)
 };
 
 class Profile;
@@ -105,6 +114,7 @@ class Profile {
       r.name = e.name;
       ++r.calls;
       r.self_ms += double(e.self_ns) / 1e6;
+      r.self_mb += double(e.self_bytes) / 1e6;
       if (!e.repeated) r.total_ms += double(e.duration_ns) / 1e6;
     }
     std::vector<Row> rows;
@@ -129,20 +139,22 @@ class Profile {
     std::string out;
     char line[512];
     auto add = [&](const char* name, const char* calls, const char* self, const char* pct, const char* total,
-                   const char* mean) {
-      std::snprintf(line, sizeof line, "%-*s %8s %11s %7s %11s %11s\n", int(width), name, calls, self, pct, total, mean);
+                   const char* mean, const char* mb = "") {
+      std::snprintf(line, sizeof line, "%-*s %8s %11s %7s %11s %11s %10s\n", int(width), name, calls, self, pct, total,
+                    mean, mb);
       out += line;
     };
-    add("name", "calls", "self ms", "self %", "total ms", "mean us");
+    add("name", "calls", "self ms", "self %", "total ms", "mean us", "self MB");
     for (std::size_t i = 0; i < rows.size() && i < max_rows; ++i) {
       const Row& r = rows[i];
-      char calls[32], self[32], pct[32], total[32], mean[32];
+      char calls[32], self[32], pct[32], total[32], mean[32], mb[32];
       std::snprintf(calls, sizeof calls, "%lld", static_cast<long long>(r.calls));
       std::snprintf(self, sizeof self, "%.3f", r.self_ms);
       std::snprintf(pct, sizeof pct, "%.1f", wall > 0 ? 100 * r.self_ms / wall : 0.0);
       std::snprintf(total, sizeof total, "%.3f", r.total_ms);
       std::snprintf(mean, sizeof mean, "%.1f", 1e3 * r.total_ms / double(r.calls));
-      add(r.name.c_str(), calls, self, pct, total, mean);
+      std::snprintf(mb, sizeof mb, "%+.2f", r.self_mb);
+      add(r.name.c_str(), calls, self, pct, total, mean, mb);
     }
     if (rows.size() > max_rows) {
       double rest = 0;
@@ -168,8 +180,10 @@ class Profile {
   struct Open {
     std::string name;
     std::int64_t start_ns, inner_ns;  // inner: the durations of the scopes closed inside it
+    std::int64_t start_bytes, inner_bytes;
     bool repeated;
   };
+  static std::int64_t bytes_now() { return memory_detail::total().load(std::memory_order_relaxed); }
 
   std::int64_t since_start() const {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_).count();
@@ -178,17 +192,20 @@ class Profile {
     if (sync_) cuda::synchronize();
     bool repeated = false;
     for (const Open& o : stack_) repeated = repeated || o.name == name;
-    stack_.push_back({std::move(name), since_start(), 0, repeated});
+    stack_.push_back({std::move(name), since_start(), 0, bytes_now(), 0, repeated});
   }
   void close() {
     if (stack_.empty()) return;  // opened before the profile started
     if (sync_) cuda::synchronize();
     Open o = std::move(stack_.back());
     stack_.pop_back();
-    const std::int64_t duration = since_start() - o.start_ns;
-    if (!stack_.empty()) stack_.back().inner_ns += duration;
-    events_.push_back({std::move(o.name), o.start_ns, duration, std::max<std::int64_t>(0, duration - o.inner_ns),
-                       int(stack_.size()), o.repeated});
+    const std::int64_t duration = since_start() - o.start_ns, bytes = bytes_now() - o.start_bytes;
+    if (!stack_.empty()) {
+      stack_.back().inner_ns += duration;
+      stack_.back().inner_bytes += bytes;
+    }
+    events_.push_back({std::move(o.name), o.start_ns, duration, std::max<std::int64_t>(0, duration - o.inner_ns), bytes,
+                       bytes - o.inner_bytes, int(stack_.size()), o.repeated});
   }
 
   Options options_;

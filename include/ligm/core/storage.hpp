@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "ligm/backend/registry.hpp"
+#include "ligm/core/memory.hpp"
 
 namespace ligm {
 
@@ -13,9 +14,12 @@ class Storage {
   Storage(std::size_t bytes, Device device)
       : bytes_(bytes), device_(device), allocator_(&allocator_for(device)) {
     data_ = bytes ? allocator_->allocate(bytes) : nullptr;
+    if (data_) memory_detail::add(device_, std::int64_t(bytes_));
   }
   ~Storage() {
-    if (data_) allocator_->deallocate(data_, bytes_);
+    if (!data_) return;
+    allocator_->deallocate(data_, bytes_);
+    memory_detail::sub(device_, std::int64_t(bytes_));
   }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
