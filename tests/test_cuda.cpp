@@ -426,7 +426,8 @@ void case_12() {
 
 // The profiler on the device: a ResNet step records the same scopes, as often, as on the CPU,
 // and with synchronize each scope's time covers the GPU work it queued (the step's scopes
-// add up to its wall time, nothing left running after stop()).
+// add up to its wall time, nothing left running after stop()). The memory counters count the
+// device's tensors.
 void case_13() {
   auto profile_names = [](Device device) {
     Generator g(80);
@@ -457,6 +458,14 @@ void case_13() {
   };
   const auto on_cpu = profile_names(Device::cpu()), on_gpu = profile_names(kGpu);
   CHECK(on_gpu == on_cpu);
+  // The device's tensor memory is counted on the device.
+  const std::int64_t before = memory_allocated(kGpu);
+  {
+    auto t = Tensor<float>::empty({1000}, kGpu);
+    CHECK(memory_allocated(kGpu) == before + 4000);
+    CHECK(max_memory_allocated(kGpu) >= before + 4000);
+  }
+  CHECK(memory_allocated(kGpu) == before);
   CHECK(on_gpu.count("Conv2dBackward") == 1);
   CHECK(on_gpu.count("AdamW.step") == 1);
 }
@@ -482,7 +491,7 @@ const CrossDeviceCase kCases[] = {
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
     {"TF32 tensor cores when allowed stay near the CPU, and switch off", case_12, false},
-    {"the profiler records the same scopes on the device as on the CPU", case_13, false},
+    {"the profiler records the same scopes on the device as on the CPU; memory counted there", case_13, false},
 };
 }  // namespace
 
@@ -551,7 +560,7 @@ TEST_CASE("cuda: TF32 tensor cores when allowed stay near the CPU, and switch of
   case_12();
 }
 
-TEST_CASE("cuda: the profiler records the same scopes on the device as on the CPU" * doctest::skip(kNoGpu)) {
+TEST_CASE("cuda: the profiler records the same scopes on the device as on the CPU; memory counted there" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_13();
 }
