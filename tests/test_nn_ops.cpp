@@ -380,9 +380,56 @@ TEST_CASE("batch_norm_add_relu: the same bits as relu(batch_norm + residual), gr
 // norm_rows.hpp's groups, more, and rows of one run (layer norm's path). (The runs' float sums
 // go into double, where adding a few hundred of them is most often exact in any order; a
 // change that let float sums span a thread's share of the runs would show here.)
+// layer_norm's and rms_norm's affine in the normalisation's own passes on the CPU
+// (Backend::normalizes_columns): the same values and gradients as the affine applied by
+// separate ops (what other backends run), for row counts around the column sums' blocks of 32,
+// column counts around the vector widths, weight and bias alone or together, a 2-d
+// normalized_shape, float and double.
+template <class S>
+void layer_norm_affine_matches_separate_ops(double tol) {
+  using TS = Tensor<S>;
+  struct Case {
+    Shape x, norm;
+  };
+  for (const Case& c : {Case{{1, 5}, {5}}, Case{{31, 16}, {16}}, Case{{32, 17}, {17}}, Case{{2, 33, 37}, {37}},
+                        Case{{100, 1}, {1}}, Case{{7, 3, 4}, {3, 4}}, Case{{65, 192}, {192}}})
+    for (const int affine : {1, 2, 3}) {  // weight, bias, both
+      for (const bool rms : {false, true}) {
+        if (rms && affine != 1) continue;  // rms_norm has a weight only
+        CAPTURE(shape_str(c.x));
+        CAPTURE(affine);
+        CAPTURE(rms);
+        Generator gen(90);
+        auto x = add(mul(randn<S>(c.x, gen), S(2)), S(3)).requires_grad_();
+        auto w = (affine & 1) ? randn<S>(c.norm, gen).requires_grad_() : TS();
+        auto b = (affine & 2) ? randn<S>(c.norm, gen).requires_grad_() : TS();
+        const auto gy = randn<S>(c.x, gen);
+        auto y = rms ? rms_norm(x, c.norm, w, 1e-5) : layer_norm(x, c.norm, w, b);  // fused on the CPU
+        sum(mul(y, gy)).backward();
+        auto x2 = x.detach().clone().requires_grad_();
+        auto w2 = w.defined() ? w.detach().clone().requires_grad_() : TS();
+        auto b2 = b.defined() ? b.detach().clone().requires_grad_() : TS();
+        auto y2 = rms ? rms_norm(x2, c.norm, TS(), 1e-5) : layer_norm(x2, c.norm);  // no affine: nothing to fuse
+        if (w2.defined()) y2 = mul(y2, w2);
+        if (b2.defined()) y2 = add(y2, b2);
+        sum(mul(y2, gy)).backward();
+        check_close(y, y2, tol, tol, "y");
+        check_close(x.grad(), x2.grad(), tol, tol, "dx");
+        if (w.defined()) check_close(w.grad(), w2.grad(), tol, tol, "dweight");
+        if (b.defined()) check_close(b.grad(), b2.grad(), tol, tol, "dbias");
+      }
+    }
+}
+
+TEST_CASE("layer_norm and rms_norm: the affine in the normalisation's passes equals separate ops") {
+  layer_norm_affine_matches_separate_ops<double>(1e-10);
+  layer_norm_affine_matches_separate_ops<float>(2e-4);
+}
+
 TEST_CASE("batch_norm and layer_norm: 1 to 4 threads give one thread's bits") {
   const int before = get_num_threads();
-  for (const Shape& shape : {Shape{64, 32, 28, 28}, Shape{3, 5, 7, 7}, Shape{70, 3, 2}, Shape{8, 300}}) {
+  for (const Shape& shape : {Shape{64, 32, 28, 28}, Shape{3, 5, 7, 7}, Shape{70, 3, 2}, Shape{8, 300}, Shape{100, 37},
+                             Shape{3200, 192}}) {
     const std::int64_t C = shape[1];
     std::vector<std::vector<std::vector<float>>> runs;
     for (const int threads : {1, 2, 3, 4}) {

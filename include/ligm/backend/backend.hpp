@@ -158,6 +158,9 @@ class Backend {
   // with an optional per-row affine): runs the body over rows 0..rows-1.
   virtual void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) = 0;
   virtual void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) = 0;
+  // Whether the two above take a per-column affine (the bodies' col_weight, col_bias: layer
+  // norm's weight and bias in the same passes). Where not, the ops apply it as separate ops.
+  virtual bool normalizes_columns() const { return false; }
   // Cross-entropy of each row of [rows, cols] logits against class indices, with optional
   // class weights (nullptr: all 1), ignore_index and label smoothing (the formulas are in
   // kernels/loss.hpp). Writes each row's loss and log-sum-exp; the backward reads the latter.

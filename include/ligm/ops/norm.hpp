@@ -2,7 +2,9 @@
 // group_norm, rms_norm. Each is one fused op over rows (normalize_rows: the forward and backward
 // kernels of kernels/norm.hpp): batch_norm's rows are the channels, normalised in place in the
 // NCHW layout together with their weight and bias; the others' rows are groups of trailing
-// elements, and their affine weight and bias are ordinary broadcasting ops.
+// elements. layer_norm's and rms_norm's affine weight and bias (per column of those rows) go
+// into the same passes where the backend takes them (Backend::normalizes_columns: the CPU's),
+// and are ordinary broadcasting ops elsewhere, as group_norm's always are.
 #pragma once
 #include <limits>
 #include <optional>
@@ -29,19 +31,24 @@ struct Normalized {
   Tensor<T> y, mean, rstd;
 };
 
+// col_weight and col_bias: the per-column affine (rows of one run; see kernels::NormalizeRows),
+// only where be(x).normalizes_columns().
 template <class T>
 Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::RowLayout layout, bool center,
                              double eps, const Tensor<T>& weight = {}, const Tensor<T>& bias = {},
-                             bool relu = false, const Tensor<T>& residual = {}) {
+                             bool relu = false, const Tensor<T>& residual = {}, const Tensor<T>& col_weight = {},
+                             const Tensor<T>& col_bias = {}) {
   auto ptr = [](const Tensor<T>& t) -> T* { return t.defined() ? t.data_ptr() : nullptr; };
   auto words = [](const Tensor<T>& t) { return t.defined() ? reinterpret_cast<std::uint16_t*>(t.data_ptr()) : nullptr; };
   Normalized<T> r;
-  Tensor<T> x, w, b, res, bits;
+  Tensor<T> x, w, b, res, bits, cw, cb;
   {
     NoGradGuard no_grad;
     x = x_in.contiguous().detach();
     if (weight.defined()) w = weight.contiguous().detach();
     if (bias.defined()) b = bias.contiguous().detach();
+    if (col_weight.defined()) cw = col_weight.contiguous().detach();
+    if (col_bias.defined()) cb = col_bias.contiguous().detach();
     if (residual.defined()) res = residual.contiguous().detach();
     r.y = Tensor<T>::empty(x.shape(), x.device());
     r.mean = Tensor<T>::empty({rows}, x.device());
@@ -54,25 +61,29 @@ Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::
                                std::int64_t(sizeof(T))}, x.device());
     }
   }
-  be(x).normalize_rows(rows, {x.data_ptr(), layout, center, eps, ptr(w), ptr(b), r.y.data_ptr(),
-                              r.mean.data_ptr(), r.rstd.data_ptr(), relu, ptr(res), words(bits)});
+  be(x).normalize_rows(rows, {x.data_ptr(), layout, center, eps, ptr(w), ptr(b), r.y.data_ptr(), r.mean.data_ptr(),
+                              r.rstd.data_ptr(), relu, ptr(res), words(bits), ptr(cw), ptr(cb)});
   // With the fused ReLU the backward masks g by the output (a detached alias: the output's own
   // node must not hold the output), or on the CPU by the bits.
   Tensor<T> out = relu && !bits.defined() ? r.y.detach() : Tensor<T>();
   r.y = autograd::record(
-      relu ? "NormalizeReluBackward" : "NormalizeBackward", r.y, {x_in, weight, bias, residual},
-      [x = autograd::save(x), w = w.defined() ? autograd::save(w) : w, mean = r.mean, rstd = r.rstd, rows,
-       layout, center, ptr, words, out, bits](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
+      relu ? "NormalizeReluBackward" : "NormalizeBackward", r.y, {x_in, weight, bias, residual, col_weight, col_bias},
+      [x = autograd::save(x), w = w.defined() ? autograd::save(w) : w, cw = cw.defined() ? autograd::save(cw) : cw,
+       col_shape = col_weight.defined() ? col_weight.shape() : col_bias.defined() ? col_bias.shape() : Shape{},
+       mean = r.mean, rstd = r.rstd, rows, layout, center, ptr, words, out,
+       bits](const Tensor<T>& g, const NeedsGrad& need) -> std::vector<Tensor<T>> {
         auto gc = g.contiguous();
-        Tensor<T> dx, dw, db, dres;
+        Tensor<T> dx, dw, db, dres, dcw, dcb;
         if (need[0]) dx = Tensor<T>::empty(x.shape(), x.device());
         if (need[1]) dw = Tensor<T>::empty({rows}, x.device());
         if (need[2]) db = Tensor<T>::empty({rows}, x.device());
         if (need[3]) dres = Tensor<T>::empty(x.shape(), x.device());
+        if (need[4]) dcw = Tensor<T>::empty(col_shape, x.device());
+        if (need[5]) dcb = Tensor<T>::empty(col_shape, x.device());
         be(x).normalize_rows_backward(
             rows, {x.data_ptr(), mean.data_ptr(), rstd.data_ptr(), ptr(w), gc.data_ptr(), layout, center, ptr(dx),
-                   ptr(dw), ptr(db), ptr(out), ptr(dres), words(bits)});
-        return {dx, dw, db, dres};
+                   ptr(dw), ptr(db), ptr(out), ptr(dres), words(bits), ptr(cw), ptr(dcw), ptr(dcb)});
+        return {dx, dw, db, dres, dcw, dcb};
       });
   return r;
 }
@@ -184,6 +195,14 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
       check(t->shape() == normalized_shape, op, "weight/bias of shape ", t->shape(),
             " must equal normalized_shape ", normalized_shape);
   const std::int64_t cols = numel_of(normalized_shape);
+  for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&weight, &bias})
+    if (t->defined()) ops_detail::same_device(x, *t, op);
+  if ((weight.defined() || bias.defined()) && ops_detail::be(x).normalizes_columns()) {
+    const std::int64_t rows = x.numel() / std::max<std::int64_t>(cols, 1);
+    return ops_detail::normalize_rows(x, rows, kernels::RowLayout::matrix(cols), true, eps, {}, {}, false, {}, weight,
+                                      bias)
+        .y;
+  }
   auto y = ops_detail::normalize_matrix_rows(x, cols, true, eps).y.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   if (bias.defined()) y = add(y, bias);
@@ -221,6 +240,11 @@ Tensor<T> rms_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tens
         op, "normalized_shape ", normalized_shape, " does not match the trailing dims of input ", x.shape());
   const double e = eps.value_or(std::numeric_limits<T>::epsilon());
   const std::int64_t cols = numel_of(normalized_shape);
+  if (weight.defined()) ops_detail::same_device(x, weight, op);
+  if (weight.defined() && weight.shape() == normalized_shape && ops_detail::be(x).normalizes_columns()) {
+    const std::int64_t rows = x.numel() / std::max<std::int64_t>(cols, 1);
+    return ops_detail::normalize_rows(x, rows, kernels::RowLayout::matrix(cols), false, e, {}, {}, false, {}, weight).y;
+  }
   auto y = ops_detail::normalize_matrix_rows(x, cols, false, e).y.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   return y;

@@ -508,6 +508,7 @@ class CpuBackend final : public Backend<T> {
   void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
     LIGM_CPU_FLOAT_ONLY("normalize_backward", norm::backward(body, rows));
   }
+  bool normalizes_columns() const override { return true; }
 
   // The CUDA thread bodies (kernels/loss.hpp), run over rows and elements in parallel.
   void cross_entropy_forward(const T* logits, std::int64_t rows, std::int64_t cols,

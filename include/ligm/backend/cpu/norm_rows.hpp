@@ -200,6 +200,12 @@ void forward(const kernels::NormalizeRows<T>& p, std::int64_t rows) {
       [&](auto zero, const ForwardCoef<T>& c, const Run& run, std::int64_t k) {
         using V = decltype(zero);
         const std::int64_t o = run.at(k);
+        if (p.col_weight || p.col_bias) {  // layer norm's affine (rows of one run: k is the column)
+          V v = (load<V>(p.x + o) - c.m) * c.scale;
+          if (p.col_weight) v = v * load<V>(p.col_weight + k);
+          if (p.col_bias) v = v + load<V>(p.col_bias + k);
+          return store(p.y + o, v);
+        }
         V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
         if (p.residual) v = v + load<V>(p.residual + o);
         if (!p.relu) return store(p.y + o, v);
@@ -222,9 +228,75 @@ inline V relu_masked(const kernels::NormalizeRowsBackward<T>& p, const Run& run,
   return V(y > V{} ? g : V{});
 }
 
+inline constexpr std::int64_t kColumnBlock = 32;  // rows per partial sum of the column affine's gradients
+
+// The backward of rows of one run with a per-column affine (layer_norm's weight and bias,
+// rms_norm's weight): dx as below with g * w[k] for g; the affine's gradients, sums over the
+// rows of g * xhat and of g, taken in the same pass as dx, over fixed blocks of kColumnBlock
+// rows (each block's sums in T, then in double, added in block order), so the result depends on
+// the shape only, not on the thread count.
+template <class T>
+void backward_columns(const kernels::NormalizeRowsBackward<T>& p, std::int64_t rows) {
+  const std::int64_t cols = p.layout.inner, blocks = (rows + kColumnBlock - 1) / kColumnBlock;
+  const double n = double(cols);
+  const bool sums = p.dcol_weight || p.dcol_bias;
+  thread_local std::vector<double> partial;  // [blocks][2][cols]
+  partial.assign(sums ? std::size_t(blocks * 2 * cols) : 0, 0.0);
+  double* const parts = partial.data();
+  const T* const w = p.col_weight;
+  parallel_for(0, blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+    thread_local std::vector<T> acc;  // this block's sums of g * xhat, then of g
+    acc.resize(std::size_t(2 * cols));
+    T* const sw = acc.data();
+    T* const sb = sw + cols;
+    for (std::int64_t blk = lo; blk < hi; ++blk) {
+      std::fill(acc.begin(), acc.end(), T(0));
+      for (std::int64_t i = blk * kColumnBlock; i < std::min(rows, (blk + 1) * kColumnBlock); ++i) {
+        const T* const x = p.x + i * cols;
+        const T* const g = p.g + i * cols;
+        const T x0 = p.center ? x[0] : T(0);
+        const auto s = run_sums<T>(cols, [&](auto zero, std::int64_t k) {
+          using V = decltype(zero);
+          const V gw = w ? V(load<V>(g + k) * load<V>(w + k)) : load<V>(g + k);
+          return kernels::Pair<V>{gw, gw * (load<V>(x + k) - x0)};
+        });
+        const double m = p.center ? double(p.mean[i]) : 0.0, r = double(p.rstd[i]);
+        const double sg = s.first, sgx = (s.second - (m - double(x0)) * sg) * r;  // sum(g w), sum(g w xhat)
+        const double mg = p.center ? sg / n : 0.0, mgx = sgx / n;
+        const T a = T(r), b = T(-r * r * mgx), c = T(-r * mg), tm = T(m), tr = T(r);
+        T* const dx = p.dx ? p.dx + i * cols : nullptr;
+        simd_for<T>(cols, [&](auto zero, std::int64_t k) {
+          using V = decltype(zero);
+          const V gv = load<V>(g + k), xm = load<V>(x + k) - tm;
+          if (dx) store(dx + k, V((w ? V(gv * load<V>(w + k)) : gv) * a + xm * b + c));
+          if (!sums) return;
+          store(sw + k, V(load<V>(sw + k) + gv * (xm * tr)));
+          store(sb + k, V(load<V>(sb + k) + gv));
+        });
+      }
+      if (sums)
+        for (std::int64_t k = 0; k < cols; ++k) {
+          parts[(blk * 2) * cols + k] = double(sw[k]);
+          parts[(blk * 2 + 1) * cols + k] = double(sb[k]);
+        }
+    }
+  });
+  if (!sums) return;
+  for (std::int64_t k = 0; k < cols; ++k) {
+    double tw = 0, tb = 0;
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+      tw += parts[(blk * 2) * cols + k];
+      tb += parts[(blk * 2 + 1) * cols + k];
+    }
+    if (p.dcol_weight) p.dcol_weight[k] = T(tw);
+    if (p.dcol_bias) p.dcol_bias[k] = T(tb);
+  }
+}
+
 // The backward of all `rows` rows.
 template <class T>
 void backward(const kernels::NormalizeRowsBackward<T>& p, std::int64_t rows) {
+  if (p.col_weight || p.dcol_weight || p.dcol_bias) return backward_columns(p, rows);
   const double n = double(p.layout.cols());
   two_passes<T>(
       p.layout, rows,

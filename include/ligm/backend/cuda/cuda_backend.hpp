@@ -267,6 +267,7 @@ class CudaBackend final : public Backend<T> {
   // Batch norm's rows (NCHW channels) as three launches with many warps per channel
   // (kernels::channel_passes); other rows a warp each.
   void normalize_rows(std::int64_t rows, const kernels::NormalizeRows<T>& body) override {
+    if (body.col_weight || body.col_bias) unsupported("normalize with a per-column affine");  // normalizes_columns()
     if constexpr (is_floating_v<T>) {
       if (kernels::ChannelSplit::applies(body.layout, rows)) return channel_passes("normalize", rows, body, true);
       launch_rows("normalize", rows, body);
@@ -275,6 +276,7 @@ class CudaBackend final : public Backend<T> {
     }
   }
   void normalize_rows_backward(std::int64_t rows, const kernels::NormalizeRowsBackward<T>& body) override {
+    if (body.col_weight || body.dcol_weight || body.dcol_bias) unsupported("normalize_backward with a per-column affine");
     if constexpr (is_floating_v<T>) {
       if (kernels::ChannelSplit::applies(body.layout, rows))
         return channel_passes("normalize_backward", rows, body, body.dx || body.dresidual);

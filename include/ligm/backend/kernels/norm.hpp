@@ -101,6 +101,12 @@ struct NormalizeRows {
   // With relu, on the CPU: where y > 0, a bit per value (ReluBits' layout) for the backward,
   // which then reads it instead of y (a 32nd of the bytes). The device bodies leave it alone.
   std::uint16_t* relu_bits = nullptr;
+  // A per-column affine, y = xhat * col_weight[k] + col_bias[k] for the row's k-th value
+  // (layer_norm's and rms_norm's), on rows of one run without the per-row affine, a residual
+  // or the ReLU. Only on backends whose normalizes_columns() is true (the CPU's); the device
+  // bodies leave them alone, and the ops apply the affine as separate ops there.
+  const T* col_weight = nullptr;  // [cols] or nullptr (1)
+  const T* col_bias = nullptr;    // [cols] or nullptr (0)
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
@@ -143,6 +149,11 @@ struct NormalizeRowsBackward {
   // The CPU's stand-in for y, written by the forward (NormalizeRows::relu_bits): the mask as
   // bits. The device bodies read y.
   const std::uint16_t* relu_bits = nullptr;
+  // The per-column affine (NormalizeRows::col_weight): dx through it, and its gradients, the
+  // sums over the rows of g * xhat and of g ([cols] each, or nullptr). CPU only, as there.
+  const T* col_weight = nullptr;
+  T* dcol_weight = nullptr;
+  T* dcol_bias = nullptr;
   template <class AllSum>
   LIGM_HD void operator()(std::int64_t i, int lane, int lanes, const AllSum& all_sum) const {
     using Acc = ReduceAcc<T>;
