@@ -79,6 +79,9 @@ inline Profile*& active() {
 // True while a profile records on this thread.
 inline bool recording() { return detail::active() != nullptr; }
 
+// Records the scopes of the thread that makes it, until stop() or its end; make, stop and
+// destroy it on that thread (another thread's scopes are not seen; the CPU backend's worker
+// threads open none).
 class Profile {
  public:
   explicit Profile(Options options = {}) : options_(options) {
