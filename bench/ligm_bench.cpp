@@ -5,6 +5,8 @@
 //
 // --tf32 off|conv|all (default off): which float32 GPU work may run on TF32 tensor cores
 // (cuda::set_allow_tf32; "conv" is PyTorch's default: convolutions yes, matrix products no).
+// --cudnn-benchmark 0|1 (default 0, as PyTorch's): time cuDNN's convolution algorithms per shape
+// and keep the fastest (cuda::set_cudnn_benchmark, torch.backends.cudnn.benchmark).
 //
 // The JSON line: the median step time, peak RSS, and tensor_peak_mb, the most memory tensors
 // held on the device at once (core/memory.hpp; on the GPU, torch.cuda.max_memory_allocated's
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
     else if (k == "--device") device = v == "cuda" ? Device::cuda() : Device::cpu();
     else if (k == "--tf32") tf32 = v;
     else if (k == "--profile") profile_steps = std::stoi(v);
+    else if (k == "--cudnn-benchmark") cuda::set_cudnn_benchmark(v == "1");
     else if (k == "--trace") trace = v;
     else fail("ligm_bench", "unknown option ", k);
   }

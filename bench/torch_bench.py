@@ -126,11 +126,14 @@ def main():
     # Which float32 GPU work may use TF32 tensor cores, set explicitly (PyTorch's own defaults
     # are "conv": cudnn.allow_tf32 on, matmul.allow_tf32 off); ligm_bench takes the same flag.
     ap.add_argument("--tf32", default="off", choices=["off", "conv", "all"])
+    ap.add_argument("--cudnn-benchmark", default="0", choices=["0", "1"],
+                    help="torch.backends.cudnn.benchmark (ligm_bench takes the same flag)")
     ap.add_argument("--profile", type=int, default=0,
                     help="after the timed steps, this many more under torch.profiler; its table is printed first")
     a = ap.parse_args()
     torch.backends.cudnn.allow_tf32 = a.tf32 != "off"
     torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "all"
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark == "1"
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     torch.set_num_threads(a.threads)
     if a.sgemm:

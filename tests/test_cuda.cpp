@@ -421,6 +421,14 @@ void case_12() {
   cuda::set_allow_tf32({});
   CHECK((!cuda::allow_tf32().conv && !cuda::allow_tf32().matmul));
   compare_devices<float>("conv2d 3x3, TF32 off again", conv_in, conv, 1e-3, 1e-4);
+  // cuDNN's algorithms timed per shape (cudnn benchmark): the fastest FMA ones, still within
+  // float rounding of the CPU; a new shape, so that its plan is made with the flag on.
+  cuda::set_cudnn_benchmark(true);
+  CHECK(cuda::cudnn_benchmark());
+  compare_devices<float>("conv2d 3x3 stride 2, cudnn benchmark", {randn_s<float>({8, 16, 29, 29}, 74), randn_s<float>({24, 16, 3, 3}, 75)},
+                         [](const auto& x) { return conv2d(x[0], x[1], {}, {.stride = 2, .padding = 1}); }, 1e-3, 1e-4);
+  cuda::set_cudnn_benchmark(false);
+  CHECK_FALSE(cuda::cudnn_benchmark());
   cuda::set_allow_tf32(before);
 }
 
@@ -490,7 +498,7 @@ const CrossDeviceCase kCases[] = {
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
-    {"TF32 tensor cores when allowed stay near the CPU, and switch off", case_12, false},
+    {"TF32 tensor cores when allowed stay near the CPU, and switch off; cudnn benchmark", case_12, false},
     {"the profiler records the same scopes on the device as on the CPU; memory counted there", case_13, false},
 };
 }  // namespace
@@ -555,7 +563,7 @@ TEST_CASE("cuda: LoRA, DoRA and ALLoRA adapters match the CPU, merged and not" *
   case_11();
 }
 
-TEST_CASE("cuda: TF32 tensor cores when allowed stay near the CPU, and switch off" * doctest::skip(kNoGpu)) {
+TEST_CASE("cuda: TF32 tensor cores when allowed stay near the CPU, and switch off; cudnn benchmark" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_12();
 }

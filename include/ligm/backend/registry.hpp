@@ -63,6 +63,20 @@ inline Tf32 allow_tf32() {
   const int b = detail::tf32_bits().load();
   return {(b & 1) != 0, (b & 2) != 0};
 }
+
+// PyTorch's torch.backends.cudnn.benchmark (off by default there and here). On: the first
+// convolution of each shape (and TF32 setting) on the GPU times every algorithm cuDNN offers for
+// each of its three passes (cudnnFind*: runs them all once, in memory cuDNN allocates for the
+// trial) and keeps the fastest allowed; off: cuDNN's heuristics rank them without running any,
+// and the first allowed is kept. Read when a shape's algorithms are chosen.
+namespace detail {
+inline std::atomic<bool>& cudnn_benchmark_flag() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+}  // namespace detail
+inline void set_cudnn_benchmark(bool on) { detail::cudnn_benchmark_flag().store(on); }
+inline bool cudnn_benchmark() { return detail::cudnn_benchmark_flag().load(); }
 }  // namespace cuda
 
 #if defined(LIGM_WITH_CUDA)

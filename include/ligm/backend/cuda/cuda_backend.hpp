@@ -41,6 +41,7 @@ struct ConvPlan {
   cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
   std::size_t fwd_bytes = 0, bwd_data_bytes = 0, bwd_filter_bytes = 0;
   bool tf32 = false;  // float32 with cuda::allow_tf32().conv when the plan was made
+  bool benchmark = false;  // cuda::cudnn_benchmark() then: algorithms timed (cudnnFind*), not ranked
   // The descriptor's math type for cuDNN's heuristics: default math lets it offer TF32
   // algorithms for float32; FMA math keeps to plain float32.
   cudnnMathType_t base_math() const { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
@@ -54,7 +55,8 @@ struct ConvPlan {
   }
 };
 
-// Picks the first algorithm cuDNN's heuristics rank as working; unless tensor cores are allowed
+// Picks the first algorithm cuDNN's heuristics rank as working (or, with cuda::cudnn_benchmark(),
+// the fastest that its trial runs timed, cudnnFind* sorting them by time); unless tensor cores are allowed
 // (cuda::allow_tf32().conv, float32), the first that runs in plain FMA math (no TF32: float
 // results then match the CPU within float rounding).
 template <class Perf>
@@ -340,9 +342,9 @@ class CudaBackend final : public Backend<T> {
         check_status(cudnnSetConvolutionMathType(plan.conv, plan.base_math()), "conv2d");
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
-        check_status(cudnnGetConvolutionForwardAlgorithm_v7(ctx_.cudnn(), plan.x, plan.w, plan.conv, plan.y,
-                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf),
-              "conv2d");
+        const auto choose = plan.benchmark ? cudnnFindConvolutionForwardAlgorithm : cudnnGetConvolutionForwardAlgorithm_v7;
+        check_status(choose(ctx_.cudnn(), plan.x, plan.w, plan.conv, plan.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, perf),
+                     "conv2d");
         const auto& best = pick_algorithm(perf, count, "conv2d", plan.tf32);
         plan.fwd = best.algo;
         plan.fwd_math = best.mathType;
@@ -371,10 +373,11 @@ class CudaBackend final : public Backend<T> {
         check_status(cudnnSetConvolutionMathType(plan.conv, plan.base_math()), "conv2d_backward_input");
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         int count = 0;
-        check_status(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx_.cudnn(), plan.w, plan.y, plan.conv,
-                                                          plan.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                          &count, perf),
-              "conv2d_backward_input");
+        const auto choose =
+            plan.benchmark ? cudnnFindConvolutionBackwardDataAlgorithm : cudnnGetConvolutionBackwardDataAlgorithm_v7;
+        check_status(choose(ctx_.cudnn(), plan.w, plan.y, plan.conv, plan.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                            &count, perf),
+                     "conv2d_backward_input");
         const auto& best = pick_algorithm(perf, count, "conv2d_backward_input", plan.tf32);
         plan.bwd_data = best.algo;
         plan.bwd_data_math = best.mathType;
@@ -403,10 +406,11 @@ class CudaBackend final : public Backend<T> {
         check_status(cudnnSetConvolutionMathType(plan.conv, plan.base_math()), "conv2d_backward_weight");
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int count = 0;
-        check_status(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx_.cudnn(), plan.x, plan.y, plan.conv,
-                                                            plan.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                            &count, perf),
-              "conv2d_backward_weight");
+        const auto choose =
+            plan.benchmark ? cudnnFindConvolutionBackwardFilterAlgorithm : cudnnGetConvolutionBackwardFilterAlgorithm_v7;
+        check_status(choose(ctx_.cudnn(), plan.x, plan.y, plan.conv, plan.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                            &count, perf),
+                     "conv2d_backward_weight");
         const auto& best = pick_algorithm(perf, count, "conv2d_backward_weight", plan.tf32);
         plan.bwd_filter = best.algo;
         plan.bwd_filter_math = best.mathType;
@@ -562,12 +566,15 @@ class CudaBackend final : public Backend<T> {
     check_status(cudaMemsetAsync(p, 0, std::size_t(n) * sizeof(T), ctx_.stream()), "zero");
   }
 
-  // The plan of a geometry and TF32 setting: descriptors made once, algorithms chosen on first use.
+  // The plan of a geometry, TF32 and benchmark setting: descriptors made once, algorithms chosen
+  // on first use.
   ConvPlan& conv_plan(const Conv2dGeometry& g) {
     const bool tf32 = std::is_same_v<T, float> && ::ligm::cuda::allow_tf32().conv;
+    const bool benchmark = ::ligm::cuda::cudnn_benchmark();
     const std::array<std::int64_t, 17> key{g.n,    g.c_in,     g.h_in,     g.w_in,  g.c_out, g.h_out,
                                            g.w_out, g.kh,      g.kw,       g.stride_h, g.stride_w,
-                                           g.pad_h, g.pad_w,   g.dil_h,    g.dil_w, g.groups, tf32 ? 1 : 0};
+                                           g.pad_h, g.pad_w,   g.dil_h,    g.dil_w, g.groups,
+                                           (tf32 ? 1 : 0) | (benchmark ? 2 : 0)};
     auto it = plans_.find(key);
     if (it != plans_.end()) return *it->second;
     for (std::int64_t v : key)
@@ -593,6 +600,7 @@ class CudaBackend final : public Backend<T> {
           "conv2d");
     check_status(cudnnSetConvolutionGroupCount(plan->conv, int(g.groups)), "conv2d");
     plan->tf32 = tf32;
+    plan->benchmark = benchmark;
     check_status(cudnnSetConvolutionMathType(plan->conv, plan->base_math()), "conv2d");
     return *plans_.emplace(key, std::move(plan)).first->second;
   }
