@@ -217,6 +217,7 @@ TEST_CASE("memory: tensors' bytes per device, the peak and its reset") {
   CHECK(memory_allocated() == base);
   CHECK(memory_allocated(Device::cuda(7)) == 0);  // a device that holds nothing
   CHECK(memory_allocated(Device::cuda(1000)) == 0);  // beyond the counted devices: 0, no error
+  CHECK(memory_allocated(Device::cuda(-1)) == 0);    // not the CPU's count
 }
 
 TEST_CASE("profiler: each scope notes the tensor memory it leaves allocated") {

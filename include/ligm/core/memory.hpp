@@ -33,8 +33,8 @@ inline std::array<Counter, kSlots>& counters() {
   return c;
 }
 inline Counter* counter(Device d) {
-  const int slot = d.is_cpu() ? 0 : 1 + d.index;
-  return slot >= 0 && slot < kSlots ? &counters()[std::size_t(slot)] : nullptr;
+  if (!d.is_cpu() && (d.index < 0 || d.index >= kSlots - 1)) return nullptr;
+  return &counters()[d.is_cpu() ? 0 : std::size_t(1 + d.index)];
 }
 inline void add(Device d, std::int64_t bytes) {
   total().fetch_add(bytes, std::memory_order_relaxed);

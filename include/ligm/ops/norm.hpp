@@ -88,11 +88,13 @@ Normalized<T> normalize_rows(const Tensor<T>& x_in, std::int64_t rows, kernels::
   return r;
 }
 
-// The rows of a [rows, cols] view of x.
+// The rows of a [rows, cols] view of x, with the per-column affine if given (where the backend
+// normalizes_columns()).
 template <class T>
-Normalized<T> normalize_matrix_rows(const Tensor<T>& x, std::int64_t cols, bool center, double eps) {
+Normalized<T> normalize_matrix_rows(const Tensor<T>& x, std::int64_t cols, bool center, double eps,
+                                    const Tensor<T>& col_weight = {}, const Tensor<T>& col_bias = {}) {
   const std::int64_t rows = x.numel() / std::max<std::int64_t>(cols, 1);
-  return normalize_rows(x, rows, kernels::RowLayout::matrix(cols), center, eps);
+  return normalize_rows(x, rows, kernels::RowLayout::matrix(cols), center, eps, {}, {}, false, {}, col_weight, col_bias);
 }
 }  // namespace ops_detail
 
@@ -197,12 +199,8 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
   const std::int64_t cols = numel_of(normalized_shape);
   for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&weight, &bias})
     if (t->defined()) ops_detail::same_device(x, *t, op);
-  if ((weight.defined() || bias.defined()) && ops_detail::be(x).normalizes_columns()) {
-    const std::int64_t rows = x.numel() / std::max<std::int64_t>(cols, 1);
-    return ops_detail::normalize_rows(x, rows, kernels::RowLayout::matrix(cols), true, eps, {}, {}, false, {}, weight,
-                                      bias)
-        .y;
-  }
+  if ((weight.defined() || bias.defined()) && ops_detail::be(x).normalizes_columns())
+    return ops_detail::normalize_matrix_rows(x, cols, true, eps, weight, bias).y;
   auto y = ops_detail::normalize_matrix_rows(x, cols, true, eps).y.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   if (bias.defined()) y = add(y, bias);
@@ -241,10 +239,8 @@ Tensor<T> rms_norm(const Tensor<T>& x, const Shape& normalized_shape, const Tens
   const double e = eps.value_or(std::numeric_limits<T>::epsilon());
   const std::int64_t cols = numel_of(normalized_shape);
   if (weight.defined()) ops_detail::same_device(x, weight, op);
-  if (weight.defined() && weight.shape() == normalized_shape && ops_detail::be(x).normalizes_columns()) {
-    const std::int64_t rows = x.numel() / std::max<std::int64_t>(cols, 1);
-    return ops_detail::normalize_rows(x, rows, kernels::RowLayout::matrix(cols), false, e, {}, {}, false, {}, weight).y;
-  }
+  if (weight.defined() && weight.shape() == normalized_shape && ops_detail::be(x).normalizes_columns())
+    return ops_detail::normalize_matrix_rows(x, cols, false, e, weight).y;
   auto y = ops_detail::normalize_matrix_rows(x, cols, false, e).y.reshape(x.shape());
   if (weight.defined()) y = mul(y, weight);
   return y;
