@@ -193,12 +193,12 @@ Tensor<T> layer_norm(const Tensor<T>& x, const Shape& normalized_shape, const Te
   check(k >= 1 && k <= x.dim() && Shape(x.shape().end() - k, x.shape().end()) == normalized_shape,
         op, "normalized_shape ", normalized_shape, " does not match the trailing dims of input ", x.shape());
   for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&weight, &bias})
-    if (t->defined())
+    if (t->defined()) {
       check(t->shape() == normalized_shape, op, "weight/bias of shape ", t->shape(),
             " must equal normalized_shape ", normalized_shape);
+      ops_detail::same_device(x, *t, op);
+    }
   const std::int64_t cols = numel_of(normalized_shape);
-  for (const Tensor<T>* t : std::initializer_list<const Tensor<T>*>{&weight, &bias})
-    if (t->defined()) ops_detail::same_device(x, *t, op);
   if ((weight.defined() || bias.defined()) && ops_detail::be(x).normalizes_columns())
     return ops_detail::normalize_matrix_rows(x, cols, true, eps, weight, bias).y;
   auto y = ops_detail::normalize_matrix_rows(x, cols, true, eps).y.reshape(x.shape());

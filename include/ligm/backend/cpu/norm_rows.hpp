@@ -182,39 +182,44 @@ auto shift_of(const P& p, std::int64_t i) {
 template <class T>
 void forward(const kernels::NormalizeRows<T>& p, std::int64_t rows) {
   const double n = double(p.layout.cols());
-  two_passes<T>(
-      p.layout, rows,
-      [&](auto zero, std::int64_t i, const Run& run, std::int64_t k) {
-        using V = decltype(zero);
-        const V d = load<V>(p.x + run.at(k)) - shift_of(p, i);
-        return kernels::Pair<V>{d, d * d};
-      },
-      [&](std::int64_t i, kernels::Pair<double> s) {
-        const double d1 = p.center ? s.first / n : 0.0;
-        const double m = double(shift_of(p, i)) + d1, v = std::max(0.0, s.second / n - d1 * d1);
-        const double r = 1 / std::sqrt(v + p.eps);
-        p.mean[i] = T(m);
-        p.rstd[i] = T(r);
-        return ForwardCoef<T>{T(m), T(p.weight ? r * double(p.weight[i]) : r), p.bias ? p.bias[i] : T(0)};
-      },
-      [&](auto zero, const ForwardCoef<T>& c, const Run& run, std::int64_t k) {
-        using V = decltype(zero);
-        const std::int64_t o = run.at(k);
-        if (p.col_weight || p.col_bias) {  // layer norm's affine (rows of one run: k is the column)
-          V v = (load<V>(p.x + o) - c.m) * c.scale;
-          if (p.col_weight) v = v * load<V>(p.col_weight + k);
-          if (p.col_bias) v = v + load<V>(p.col_bias + k);
-          return store(p.y + o, v);
-        }
-        V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
-        if (p.residual) v = v + load<V>(p.residual + o);
-        if (!p.relu) return store(p.y + o, v);
-        // max(v, 0) (0 for NaN, as the device body), and where it is v, the mask's bits.
-        if (!p.relu_bits) return store(p.y + o, V(v > V{} ? v : V{}));
-        const unsigned bits = positive_bits(v);
-        store(p.y + o, keep_bits(v, bits));
-        relu_word(p.relu_bits, p.layout, run, k, bits);
-      });
+  const auto sums = [&](auto zero, std::int64_t i, const Run& run, std::int64_t k) {
+    using V = decltype(zero);
+    const V d = load<V>(p.x + run.at(k)) - shift_of(p, i);
+    return kernels::Pair<V>{d, d * d};
+  };
+  const auto finish = [&](std::int64_t i, kernels::Pair<double> s) {
+    const double d1 = p.center ? s.first / n : 0.0;
+    const double m = double(shift_of(p, i)) + d1, v = std::max(0.0, s.second / n - d1 * d1);
+    const double r = 1 / std::sqrt(v + p.eps);
+    p.mean[i] = T(m);
+    p.rstd[i] = T(r);
+    return ForwardCoef<T>{T(m), T(p.weight ? r * double(p.weight[i]) : r), p.bias ? p.bias[i] : T(0)};
+  };
+  // Layer norm's affine (rows of one run: k is the column). A pass of its own, not a branch in
+  // the one below: sharing (x - m) * scale with it would keep the compiler from fusing that
+  // product with the shift's add there, and change batch norm's bits.
+  if (p.col_weight || p.col_bias)
+    return two_passes<T>(p.layout, rows, sums, finish,
+                         [&](auto zero, const ForwardCoef<T>& c, const Run& run, std::int64_t k) {
+                           using V = decltype(zero);
+                           const std::int64_t o = run.at(k);
+                           V v = (load<V>(p.x + o) - c.m) * c.scale;
+                           if (p.col_weight) v = v * load<V>(p.col_weight + k);
+                           if (p.col_bias) v = v + load<V>(p.col_bias + k);
+                           store(p.y + o, v);
+                         });
+  two_passes<T>(p.layout, rows, sums, finish, [&](auto zero, const ForwardCoef<T>& c, const Run& run, std::int64_t k) {
+    using V = decltype(zero);
+    const std::int64_t o = run.at(k);
+    V v = (load<V>(p.x + o) - c.m) * c.scale + c.shift;
+    if (p.residual) v = v + load<V>(p.residual + o);
+    if (!p.relu) return store(p.y + o, v);
+    // max(v, 0) (0 for NaN, as the device body), and where it is v, the mask's bits.
+    if (!p.relu_bits) return store(p.y + o, V(v > V{} ? v : V{}));
+    const unsigned bits = positive_bits(v);
+    store(p.y + o, keep_bits(v, bits));
+    relu_word(p.relu_bits, p.layout, run, k, bits);
+  });
 }
 
 // The incoming gradient at the run's k, or with a fused ReLU g where its output is positive

@@ -33,6 +33,13 @@ Tensor<bool> element_mask(std::int64_t rows, std::int64_t per_row, const std::ve
   return tensor<std::int64_t>(m, shape).template to<bool>().to(device);
 }
 
+// Whether row i of a layer's weight (or of its projection) is kept: not pruned, and for
+// `trainable` also free.
+template <class T>
+auto kept_row(const Layer<T>& l, bool trainable) {
+  return [&l, trainable](std::int64_t i) { return !l.pruned[std::size_t(i)] && (!trainable || l.is_free(i)); };
+}
+
 // Layer li's weight: its unpruned rows (and, for `trainable`, only the free ones), the columns
 // of the unpruned neurons of the layer before.
 template <class T>
@@ -41,9 +48,7 @@ Tensor<bool> weight_mask(const std::vector<Layer<T>>& layers, std::size_t li, bo
   const Tensor<T>& w = l.weight();
   const std::int64_t n = w.shape()[0], per_row = w.numel() / std::max<std::int64_t>(n, 1);
   const std::vector<char>* in_pruned = li == 0 ? nullptr : &layers[li - 1].pruned;
-  return element_mask(n, per_row, in_pruned, [&](std::int64_t i) {
-    return !l.pruned[std::size_t(i)] && (!trainable || l.is_free(i));
-  }, w.shape(), w.device());
+  return element_mask(n, per_row, in_pruned, kept_row(l, trainable), w.shape(), w.device());
 }
 
 // The projection of a residual block (layer li): rows are layer li's neurons, columns the
@@ -53,9 +58,8 @@ Tensor<bool> proj_mask(const std::vector<Layer<T>>& layers, std::size_t li, bool
   const auto& l = layers[li];
   const Tensor<T>& w = l.proj->weight;
   const std::vector<char>* in_pruned = li < 2 ? nullptr : &layers[li - 2].pruned;
-  return element_mask(w.shape()[0], w.numel() / w.shape()[0], in_pruned, [&](std::int64_t i) {
-    return !l.pruned[std::size_t(i)] && (!trainable || l.is_free(i));
-  }, w.shape(), w.device());
+  return element_mask(w.shape()[0], w.numel() / w.shape()[0], in_pruned, kept_row(l, trainable), w.shape(),
+                      w.device());
 }
 
 // A head's weight: every row kept; the columns of pruned last-layer neurons masked.
