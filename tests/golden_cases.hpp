@@ -206,6 +206,7 @@ std::map<std::string, GoldenFn<S>> golden_ops(Device d) {
   m["batch_norm_add_relu_eval"] = [d](const Inputs& x) {
     return batch_norm_add_relu(x[0], x[1], x[4], x[5], x[2], x[3], false);
   };
+  m["nan_to_num"] = [d](const Inputs& x) { return nan_to_num(x[0], 0.5, 3.0, -2.0); };
   return m;
 }
 

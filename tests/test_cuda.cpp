@@ -10,6 +10,7 @@
 // integer and bool tensors, atomics with duplicate indices, the random streams, in-place ops,
 // device errors, and a short training run whose loss curve must match the CPU's.
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include <ligm/methods/eidetic/eidetic.hpp>
@@ -133,6 +134,19 @@ void case_2() {  // long reductions (one block per output) and long softmax rows
   auto [v, i] = max(ints.to(kGpu), 1);
   CHECK(i.to_vector() == max(ints, 1).second.to_vector());
   CHECK(argmax(ints.to<double>().to(kGpu), 0).to_vector() == argmax(ints.to<double>(), 0).to_vector());
+  // NaN and the infinities found alike, and bool any/all over long rows and columns.
+  auto z = randn_s<float>({300, 1000}, 9);
+  z = masked_fill(masked_fill(z, gt(z, 2.5f), std::numeric_limits<float>::quiet_NaN()), lt(z, -2.5f),
+                  std::numeric_limits<float>::infinity());
+  const auto zd = z.to(kGpu);
+  CHECK(isnan(zd).to_vector() == isnan(z).to_vector());
+  CHECK(isinf(zd).to_vector() == isinf(z).to_vector());
+  CHECK(isfinite(zd).to_vector() == isfinite(z).to_vector());
+  CHECK(nan_to_num(zd, 0.5).to_vector() == nan_to_num(z, 0.5).to_vector());
+  for (const Dims& dims : std::vector<Dims>{{}, {0}, {1}}) {
+    CHECK(any(isnan(zd), dims).to_vector() == any(isnan(z), dims).to_vector());
+    CHECK(all(isfinite(zd), dims).to_vector() == all(isfinite(z), dims).to_vector());
+  }
 }
 
 void case_3() {  // GEMM and convolution at training sizes

@@ -127,3 +127,50 @@ TEST_CASE("in-place arithmetic") {
   CHECK(x.to_vector() == std::vector<float>{7, 11, 7, 11});
   check_error([&] { x.add_(ones<float>({3, 2, 2})); }, {"add_", "does not fit", "[2, 2]"});
 }
+
+TEST_CASE("isnan, isinf, isfinite and nan_to_num at NaN and both infinities; any and all") {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  auto x = tensor<double>({1.5, nan, inf, -inf, 0, -2, std::numeric_limits<double>::max(), -0.0}, {2, 4});
+  using B = std::vector<bool>;
+  CHECK(isnan(x).to_vector() == B{false, true, false, false, false, false, false, false});
+  CHECK(isinf(x).to_vector() == B{false, false, true, true, false, false, false, false});
+  CHECK(isfinite(x).to_vector() == B{true, false, false, false, true, true, true, true});
+  CHECK(isnan(x.transpose(0, 1)).to_vector() == B{false, false, true, false, false, false, false, false});
+  auto ints = tensor<std::int64_t>({1, -5, 0}, {3});
+  CHECK(isfinite(ints).to_vector() == B{true, true, true});
+  CHECK(isinf(ints).to_vector() == B{false, false, false});
+  CHECK(isnan(ints).to_vector() == B{false, false, false});
+
+  // torch.nan_to_num: the defaults are 0 and the largest and lowest finite values.
+  CHECK(nan_to_num(x).to_vector() == std::vector<double>{1.5, 0, std::numeric_limits<double>::max(),
+                                                         std::numeric_limits<double>::lowest(), 0, -2,
+                                                         std::numeric_limits<double>::max(), -0.0});
+  CHECK(nan_to_num(x, 0.5, 3.0, -4.0).to_vector() == std::vector<double>{1.5, 0.5, 3, -4, 0, -2,
+                                                                          std::numeric_limits<double>::max(), 0});
+  CHECK(nan_to_num(tensor<float>({float(nan), float(inf)}, {2})).to_vector() ==
+        std::vector<float>{0, std::numeric_limits<float>::max()});
+  // The gradient flows where x was finite only (PyTorch's grad * isfinite(x)).
+  auto xg = x.clone().requires_grad_();
+  nan_to_num(xg, 0.5).sum().backward();
+  CHECK(xg.grad().to_vector() == std::vector<double>{1, 0, 0, 0, 1, 1, 1, 1});
+  check_grad([](const std::vector<Tensor<double>>& in) { return nan_to_num(in[0], 1.0, 2.0, -2.0); },
+             {leaf({3, 4}, 41)});
+  check_error([&] { nan_to_num(ints); }, {"nan_to_num"});
+
+  // any / all, over everything and over dims; numbers count as true when nonzero.
+  auto m = tensor<bool>({true, false, false, false, false, false}, {2, 3});
+  CHECK(any(m).item() == true);
+  CHECK(all(m).item() == false);
+  CHECK(any(m, {1}).to_vector() == B{true, false});
+  CHECK(all(logical_not(m), {0}).to_vector() == B{false, true, true});
+  CHECK(any(m, {0}, true).shape() == Shape{1, 3});
+  CHECK(any(isnan(x)).item() == true);
+  CHECK(all(isfinite(x), {1}).to_vector() == B{false, true});
+  CHECK(any(tensor<double>({0, 0, 3}, {3})).item() == true);
+  CHECK(all(tensor<std::int64_t>({1, 0}, {2})).item() == false);
+  // Over no elements: any is false, all is true (as PyTorch).
+  CHECK(any(zeros<double>({0, 3})).item() == false);
+  CHECK(all(zeros<double>({0, 3})).item() == true);
+  CHECK(all(zeros<bool>({2, 0}), {1}).to_vector() == B{true, true});
+  check_error([&] { any(m, {2}); }, {"any", "dim"});
+}

@@ -257,6 +257,16 @@ case("batch_norm_add_relu_eval", lambda x, r, w, b, rm, rv: F.relu(F.batch_norm(
      rn(4, 3, 2, 5), rn(4, 3, 2, 5), rn(3), rn(3), rn(3), pos(3), const=(4, 5))
 
 
+def with_nonfinite(t):
+    """t with a NaN, +inf and -inf at its first three positions."""
+    t = t.clone()
+    t.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), float("-inf")], dtype=t.dtype)
+    return t
+
+
+case("nan_to_num", lambda x: torch.nan_to_num(x, nan=0.5, posinf=3.0, neginf=-2.0), with_nonfinite(rn(3, 4)))
+
+
 def randomize(m):
     """Non-trivial affine parameters, biases, class tokens, positions and running statistics,
     so that loading them matters (the module and model goldens use it)."""

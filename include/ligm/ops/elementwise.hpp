@@ -3,6 +3,7 @@
 // backend/kernels/elementwise_math.hpp; here is how each op records its backward.
 #pragma once
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -251,6 +252,48 @@ Tensor<T> masked_fill(const Tensor<T>& x, const Tensor<bool>& mask, std::type_id
 }
 
 inline Tensor<bool> logical_not(const Tensor<bool>& m) { return eq(m, false); }
+
+// --- NaN and infinity (torch.isnan, isinf, isfinite, nan_to_num) ------------------------------
+// The tests: NaN is the only value unequal to itself; x - x is 0 exactly when x is finite.
+// Integer tensors hold neither.
+template <class T>
+Tensor<bool> isnan(const Tensor<T>& x) {
+  ops_detail::defined_or_fail(x, "isnan", "the input");
+  NoGradGuard no_grad;
+  return ne(x, x);
+}
+template <class T>
+Tensor<bool> isfinite(const Tensor<T>& x) {
+  ops_detail::defined_or_fail(x, "isfinite", "the input");
+  NoGradGuard no_grad;
+  if constexpr (!is_floating_v<T>) return eq(x, x);
+  else return eq(sub(x, x), T(0));
+}
+template <class T>
+Tensor<bool> isinf(const Tensor<T>& x) {
+  ops_detail::defined_or_fail(x, "isinf", "the input");
+  NoGradGuard no_grad;
+  if constexpr (!is_floating_v<T>) return ne(x, x);
+  else return eq(abs(x), std::numeric_limits<T>::infinity());
+}
+
+// NaN becomes `nan`, +inf `posinf` and -inf `neginf` (by default the largest and the lowest
+// finite values of T). The gradient flows where x is finite, and is 0 where it was replaced.
+template <class T>
+Tensor<T> nan_to_num(const Tensor<T>& x, double nan = 0.0, std::optional<double> posinf = std::nullopt,
+                     std::optional<double> neginf = std::nullopt) {
+  ops_detail::floating_only<T>("nan_to_num");
+  ops_detail::defined_or_fail(x, "nan_to_num", "the input");
+  Tensor<T> replacement;
+  {
+    NoGradGuard no_grad;
+    const T big = posinf ? T(*posinf) : std::numeric_limits<T>::max();
+    const T low = neginf ? T(*neginf) : std::numeric_limits<T>::lowest();
+    replacement = where(isnan(x), scalar_tensor<T>(T(nan), x.device()),
+                        where(gt(x, T(0)), scalar_tensor<T>(big, x.device()), scalar_tensor<T>(low, x.device())));
+  }
+  return where(isfinite(x), x, replacement);
+}
 
 // --- operators ------------------------------------------------------------------------------
 template <class T> Tensor<T> operator+(const Tensor<T>& a, const Tensor<T>& b) { return add(a, b); }

@@ -159,6 +159,33 @@ Tensor<std::int64_t> argmin(const Tensor<T>& x, std::optional<std::int64_t> dim 
   return ops_detail::arg_extremum(false, x, dim, keepdim);
 }
 
+// any/all over dims (torch.any, torch.all): whether some / every element is true (nonzero
+// for numbers). Over no elements any is false and all is true.
+namespace ops_detail {
+template <class T>
+Tensor<bool> any_all(bool is_any, const Tensor<T>& x, const Dims& dims, bool keepdim) {
+  const char* name = is_any ? "any" : "all";
+  defined_or_fail(x, name, "the input");
+  if constexpr (!std::is_same_v<T, bool>) {
+    NoGradGuard no_grad;
+    return any_all(is_any, ne(x, T(0)), dims, keepdim);
+  } else {
+    const auto p = plan_reduce(x.shape(), dims, keepdim, name);
+    if (p.count == 0 || x.numel() == 0) return full<bool>(p.out, !is_any, x.device());
+    return reduce_raw(is_any ? ReduceOp::Max : ReduceOp::Min, x, p);
+  }
+}
+}  // namespace ops_detail
+
+template <class T>
+Tensor<bool> any(const Tensor<T>& x, const Dims& dims = {}, bool keepdim = false) {
+  return ops_detail::any_all(true, x, dims, keepdim);
+}
+template <class T>
+Tensor<bool> all(const Tensor<T>& x, const Dims& dims = {}, bool keepdim = false) {
+  return ops_detail::any_all(false, x, dims, keepdim);
+}
+
 // Variance with Bessel's correction when unbiased (correction = 1).
 template <class T>
 Tensor<T> var(const Tensor<T>& x, const Dims& dims = {}, bool unbiased = true, bool keepdim = false) {
