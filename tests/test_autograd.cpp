@@ -211,3 +211,91 @@ TEST_CASE("modifying a saved tensor in place before backward is caught") {
   }
   CHECK(v.grad().defined());
 }
+
+TEST_CASE("anomaly mode names the node that first returns a NaN gradient, and where it was recorded") {
+  // sqrt at 0 has an infinite derivative; times a zero gradient from above, NaN (0 * inf).
+  auto nan_backward = [] {
+    auto x = tensor<double>({0, 1}, {2}).requires_grad_();
+    mul(sqrt(x), 0.0).sum().backward();
+    return x.grad();
+  };
+  CHECK(!autograd::is_anomaly_enabled());
+  CHECK(std::isnan(nan_backward().to_vector()[0]));  // off: the NaN flows into .grad silently
+  {
+    autograd::DetectAnomalyGuard anomaly;
+    CHECK(autograd::is_anomaly_enabled());
+    check_error(nan_backward, {"backward", "SqrtBackward", "NaN", "0th output", "[2]", "float64", "cpu",
+                               "outside every module"});
+    // Inside modules and users' scopes: the path of scopes open when the op was recorded.
+    Generator g(3);
+    nn::Sequential<double> net(nn::Linear<double>(3, 4, true, g), nn::ReLU<double>(), nn::Linear<double>(4, 2, true, g));
+    {
+      NoGradGuard no_grad;
+      auto w = net.parameters()[2];  // the second Linear's weight
+      w.fill_(std::numeric_limits<double>::quiet_NaN());
+    }
+    auto x = randn<double>({5, 3}, g).requires_grad_();
+    Tensor<double> loss;
+    {
+      profiler::Scope step("train step");
+      loss = net(x).sum();
+    }
+    try {
+      loss.backward();
+      FAIL("no error");
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      CHECK(what.find("in train step > Sequential > Linear") != std::string::npos);
+      CHECK(what.find("[5, 4]") != std::string::npos);  // the gradient into the ReLU's output
+    }
+    CHECK(autograd::detail::scope_names().empty());  // every scope closed, error or not
+    // Infinities pass (as PyTorch): only NaN is an anomaly.
+    auto y = tensor<double>({0, 4}, {2}).requires_grad_();
+    sqrt(y).sum().backward();
+    CHECK(std::isinf(y.grad().to_vector()[0]));
+    {
+      autograd::DetectAnomalyGuard off(false);
+      CHECK(!autograd::is_anomaly_enabled());
+      CHECK(std::isnan(nan_backward().to_vector()[0]));
+    }
+    CHECK(autograd::is_anomaly_enabled());
+  }
+  CHECK(!autograd::is_anomaly_enabled());
+  // Off, nodes note no context and no scope names are kept.
+  auto z = tensor<double>({1}, {1}).requires_grad_();
+  profiler::Scope outer("outer");
+  auto out = exp(z);
+  CHECK(out.grad_fn()->context.empty());
+  CHECK(autograd::detail::scope_names().empty());
+}
+
+TEST_CASE("to_dot draws the recorded graph: nodes, named leaves, shapes on the edges") {
+  auto a = tensor<double>({1, 2}, {2}).requires_grad_();
+  auto b = tensor<double>({3, 4, 5, 6}, {2, 2}).requires_grad_();
+  auto c = add(mul(a, b), a).sum();  // a is used twice: one leaf, two edges out of it
+  const std::string dot = autograd::to_dot(c, {{"a", a}, {"b", b}});
+  auto count = [&](const std::string& s) {
+    std::size_t n = 0;
+    for (auto at = dot.find(s); at != std::string::npos; at = dot.find(s, at + 1)) ++n;
+    return n;
+  };
+  CHECK(dot.rfind("digraph autograd {", 0) == 0);
+  CHECK(dot.substr(dot.size() - 2) == "}\n");
+  // Three op nodes and two leaves, in topological order from the root's node (n0).
+  CHECK(count("[shape=box") == 3);
+  CHECK(count("[shape=ellipse") == 2);
+  CHECK(dot.find("n0 [shape=box, label=\"SumBackward\"]") != std::string::npos);
+  CHECK(dot.find("label=\"a\\n[2]\"") != std::string::npos);
+  CHECK(dot.find("label=\"b\\n[2, 2]\"") != std::string::npos);
+  // Edges: a -> Mul, b -> Mul, Mul -> Add, a -> Add, Add -> Sum, and Sum -> the output.
+  CHECK(count(" -> ") == 6);
+  CHECK(count("[label=\"[2, 2]\"]") == 3);  // b and the product into Mul/Add, the sum into Sum
+  CHECK(count("[label=\"[2]\"]") == 2);     // a, into Mul and into Add (broadcast)
+  // Unnamed leaves are "leaf"; a tensor without history is the output alone.
+  CHECK(autograd::to_dot(mul(a, a)).find("label=\"leaf\\n[2]\"") != std::string::npos);
+  CHECK(autograd::to_dot(tensor<double>({1}, {1})).find(" -> ") == std::string::npos);
+  // Recorded in anomaly mode, a node shows its scopes.
+  autograd::DetectAnomalyGuard anomaly;
+  profiler::Scope scope("block");
+  CHECK(autograd::to_dot(exp(a)).find("ExpBackward\\nblock") != std::string::npos);
+}

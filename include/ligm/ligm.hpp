@@ -15,8 +15,10 @@
 #include "ligm/core/tensor.hpp"
 #include "ligm/core/threads.hpp"
 
+#include "ligm/autograd/anomaly.hpp"
 #include "ligm/autograd/engine.hpp"
 #include "ligm/autograd/gradcheck.hpp"
+#include "ligm/autograd/graph.hpp"
 #include "ligm/autograd/grad_mode.hpp"
 #include "ligm/autograd/profiler.hpp"
 

@@ -1,5 +1,6 @@
 // The backward pass: topological sort of the recorded graph, then each node's rule in
 // reverse order, summing the gradients that meet at a node, adding into leaves' .grad().
+// In anomaly mode (anomaly.hpp) each gradient a node returns is checked for NaN.
 #pragma once
 #include <algorithm>
 #include <unordered_map>
@@ -31,6 +32,25 @@ Tensor<T> ones(const Shape& shape, Device device) {
   auto out = Tensor<T>::empty(shape, device);
   backend_for<T>(device).fill(out.ref(), T(1));
   return out;
+}
+
+// Whether t holds a NaN (anomaly mode's check): NaN is the only value unequal to itself.
+template <class T>
+bool has_nan(const Tensor<T>& t) {
+  if (t.numel() == 0) return false;
+  auto unequal = Tensor<bool>::empty(t.shape(), t.device());
+  backend_for<T>(t.device()).compare(CompareOp::Ne, t.cref(), t.cref(), unequal.ref());
+  auto found = Tensor<bool>::empty(Shape(t.shape().size(), 1), t.device());
+  backend_for<bool>(t.device()).reduce(ReduceOp::Max, unequal.cref(), found.ref());
+  return found.item();
+}
+
+template <class T>
+[[noreturn]] void report_nan(const Node<T>& node, std::size_t i, const Tensor<T>& grad) {
+  fail("backward", node.name, " returned NaN values in its ", i, "th output (a gradient of shape ", grad.shape(),
+       ", ", dtype_name<T>(), " on ", grad.device().str(), "); the op was recorded ",
+       node.context.empty() ? std::string("outside every module and scope") : "in " + node.context,
+       " (anomaly mode: autograd::set_detect_anomaly)");
 }
 
 // Nodes reachable from root, in an order where every node comes before its inputs' nodes.
@@ -105,6 +125,9 @@ void backward(const Tensor<T>& root, Tensor<T> grad = {}, bool retain_graph = fa
       grads = node->apply(g);
       if (!retain_graph) node->release();
     }
+    if (is_anomaly_enabled())
+      for (std::size_t i = 0; i < grads.size(); ++i)
+        if (grads[i].defined() && detail::has_nan(grads[i])) detail::report_nan(*node, i, grads[i]);
     for (std::size_t i = 0; i < node->next.size(); ++i) {
       Node<T>* child = node->next[i].get();
       if (!child || i >= grads.size() || !grads[i].defined()) continue;

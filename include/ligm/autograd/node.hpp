@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "ligm/autograd/anomaly.hpp"
 #include "ligm/core/tensor.hpp"
 
 namespace ligm {
@@ -23,6 +24,7 @@ struct Node {
   std::vector<std::shared_ptr<Node<T>>> next;  // one per input; null where no grad is needed
   std::vector<Shape> input_shapes;          // checked against the gradients returned
   std::vector<Hook> pre_hooks;              // run on the incoming gradient, in order
+  std::string context;  // in anomaly mode, the scopes open when it was recorded (anomaly.hpp)
   // Set by slice views (narrow, select, slice): the rule returns the gradient of the slice
   // alone, and backward() adds it into that part of the input's gradient, so the slices of one
   // tensor (q, k and v of a packed projection) meet in one buffer instead of each making a
@@ -144,6 +146,7 @@ Tensor<T>& record_list(const char* name, Tensor<T>& out, const std::vector<Tenso
     node->input_shapes.push_back(in.defined() ? in.shape() : Shape{});
   }
   node->rule = std::forward<Rule>(rule);
+  if (is_anomaly_enabled()) node->context = scope_path();
   out.impl()->grad_fn = std::move(node);
   out.impl()->requires_grad = true;
   return out;

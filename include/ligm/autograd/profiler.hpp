@@ -24,7 +24,8 @@
 // host and device, so a profiled step is slower than a plain one. Without it, the times are the
 // host's (launch overhead). On the CPU both are the same and waiting costs nothing.
 //
-// When no profile is recording, a scope costs one thread-local read.
+// When no profile is recording and anomaly mode is off, a scope costs a thread-local read and
+// a relaxed atomic load.
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -36,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "ligm/autograd/anomaly.hpp"
 #include "ligm/backend/registry.hpp"
 #include "ligm/core/error.hpp"
 #include "ligm/core/memory.hpp"
@@ -220,35 +222,49 @@ class Profile {
 };
 
 // A named span of this thread's work, recorded by the profile recording here (if any) from
-// construction to destruction. The name may be given as a function that returns it, called
-// only while a profile records (a module's virtual type_name(), say).
+// construction to destruction, and in anomaly mode (autograd/anomaly.hpp) the context of the
+// ops recorded inside it. The name may be given as a function that returns it, called only
+// when one of the two wants it (a module's virtual type_name(), say).
 class Scope {
  public:
   explicit Scope(const char* name) {
-    if (Profile* p = detail::active()) enter(p, name);
+    if (wanted()) enter(name);
   }
   explicit Scope(std::string name) {
-    if (Profile* p = detail::active()) enter(p, std::move(name));
+    if (wanted()) enter(std::move(name));
   }
   template <class F, class = std::enable_if_t<std::is_invocable_r_v<std::string, F&>>>
   explicit Scope(F&& make_name) {
-    if (Profile* p = detail::active()) enter(p, make_name());
+    if (wanted()) enter(make_name());
   }
   ~Scope() {
     // The profile may have stopped (or another begun) meanwhile: close only in the one opened.
     if (profile_ && detail::active() == profile_ && profile_->stack_.size() == depth_) profile_->close();
+    if (named_) {
+      auto& names = autograd::detail::scope_names();
+      if (names.size() == named_) names.pop_back();
+    }
   }
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
 
  private:
-  void enter(Profile* p, std::string name) {
-    p->open(std::move(name));
-    profile_ = p;
-    depth_ = p->stack_.size();
+  static bool wanted() { return detail::active() != nullptr || autograd::is_anomaly_enabled(); }
+  void enter(std::string name) {
+    if (autograd::is_anomaly_enabled()) {
+      auto& names = autograd::detail::scope_names();
+      names.push_back(name);
+      named_ = names.size();
+    }
+    if (Profile* p = detail::active()) {
+      p->open(std::move(name));
+      profile_ = p;
+      depth_ = p->stack_.size();
+    }
   }
   Profile* profile_ = nullptr;
   std::size_t depth_ = 0;
+  std::size_t named_ = 0;  // this scope's depth in autograd::detail::scope_names(), 0 if not there
 };
 
 }  // namespace ligm::profiler

@@ -38,6 +38,7 @@ std::int64_t check_class_targets(const Tensor<T>& scores, const Tensor<std::int6
 // [N, C, d1, ...] -> [rows, C] with the class dim last ([C] -> [1, C]).
 template <class T>
 Tensor<T> classes_last(const Tensor<T>& scores, std::int64_t rows, std::int64_t C) {
+  if (scores.dim() == 2) return scores;  // already [N, C]: no view nodes in the graph
   Tensor<T> lp = scores.unsqueeze(0);
   if (scores.dim() >= 2) {  // [N, C, d1, ...] -> [N, d1, ..., C]
     Dims order{0};
