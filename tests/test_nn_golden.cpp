@@ -125,7 +125,7 @@ TEST_CASE("nn goldens: every layer loads PyTorch's state_dict and matches its fo
   }
 }
 
-TEST_CASE("optim goldens: SGD (momentum, dampening, Nesterov, weight decay), Adam and AdamW follow PyTorch") {
+TEST_CASE("optim goldens: SGD (momentum, dampening, Nesterov, weight decay), Adam, AdamW, RMSprop and Adagrad follow PyTorch") {
   using namespace optim;
   std::map<std::string, std::function<std::function<void()>(D&)>> configs;
   auto bind = [](auto opt) {
@@ -142,6 +142,16 @@ TEST_CASE("optim goldens: SGD (momentum, dampening, Nesterov, weight decay), Ada
   configs["adam"] = [&](D& p) { return bind(Adam<double>({p}, {.lr = 0.01, .weight_decay = 0.1})); };
   configs["adamw"] = [&](D& p) {
     return bind(AdamW<double>({p}, {.lr = 0.01, .beta1 = 0.8, .beta2 = 0.95, .eps = 1e-6, .weight_decay = 0.1}));
+  };
+  configs["rmsprop"] = [&](D& p) { return bind(RMSprop<double>({p}, {.lr = 0.01})); };
+  configs["rmsprop_centered_momentum"] = [&](D& p) {
+    return bind(RMSprop<double>(
+        {p}, {.lr = 0.01, .alpha = 0.9, .eps = 1e-6, .weight_decay = 0.1, .momentum = 0.8, .centered = true}));
+  };
+  configs["adagrad"] = [&](D& p) { return bind(Adagrad<double>({p}, {.lr = 0.1})); };
+  configs["adagrad_decay"] = [&](D& p) {
+    return bind(Adagrad<double>(
+        {p}, {.lr = 0.1, .lr_decay = 0.05, .weight_decay = 0.1, .initial_accumulator_value = 0.3, .eps = 1e-8}));
   };
   for (auto& [name, make] : configs) {
     CAPTURE(name);

@@ -41,6 +41,69 @@ TEST_CASE("optim: masked elements stay bit-identical through 100 AdamW steps wit
   CHECK(st->buffers.at("exp_avg_sq").narrow(0, 0, 4).abs().max().item() == 0);
 }
 
+TEST_CASE("optim: every optimizer keeps masked elements and their state where they started") {
+  // The state a frozen element keeps is the state's start: zeros, or Adagrad's
+  // initial_accumulator_value (made before the first update by init_state).
+  auto run = [](auto make, const char* buffer, float start) {
+    Generator g(2);
+    auto p = randn<float>({4, 5}, g).requires_grad_();
+    auto opt = make(p);
+    auto mask = ones<bool>({4, 5});
+    mask.narrow(0, 0, 2).fill_(false);
+    opt.set_update_mask(p, mask);
+    const auto p0 = p.detach().clone();
+    for (int step = 0; step < 5; ++step) {
+      p.set_grad(randn<float>({4, 5}, g));
+      opt.step();
+    }
+    CHECK(p.detach().narrow(0, 0, 2).to_vector() == p0.narrow(0, 0, 2).to_vector());
+    CHECK(abs(sub(p.detach().narrow(0, 2, 2), p0.narrow(0, 2, 2))).min().item() > 0);
+    const auto& state = opt.state_of(p)->buffers.at(buffer);
+    CHECK(state.narrow(0, 0, 2).to_vector() == std::vector<float>(10, start));
+    CHECK(state.narrow(0, 2, 2).to_vector() != std::vector<float>(10, start));
+  };
+  run([](F& p) { return optim::RMSprop<float>({p}, {.momentum = 0.9, .centered = true}); }, "square_avg", 0);
+  run([](F& p) { return optim::RMSprop<float>({p}, {.momentum = 0.9, .centered = true}); }, "grad_avg", 0);
+  run([](F& p) { return optim::RMSprop<float>({p}, {.momentum = 0.9}); }, "momentum_buffer", 0);
+  run([](F& p) { return optim::Adagrad<float>({p}, {.initial_accumulator_value = 0.25}); }, "sum", 0.25f);
+  run([](F& p) { return optim::SGD<float>({p}, {.lr = 0.1, .momentum = 0.9}); }, "momentum_buffer", 0);
+  check_error([] { optim::RMSprop<float>({zeros<float>({1})}, {.alpha = 1.5}); }, {"RMSprop", "alpha", "1.5"});
+  check_error([] { optim::Adagrad<float>({zeros<float>({1})}, {.lr_decay = -1}); }, {"Adagrad", "lr_decay"});
+}
+
+TEST_CASE("optim: ReduceLROnPlateau follows PyTorch's; its state resumes") {
+  const auto file = io::load_safetensors(LIGM_GOLDEN_DIR "/nn.safetensors");
+  const auto metrics = io::from_raw<double>(file.tensors.at("plateau.metrics")).to_vector();
+  auto check_plateau = [&](const std::string& name, const optim::PlateauOptions& o, double sign) {
+    CAPTURE(name);
+    auto p = zeros<float>({1}).requires_grad_();
+    optim::SGD<float> opt({p}, {.lr = 0.1});
+    optim::ReduceLROnPlateau plateau(opt, o);
+    const auto expected = io::from_raw<double>(file.tensors.at("plateau." + name)).to_vector();
+    for (std::size_t s = 0; s < metrics.size(); ++s) {
+      CAPTURE(s);
+      plateau.step(sign * metrics[s]);
+      CHECK(plateau.get_last_lr()[0] == doctest::Approx(expected[s]).epsilon(1e-12));
+    }
+    // A copy of the state carries on exactly as the original.
+    optim::SGD<float> opt2({p}, {.lr = opt.param_groups()[0].options.lr});
+    optim::ReduceLROnPlateau resumed(opt2, o);
+    resumed.set_state(plateau.state());
+    for (double m : {0.9, 0.9, 0.9, 0.7, 0.9, 0.9}) {
+      plateau.step(sign * m);
+      resumed.step(sign * m);
+      CHECK(resumed.get_last_lr() == plateau.get_last_lr());
+    }
+  };
+  check_plateau("min_rel", {.factor = 0.5, .patience = 2, .cooldown = 1, .min_lr = 0.02}, 1);
+  check_plateau("max_abs", {.mode = "max", .factor = 0.3, .patience = 1, .threshold = 0.01, .threshold_mode = "abs"},
+                -1);
+  auto p = zeros<float>({1}).requires_grad_();
+  optim::SGD<float> opt({p});
+  check_error([&] { optim::ReduceLROnPlateau(opt, {.mode = "lowest"}); }, {"ReduceLROnPlateau", "mode", "lowest"});
+  check_error([&] { optim::ReduceLROnPlateau(opt, {.factor = 1.0}); }, {"ReduceLROnPlateau", "factor"});
+}
+
 TEST_CASE("optim: parameter groups have their own options; state_dict resumes exactly") {
   auto make = [] {
     Generator g(2);
@@ -91,6 +154,12 @@ TEST_CASE("optim: clip_grad_norm_ scales gradients to the global norm") {
   const double after = std::sqrt(double(square(a.grad()).sum().item() + square(b.grad()).sum().item()));
   CHECK(after == doctest::Approx(1.0).epsilon(1e-5));
   CHECK(optim::clip_grad_norm_<float>({a, b}, 10.0) == doctest::Approx(1.0).epsilon(1e-5));  // no change
+  // clip_grad_value_ clamps each element.
+  auto q = zeros<float>({4}).requires_grad_();
+  q.set_grad(tensor<float>({-3, 0.5f, 2, -0.25f}, {4}));
+  optim::clip_grad_value_<float>({q}, 1.0);
+  CHECK(q.grad().to_vector() == std::vector<float>{-1, 0.5f, 1, -0.25f});
+  check_error([&] { optim::clip_grad_value_<float>({q}, -1.0); }, {"clip_grad_value_", "-1"});
 }
 
 TEST_CASE("optim: learning-rate schedules follow PyTorch's schedulers; warm-up and EMA") {

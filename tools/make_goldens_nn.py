@@ -114,6 +114,12 @@ CONFIGS = {
     "sgd_nesterov": lambda p: torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.05),
     "adam": lambda p: torch.optim.Adam([p], lr=0.01, weight_decay=0.1),
     "adamw": lambda p: torch.optim.AdamW([p], lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1),
+    "rmsprop": lambda p: torch.optim.RMSprop([p], lr=0.01),
+    "rmsprop_centered_momentum": lambda p: torch.optim.RMSprop([p], lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1,
+                                                              momentum=0.8, centered=True),
+    "adagrad": lambda p: torch.optim.Adagrad([p], lr=0.1),
+    "adagrad_decay": lambda p: torch.optim.Adagrad([p], lr=0.1, lr_decay=0.05, weight_decay=0.1,
+                                                   initial_accumulator_value=0.3, eps=1e-8),
 }
 for name, make in CONFIGS.items():
     p = p0.clone().requires_grad_(True)
@@ -139,6 +145,23 @@ for name, make in SCHEDULES.items():
         opt.step()
         sched.step()
     OUT[f"sched.{name}"] = torch.tensor(lrs, dtype=D)
+
+# --- ReduceLROnPlateau: the lr after each step(metric) --------------------------------------
+METRICS = [1.0, 0.9, 0.95, 0.9, 0.9, 0.91, 0.85, 0.86, 0.86, 0.86, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.79995, 0.8,
+           0.8, 0.8]
+OUT["plateau.metrics"] = torch.tensor(METRICS, dtype=D)
+PLATEAUS = {
+    "min_rel": dict(mode="min", factor=0.5, patience=2, cooldown=1, min_lr=0.02),
+    "max_abs": dict(mode="max", factor=0.3, patience=1, threshold=0.01, threshold_mode="abs"),
+}
+for name, kw in PLATEAUS.items():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+    lrs = []
+    for m in METRICS:
+        sched.step(-m if kw["mode"] == "max" else m)
+        lrs.append(opt.param_groups[0]["lr"])
+    OUT[f"plateau.{name}"] = torch.tensor(lrs, dtype=D)
 
 # --- 2-D sin-cos positions, as MAE's get_2d_sincos_pos_embed (numpy) ---------------------
 def sincos_1d(dim, pos):

@@ -27,8 +27,8 @@ class AdamBase : public Optimizer<T, Options> {
 
  protected:
   void update(Tensor<T>& p, const Tensor<T>& grad, typename Base::State& st, const Options& o) override {
-    auto& m = buffer(st, "exp_avg", p);
-    auto& v = buffer(st, "exp_avg_sq", p);
+    auto& m = Base::buffer(st, "exp_avg", p);
+    auto& v = Base::buffer(st, "exp_avg_sq", p);
     const double bc1 = 1 - std::pow(o.beta1, double(st.step));
     const double bc2 = 1 - std::pow(o.beta2, double(st.step));
     if (p.is_contiguous() && m.is_contiguous() && v.is_contiguous()) {
@@ -55,11 +55,6 @@ class AdamBase : public Optimizer<T, Options> {
   }
 
  private:
-  static Tensor<T>& buffer(typename Base::State& st, const char* key, const Tensor<T>& p) {
-    auto it = st.buffers.find(key);
-    if (it == st.buffers.end()) it = st.buffers.emplace(key, zeros_like(p)).first;
-    return it->second;
-  }
   static void validate(const Options& o) {
     check(o.lr >= 0 && o.eps >= 0 && o.weight_decay >= 0, "Adam", "lr, eps and weight_decay must be >= 0");
     check(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "Adam", "betas must be in [0, 1), got (",

@@ -1,5 +1,5 @@
 // Optimizer: parameter groups with their own options, per-parameter state, update masks,
-// state_dict, zero_grad. SGD, Adam, AdamW (and the next ones) only write `update`.
+// state_dict, zero_grad. SGD, Adam, AdamW, RMSprop, Adagrad, LARS only write `update`.
 //
 // Update masks: set_update_mask(p, mask) makes the elements where mask is 0 immovable — after
 // every step they hold exactly their old values, and so do their optimizer state (momentum,
@@ -69,6 +69,7 @@ class Optimizer {
       for (auto& p : g.params) {
         if (!p.grad().defined()) continue;
         State& st = state_[p.impl().get()];
+        if (st.step == 0) init_state(p, st, g.options);
         const Tensor<bool>* mask = find_mask(p);
         if (!mask) {
           ++st.step;
@@ -162,6 +163,15 @@ class Optimizer {
  protected:
   // Updates p in place from its gradient; st.step is already incremented (1 on the first call).
   virtual void update(Tensor<T>& p, const Tensor<T>& grad, State& st, const Options& o) = 0;
+  // Before a parameter's first update: state whose start is not zero (Adagrad's accumulator),
+  // made here so that an update mask keeps frozen elements at that start.
+  virtual void init_state(const Tensor<T>& /*p*/, State& /*st*/, const Options& /*o*/) {}
+  // The buffer named key, zeros like p when it does not exist yet.
+  static Tensor<T>& buffer(State& st, const char* key, const Tensor<T>& p) {
+    auto it = st.buffers.find(key);
+    if (it == st.buffers.end()) it = st.buffers.emplace(key, zeros_like(p)).first;
+    return it->second;
+  }
 
  private:
   const Tensor<bool>* find_mask(const Tensor<T>& p) const {
@@ -195,6 +205,19 @@ double clip_grad_norm_(const std::vector<Tensor<T>>& params, double max_norm, do
         g.mul_(T(coef));
       }
   return total;
+}
+
+// Clamps every gradient element into [-clip_value, clip_value], in place
+// (torch.nn.utils.clip_grad_value_).
+template <class T>
+void clip_grad_value_(const std::vector<Tensor<T>>& params, double clip_value) {
+  check(clip_value >= 0, "clip_grad_value_", "clip_value must be >= 0, got ", clip_value);
+  NoGradGuard no_grad;
+  for (const auto& p : params)
+    if (p.grad().defined()) {
+      Tensor<T> g = p.grad();
+      g.copy_(clamp(g, -clip_value, clip_value));
+    }
 }
 
 }  // namespace ligm::optim

@@ -1,4 +1,4 @@
-// Learning-rate schedules and weight EMA.
+// Learning-rate schedules, ReduceLROnPlateau and weight EMA.
 //
 // A schedule is a factor of each group's base learning rate as a function of a step count;
 // LRScheduler applies it. Call step() once per optimizer step or once per epoch — the count
@@ -8,7 +8,10 @@
 //   for (...) { ...; opt.step(); sched.step(); }
 #pragma once
 #include <cmath>
+#include <algorithm>
 #include <functional>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "ligm/optim/optimizer.hpp"
@@ -95,6 +98,90 @@ class LRScheduler {
   Schedule schedule_;
   std::vector<double> base_;
   std::int64_t step_ = 0;
+};
+
+// torch.optim.lr_scheduler.ReduceLROnPlateau: multiplies every group's lr by `factor` (not
+// below min_lr) once a metric has not improved for more than `patience` calls of step(metric),
+// then waits `cooldown` calls before counting again. Improving means below best * (1 -
+// threshold) ("min", "rel"), below best - threshold ("min", "abs"), or above best * (1 +
+// threshold) / best + threshold in "max" mode. A change smaller than eps is not made.
+//
+//   optim::ReduceLROnPlateau plateau(opt, {.factor = 0.5, .patience = 3});
+//   for (epoch ...) { train(); plateau.step(validation_loss); }
+struct PlateauOptions {
+  std::string mode = "min";  // "min" or "max"
+  double factor = 0.1;
+  std::int64_t patience = 10;
+  double threshold = 1e-4;
+  std::string threshold_mode = "rel";  // "rel" or "abs"
+  std::int64_t cooldown = 0;
+  double min_lr = 0;
+  double eps = 1e-8;
+};
+
+template <class Opt>
+class ReduceLROnPlateau {
+ public:
+  // What step() counts, for checkpoints (set_state puts it back).
+  struct State {
+    double best = 0;
+    std::int64_t num_bad_epochs = 0, cooldown_counter = 0, last_epoch = 0;
+  };
+
+  ReduceLROnPlateau(Opt& opt, PlateauOptions o = {}) : opt_(opt), o_(std::move(o)) {
+    check(o_.mode == "min" || o_.mode == "max", "ReduceLROnPlateau", "mode must be \"min\" or \"max\", got \"",
+          o_.mode, "\"");
+    check(o_.threshold_mode == "rel" || o_.threshold_mode == "abs", "ReduceLROnPlateau",
+          "threshold_mode must be \"rel\" or \"abs\", got \"", o_.threshold_mode, "\"");
+    check(o_.factor < 1 && o_.factor >= 0, "ReduceLROnPlateau", "factor must be in [0, 1), got ", o_.factor);
+    check(o_.patience >= 0 && o_.cooldown >= 0 && o_.min_lr >= 0, "ReduceLROnPlateau",
+          "patience, cooldown and min_lr must be >= 0");
+    state_.best = worst();
+  }
+
+  void step(double metric) {
+    ++state_.last_epoch;
+    if (better(metric)) {
+      state_.best = metric;
+      state_.num_bad_epochs = 0;
+    } else {
+      ++state_.num_bad_epochs;
+    }
+    if (state_.cooldown_counter > 0) {
+      --state_.cooldown_counter;
+      state_.num_bad_epochs = 0;  // bad epochs in cooldown do not count
+    }
+    if (state_.num_bad_epochs > o_.patience) {
+      for (auto& g : opt_.param_groups()) {
+        const double reduced = std::max(g.options.lr * o_.factor, o_.min_lr);
+        if (g.options.lr - reduced > o_.eps) g.options.lr = reduced;
+      }
+      state_.cooldown_counter = o_.cooldown;
+      state_.num_bad_epochs = 0;
+    }
+  }
+
+  std::vector<double> get_last_lr() const {
+    std::vector<double> lr;
+    for (auto& g : opt_.param_groups()) lr.push_back(g.options.lr);
+    return lr;
+  }
+  const State& state() const { return state_; }
+  void set_state(const State& s) { state_ = s; }
+
+ private:
+  double worst() const {
+    return o_.mode == "min" ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+  }
+  bool better(double a) const {
+    const double best = state_.best, t = o_.threshold;
+    if (o_.mode == "min") return o_.threshold_mode == "rel" ? a < best * (1 - t) : a < best - t;
+    return o_.threshold_mode == "rel" ? a > best * (1 + t) : a > best + t;
+  }
+
+  Opt& opt_;
+  PlateauOptions o_;
+  State state_;
 };
 
 // Exponential moving average of weights: target = decay * target + (1 - decay) * source,
