@@ -306,6 +306,26 @@ void case_8() {  // the models and the fused AdamW step train on CUDA as on the 
     CAPTURE(i);
     CHECK(gpu[i] == doctest::Approx(cpu[i]).epsilon(1e-3));
   }
+  // The optimizers written with elementwise ops take the same steps on the device (float64).
+  auto steps = [](Device device, auto make) {
+    auto p = randn_s<double>({7, 5}, 11).to(device).requires_grad_();
+    auto opt = make(p);
+    for (int k = 0; k < 4; ++k) {
+      p.set_grad(randn_s<double>({7, 5}, 20 + std::uint64_t(k)).to(device));
+      opt.step();
+    }
+    return p.detach().to(Device::cpu());
+  };
+  auto rmsprop = [](Tensor<double>& p) {
+    return optim::RMSprop<double>({p}, {.weight_decay = 0.1, .momentum = 0.9, .centered = true});
+  };
+  auto adagrad = [](Tensor<double>& p) {
+    return optim::Adagrad<double>({p}, {.lr_decay = 0.1, .initial_accumulator_value = 0.2});
+  };
+  auto sgd = [](Tensor<double>& p) { return optim::SGD<double>({p}, {.lr = 0.1, .momentum = 0.9, .nesterov = true}); };
+  check_close(steps(kGpu, rmsprop), steps(Device::cpu(), rmsprop), 1e-12, 1e-10, "RMSprop on the device");
+  check_close(steps(kGpu, adagrad), steps(Device::cpu(), adagrad), 1e-12, 1e-10, "Adagrad on the device");
+  check_close(steps(kGpu, sgd), steps(Device::cpu(), sgd), 1e-12, 1e-10, "SGD on the device");
 }
 
 // Eidetic learning on the device: old heads' logits stay bit-identical through a later task
@@ -508,7 +528,7 @@ const CrossDeviceCase kCases[] = {
     {"random streams, dropout and in-place ops match the CPU", case_5, false},
     {"device errors name the op and both devices", case_6, true},
     {"a short training run follows the CPU's loss curve", case_7, false},
-    {"the models and the fused AdamW step train on CUDA as on the CPU", case_8, false},
+    {"the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD", case_8, false},
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
@@ -557,7 +577,7 @@ TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::s
   case_7();
 }
 
-TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU" * doctest::skip(kNoGpu)) {
+TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_8();
 }
