@@ -207,6 +207,19 @@ std::map<std::string, GoldenFn<S>> golden_ops(Device d) {
     return batch_norm_add_relu(x[0], x[1], x[4], x[5], x[2], x[3], false);
   };
   m["nan_to_num"] = [d](const Inputs& x) { return nan_to_num(x[0], 0.5, 3.0, -2.0); };
+  m["binary_cross_entropy"] = [d](const Inputs& x) { return binary_cross_entropy(x[0], x[1], x[2]); };
+  m["multi_margin_loss"] = [d](const Inputs& x) { return multi_margin_loss(x[0], x.i[1]); };
+  m["multi_margin_loss_p2_weight"] = [d](const Inputs& x) {
+    return multi_margin_loss(x[0], x.i[1], 2, 0.7, x[2], "sum");
+  };
+  m["hinge_embedding_loss"] = [d](const Inputs& x) { return hinge_embedding_loss(x[0], x[1], 0.8); };
+  m["margin_ranking_loss"] = [d](const Inputs& x) { return margin_ranking_loss(x[0], x[1], x[2], 0.3); };
+  m["triplet_margin_loss"] = [d](const Inputs& x) { return triplet_margin_loss(x[0], x[1], x[2], 0.5); };
+  m["triplet_margin_loss_swap_p1"] = [d](const Inputs& x) {
+    return triplet_margin_loss(x[0], x[1], x[2], 2.0, 1.0, 1e-6, true, "none");
+  };
+  m["cosine_embedding_loss"] = [d](const Inputs& x) { return cosine_embedding_loss(x[0], x[1], x[2], -0.2); };
+  m["pairwise_distance"] = [d](const Inputs& x) { return pairwise_distance(x[0], x[1], 3.0); };
   return m;
 }
 

@@ -104,6 +104,11 @@ TEST_CASE("comparisons, integer and bool tensors") {
   CHECK((x + x).to_vector() == std::vector<std::int64_t>{2, 10, 6});
   CHECK(ne(tensor<double>({1, 2}, {2}), 2.0).to_vector() == std::vector<bool>{true, false});
   CHECK(logical_not(tensor<bool>({true, false}, {2})).to_vector() == std::vector<bool>{false, true});
+  const auto p = tensor<bool>({false, false, true, true}, {4}), q = tensor<bool>({false, true, false, true}, {4});
+  CHECK(logical_and(p, q).to_vector() == std::vector<bool>{false, false, false, true});
+  CHECK(logical_or(p, q).to_vector() == std::vector<bool>{false, true, true, true});
+  CHECK(logical_xor(p, q).to_vector() == std::vector<bool>{false, true, true, false});
+  CHECK(logical_and(p.reshape({4, 1}), q).shape() == Shape{4, 4});  // broadcasting
   CHECK(abs(tensor<std::int64_t>({-3, 2}, {2})).to_vector() == std::vector<std::int64_t>{3, 2});
 }
 

@@ -47,6 +47,25 @@ TEST_CASE("gradcheck: every loss and option") {
   check_grad([&](const In& in) { return kl_div(log_softmax(in[0], 1), target_p, "batchmean"); }, {leaf({3, 4}, 20)});
   check_grad([&](const In& in) { return kl_div(in[0], log_softmax(in[1], 1), "sum", true); }, {leaf({3, 4}, 21), leaf({3, 4}, 22)});
   check_grad([](const In& in) { return cosine_similarity(in[0], in[1], 1); }, {leaf({3, 5}, 23), leaf({3, 5}, 24)});
+  // Probabilities away from 0 and 1, both inputs differentiable (the target too, as PyTorch).
+  check_grad([](const In& in) { return binary_cross_entropy(in[0], in[1], {}, "sum"); },
+             {leaf({4, 3}, 25, 0.1, 0.9), leaf({4, 3}, 26, 0, 1)});
+  const auto classes = tensor<std::int64_t>({0, 3, 1, 1, 2}, {5});
+  check_grad([&](const In& in) { return multi_margin_loss(in[0], classes); }, {leaf({5, 4}, 27)});
+  const auto class_weight = rand<double>({4}) + 0.5;
+  check_grad([&](const In& in) { return multi_margin_loss(in[0], classes, 2, 0.5, class_weight); },
+             {leaf({5, 4}, 28)});
+  check_grad([&](const In& in) { return multi_margin_loss(in[0], tensor<std::int64_t>({2}, {})); }, {leaf({4}, 29)});
+  const auto signs = tensor<double>({1, -1, -1, 1, 1, -1}, {6});
+  check_grad([&](const In& in) { return hinge_embedding_loss(in[0], signs, 0.5); }, {leaf({6}, 30)});
+  check_grad([&](const In& in) { return margin_ranking_loss(in[0], in[1], signs, 0.2); }, {leaf({6}, 31), leaf({6}, 32)});
+  check_grad([](const In& in) { return triplet_margin_loss(in[0], in[1], in[2], 3.0); },
+             {leaf({3, 5}, 33), leaf({3, 5}, 34), leaf({3, 5}, 35)});
+  check_grad([](const In& in) { return triplet_margin_loss(in[0], in[1], in[2], 3.0, 1.0, 1e-6, true); },
+             {leaf({3, 5}, 36), leaf({3, 5}, 37), leaf({3, 5}, 38)});
+  check_grad([&](const In& in) { return cosine_embedding_loss(in[0], in[1], signs.narrow(0, 0, 3), -0.5); },
+             {leaf({3, 5}, 39), leaf({3, 5}, 40)});
+  check_grad([](const In& in) { return pairwise_distance(in[0], in[1], 3.0); }, {leaf({3, 5}, 41), leaf({3, 5}, 42)});
 }
 
 TEST_CASE("loss errors") {
@@ -59,4 +78,15 @@ TEST_CASE("loss errors") {
               {"cross_entropy", "reduction", "avg"});
   check_error([&] { mse_loss(x, x, "average"); }, {"mse_loss", "reduction", "average"});
   check_error([&] { cross_entropy(x, zeros<float>({4, 4})); }, {"cross_entropy", "[4, 4]", "[4, 5]"});
+  check_error([&] { binary_cross_entropy(tensor<float>({0.5f, 1.5f}, {2}), zeros<float>({2})); },
+              {"binary_cross_entropy", "between 0 and 1"});
+  check_error([&] { binary_cross_entropy(tensor<float>({0.5f, NAN}, {2}), zeros<float>({2})); },
+              {"binary_cross_entropy", "between 0 and 1"});
+  // At 0 and 1 the logs are clamped at -100, as PyTorch: finite.
+  CHECK(binary_cross_entropy(tensor<double>({0, 1}, {2}), tensor<double>({1, 0}, {2})).item() == 100);
+  check_error([&] { multi_margin_loss(x, tensor<std::int64_t>({0, 1, 5, 2}, {4})); }, {"multi_margin_loss", "target 5"});
+  check_error([&] { multi_margin_loss(x, tensor<std::int64_t>({0, 1, 2, 2}, {4}), 3); }, {"multi_margin_loss", "p must"});
+  check_error([&] { triplet_margin_loss(x, x, zeros<float>({4, 4})); }, {"triplet_margin_loss", "[4, 4]"});
+  check_error([&] { cosine_embedding_loss(x, zeros<float>({4, 4}), zeros<float>({4})); },
+              {"cosine_embedding_loss", "[4, 5]", "[4, 4]"});
 }

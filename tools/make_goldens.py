@@ -267,6 +267,30 @@ def with_nonfinite(t):
 case("nan_to_num", lambda x: torch.nan_to_num(x, nan=0.5, posinf=3.0, neginf=-2.0), with_nonfinite(rn(3, 4)))
 
 
+
+def signs(*shape):
+    return torch.randint(0, 2, shape).to(D) * 2 - 1
+
+
+case("binary_cross_entropy", lambda x, y, w: F.binary_cross_entropy(x, y, weight=w),
+     torch.rand(4, 3, dtype=D) * 0.9 + 0.05, torch.rand(4, 3, dtype=D), pos(4, 3), const=(2,))
+case("multi_margin_loss", lambda x, y: F.multi_margin_loss(x, y), rn(5, 4), idx(4, 5))
+case("multi_margin_loss_p2_weight", lambda x, y, w: F.multi_margin_loss(x, y, p=2, margin=0.7, weight=w,
+                                                                        reduction="sum"),
+     rn(5, 4), idx(4, 5), pos(4), const=(2,))
+case("hinge_embedding_loss", lambda x, y: F.hinge_embedding_loss(x, y, margin=0.8), rn(4, 5), signs(4, 5),
+     const=(1,))
+case("margin_ranking_loss", lambda a, b, y: F.margin_ranking_loss(a, b, y, margin=0.3), rn(6), rn(6), signs(6),
+     const=(2,))
+case("triplet_margin_loss", lambda a, p, n: F.triplet_margin_loss(a, p, n, margin=0.5), rn(4, 6), rn(4, 6), rn(4, 6))
+case("triplet_margin_loss_swap_p1", lambda a, p, n: F.triplet_margin_loss(a, p, n, margin=2.0, p=1, swap=True,
+                                                                          reduction="none"),
+     rn(4, 6), rn(4, 6), rn(4, 6))
+case("cosine_embedding_loss", lambda a, b, y: F.cosine_embedding_loss(a, b, y, margin=-0.2), rn(5, 4), rn(5, 4),
+     signs(5), const=(2,))
+case("pairwise_distance", lambda a, b: F.pairwise_distance(a, b, p=3.0), rn(3, 5), rn(3, 5))
+
+
 def randomize(m):
     """Non-trivial affine parameters, biases, class tokens, positions and running statistics,
     so that loading them matters (the module and model goldens use it)."""

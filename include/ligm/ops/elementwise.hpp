@@ -252,6 +252,11 @@ Tensor<T> masked_fill(const Tensor<T>& x, const Tensor<bool>& mask, std::type_id
 }
 
 inline Tensor<bool> logical_not(const Tensor<bool>& m) { return eq(m, false); }
+// And, or, xor of bool tensors, broadcasting, as comparisons of bools (false < true):
+// a and b = a > not b, a or b = a >= not b, a xor b = a != b.
+inline Tensor<bool> logical_and(const Tensor<bool>& a, const Tensor<bool>& b) { return gt(a, logical_not(b)); }
+inline Tensor<bool> logical_or(const Tensor<bool>& a, const Tensor<bool>& b) { return ge(a, logical_not(b)); }
+inline Tensor<bool> logical_xor(const Tensor<bool>& a, const Tensor<bool>& b) { return ne(a, b); }
 
 // --- NaN and infinity (torch.isnan, isinf, isfinite, nan_to_num) ------------------------------
 // The tests: NaN is the only value unequal to itself; x - x is 0 exactly when x is finite.

@@ -1,6 +1,7 @@
 // Losses: cross_entropy (class indices or probabilities; label smoothing, ignore_index, class
-// weights), nll_loss, mse, l1, smooth_l1, huber, binary_cross_entropy_with_logits, kl_div,
-// cosine_similarity. Cross-entropy with class indices is one fused op with its own backward
+// weights), nll_loss, mse, l1, smooth_l1, huber, binary_cross_entropy (and with logits), kl_div,
+// the margin losses (multi_margin, hinge_embedding, margin_ranking, triplet_margin,
+// cosine_embedding), cosine_similarity and pairwise_distance. Cross-entropy with class indices is one fused op with its own backward
 // (kernels/loss.hpp); the others are composed of differentiable ops, so their backward is
 // theirs.
 #pragma once
@@ -237,6 +238,107 @@ Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& input, const Tensor<
   }
   if (opt.weight.defined()) loss = mul(loss, opt.weight);
   return ops_detail::reduce_loss(loss, opt.reduction, "binary_cross_entropy_with_logits");
+}
+
+// input holds probabilities in [0, 1]: -(y log x + (1 - y) log(1 - x)), each log clamped at
+// -100 as PyTorch does (so x = 0 or 1 gives a finite loss); weight broadcast to the input.
+template <class T>
+Tensor<T> binary_cross_entropy(const Tensor<T>& input, const Tensor<T>& target, const Tensor<T>& weight = {},
+                               std::string_view reduction = "mean") {
+  const char* op = "binary_cross_entropy";
+  ops_detail::floating_only<T>(op);
+  check(input.shape() == target.shape(), op, "target of shape ", target.shape(), " must match input of shape ",
+        input.shape());
+  {
+    NoGradGuard no_grad;
+    check(!any(logical_not(logical_and(ge(input, T(0)), le(input, T(1))))).item(), op,
+          "all elements of the input must be between 0 and 1 (input ", input.describe(), ")");
+  }
+  const auto log_x = clamp(log(input), -100.0), log_1mx = clamp(log(sub(T(1), input)), -100.0);
+  auto loss = neg(add(mul(target, log_x), mul(sub(T(1), target), log_1mx)));
+  if (weight.defined()) loss = mul(loss, weight);
+  return ops_detail::reduce_loss(loss, reduction, op);
+}
+
+// The multi-class hinge loss (torch's multi_margin_loss): for input [N, C] (or [C]) and class
+// indices y, sum over i != y of max(0, margin - x[y] + x[i])^p, times weight[y], over C; p is 1
+// or 2.
+template <class T>
+Tensor<T> multi_margin_loss(const Tensor<T>& input, const Tensor<std::int64_t>& target, int p = 1,
+                            double margin = 1.0, const Tensor<T>& weight = {}, std::string_view reduction = "mean") {
+  const char* op = "multi_margin_loss";
+  check(p == 1 || p == 2, op, "p must be 1 or 2, got ", p);
+  check(input.dim() == 1 || input.dim() == 2, op, "input must be [C] or [N, C], got ", input.describe());
+  const Tensor<T> x = input.dim() == 1 ? input.unsqueeze(0) : input;
+  const Tensor<std::int64_t> y = input.dim() == 1 ? target.reshape({1}) : target;
+  const std::int64_t C = ops_detail::check_class_targets(x, y, weight, -1, op);
+  check(C > 0, op, "needs at least one class, got ", input.describe());
+  const auto picked = gather(x, 1, y.unsqueeze(1));  // [N, 1]
+  auto z = clamp(add(sub(T(margin), picked), x), 0.0);
+  if (p == 2) z = mul(z, z);
+  if (weight.defined()) z = mul(z, index_select(weight, 0, y).unsqueeze(1));
+  const auto own = eq(arange<std::int64_t>(0, double(C), 1, x.device()).unsqueeze(0), y.unsqueeze(1));
+  auto loss = div(sum(where(own, scalar_tensor<T>(0, x.device()), z), {1}), T(C));
+  if (input.dim() == 1) loss = loss.reshape({});
+  return ops_detail::reduce_loss(loss, reduction, op);
+}
+
+// torch's hinge_embedding_loss: x where y = 1, max(0, margin - x) where y = -1 (y holds +-1).
+template <class T>
+Tensor<T> hinge_embedding_loss(const Tensor<T>& input, const Tensor<T>& target, double margin = 1.0,
+                               std::string_view reduction = "mean") {
+  const auto zero = scalar_tensor<T>(0, input.device());
+  auto loss = add(where(ne(target, T(1)), clamp(sub(T(margin), input), 0.0), zero),
+                  where(ne(target, T(-1)), input, zero));
+  return ops_detail::reduce_loss(loss, reduction, "hinge_embedding_loss");
+}
+
+// torch's margin_ranking_loss: max(0, -y (x1 - x2) + margin), y holding +-1.
+template <class T>
+Tensor<T> margin_ranking_loss(const Tensor<T>& x1, const Tensor<T>& x2, const Tensor<T>& target, double margin = 0.0,
+                              std::string_view reduction = "mean") {
+  auto loss = clamp(add(mul(neg(target), sub(x1, x2)), T(margin)), 0.0);
+  return ops_detail::reduce_loss(loss, reduction, "margin_ranking_loss");
+}
+
+// torch's pairwise_distance: the p-norm of x1 - x2 + eps along the last dim.
+template <class T>
+Tensor<T> pairwise_distance(const Tensor<T>& x1, const Tensor<T>& x2, double p = 2.0, double eps = 1e-6,
+                            bool keepdim = false) {
+  return norm(add(sub(x1, x2), T(eps)), p, {-1}, keepdim);
+}
+
+// torch's triplet_margin_loss: max(d(a, p) - d(a, n) + margin, 0) with d the pairwise distance;
+// with swap, d(a, n) is replaced by d(p, n) where that is smaller.
+template <class T>
+Tensor<T> triplet_margin_loss(const Tensor<T>& anchor, const Tensor<T>& positive, const Tensor<T>& negative,
+                              double margin = 1.0, double p = 2.0, double eps = 1e-6, bool swap = false,
+                              std::string_view reduction = "mean") {
+  const char* op = "triplet_margin_loss";
+  check(anchor.shape() == positive.shape() && anchor.shape() == negative.shape(), op, "anchor ", anchor.shape(),
+        ", positive ", positive.shape(), " and negative ", negative.shape(), " must have one shape");
+  const auto d_ap = pairwise_distance(anchor, positive, p, eps);
+  auto d_an = pairwise_distance(anchor, negative, p, eps);
+  if (swap) d_an = minimum(d_an, pairwise_distance(positive, negative, p, eps));
+  return ops_detail::reduce_loss(clamp(add(sub(d_ap, d_an), T(margin)), 0.0), reduction, op);
+}
+
+// torch's cosine_embedding_loss for [N, D] pairs (or [D]): 1 - cos where y = 1,
+// max(0, cos - margin) where y = -1, cos with PyTorch's 1e-12 added to each squared norm.
+template <class T>
+Tensor<T> cosine_embedding_loss(const Tensor<T>& x1, const Tensor<T>& x2, const Tensor<T>& target,
+                                double margin = 0.0, std::string_view reduction = "mean") {
+  const char* op = "cosine_embedding_loss";
+  check(x1.shape() == x2.shape() && (x1.dim() == 1 || x1.dim() == 2), op, "inputs must be two [N, D] or [D] tensors, got ",
+        x1.shape(), " and ", x2.shape());
+  const std::int64_t dim = x1.dim() - 1;
+  const auto dot = sum(mul(x1, x2), {dim});
+  const auto mag1 = add(sum(mul(x1, x1), {dim}), T(1e-12)), mag2 = add(sum(mul(x2, x2), {dim}), T(1e-12));
+  const auto cos = div(dot, sqrt(mul(mag1, mag2)));
+  const auto zero = scalar_tensor<T>(0, x1.device());
+  auto loss = add(where(eq(target, T(1)), sub(T(1), cos), zero),
+                  where(eq(target, T(-1)), clamp(sub(cos, T(margin)), 0.0), zero));
+  return ops_detail::reduce_loss(loss, reduction, op);
 }
 
 // input holds log-probabilities; target probabilities (or log-probabilities if log_target).
