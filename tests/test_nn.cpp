@@ -272,3 +272,23 @@ TEST_CASE("nn: attention blocks — causal masking, PyTorch's keys, shapes") {
   CHECK(max(abs(sub(y2.select(1, 5), y.select(1, 5)))).item() > 1e-3);
   check_error([] { nn::MultiheadAttention<float>(10, 3); }, {"MultiheadAttention", "divisible"});
 }
+
+TEST_CASE("Unflatten, Upsample, Softmax and ELU modules: shapes, printing, errors") {
+  nn::Unflatten<float> unflatten(1, {2, 3});
+  CHECK(unflatten(zeros<float>({4, 6, 5})).shape() == Shape{4, 2, 3, 5});
+  CHECK(nn::Unflatten<float>(-1, {3, 2})(zeros<float>({4, 6})).shape() == Shape{4, 3, 2});
+  check_error([&] { unflatten(zeros<float>({4, 7})); }, {"Unflatten", "[2, 3]", "[4, 7]"});
+  nn::Sequential<float> net(nn::Linear<float>(4, 12), nn::Unflatten<float>(1, {3, 2, 2}),
+                            nn::Upsample<float>({.scale_factor = 2.0}), nn::Softmax<float>(1));
+  const auto y = net(zeros<float>({5, 4}));
+  CHECK(y.shape() == Shape{5, 3, 4, 4});
+  check_close(sum(y, {1}), ones<float>({5, 4, 4}), 1e-6, 1e-6, "softmax over dim 1");
+  std::ostringstream printed;
+  printed << net;
+  CHECK(printed.str().find("Unflatten(dim=1, unflattened_size=[3, 2, 2])") != std::string::npos);
+  CHECK(printed.str().find("Upsample(scale_factor=2, mode='nearest')") != std::string::npos);
+  CHECK(printed.str().find("Softmax(dim=1)") != std::string::npos);
+  std::ostringstream elu;
+  elu << nn::ELU<float>(0.5);
+  CHECK(elu.str() == "ELU(alpha=0.5)");
+}

@@ -72,6 +72,14 @@ std::map<std::string, std::function<ModulePtr()>> modules() {
   m["softplus"] = [] { return make<Softplus<double>>(2.0, 1.0); };
   m["tanh"] = [] { return make<Tanh<double>>(); };
   m["sigmoid"] = [] { return make<Sigmoid<double>>(); };
+  m["elu"] = [] { return make<ELU<double>>(0.7); };
+  m["softmax"] = [] { return make<Softmax<double>>(1); };
+  m["log_softmax"] = [] { return make<LogSoftmax<double>>(-1); };
+  m["upsample_nearest"] = [] { return make<Upsample<double>>(InterpolateOptions{.scale_factor = 2.0}); };
+  m["upsample_bilinear"] = [] {
+    return make<Upsample<double>>(InterpolateOptions{.size = Pair2{7, 6}, .mode = "bilinear"});
+  };
+  m["unflatten"] = [] { return make<Unflatten<double>>(1, Shape{2, 3, 2}); };
   m["mha"] = [] { return make<SelfAttention>(); };
   m["transformer_prenorm"] = [] {
     return make<TransformerEncoderLayer<double>>(8, 2, TransformerOptions{.dim_feedforward = 16, .dropout = 0.0});

@@ -183,6 +183,14 @@ def sincos_2d(dim, grid_h, grid_w, cls_token):
 OUT["sincos.2x3x8.cls"] = torch.from_numpy(sincos_2d(8, 2, 3, True))
 OUT["sincos.4x4x16"] = torch.from_numpy(sincos_2d(16, 4, 4, False))
 
+# --- modules added later (here, after every other draw, so the cases above keep their values) ---
+module_case("elu", nn.ELU(alpha=0.7), rn(3, 4))
+module_case("softmax", nn.Softmax(dim=1), rn(2, 5, 3))
+module_case("log_softmax", nn.LogSoftmax(dim=-1), rn(3, 6))
+module_case("upsample_nearest", nn.Upsample(scale_factor=2, mode="nearest"), rn(2, 3, 4, 5))
+module_case("upsample_bilinear", nn.Upsample(size=(7, 6), mode="bilinear", align_corners=False), rn(2, 3, 4, 5))
+module_case("unflatten", nn.Unflatten(1, (2, 3, 2)), rn(4, 12))
+
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(root, "tests", "goldens", "nn.safetensors")

@@ -7,6 +7,7 @@
 #include "ligm/ops/curvature.hpp"
 #include "ligm/ops/elementwise.hpp"
 #include "ligm/ops/nn_misc.hpp"
+#include "ligm/ops/softmax.hpp"
 
 namespace ligm::nn {
 
@@ -53,6 +54,36 @@ class Softplus : public Module<T> {
     return "beta=" + repr_number(beta) + ", threshold=" + repr_number(threshold);
   }
   double beta, threshold;
+};
+
+template <class T = float>
+class ELU : public Module<T> {
+ public:
+  explicit ELU(double alpha = 1.0) : alpha(alpha) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return elu(x, alpha); }
+  std::string type_name() const override { return "ELU"; }
+  std::string extra_repr() const override { return "alpha=" + repr_number(alpha); }
+  double alpha;
+};
+
+// softmax / log_softmax along `dim` (torch.nn.Softmax(dim), LogSoftmax(dim)).
+template <class T = float>
+class Softmax : public Module<T> {
+ public:
+  explicit Softmax(std::int64_t dim = -1) : dim(dim) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return softmax(x, dim); }
+  std::string type_name() const override { return "Softmax"; }
+  std::string extra_repr() const override { return "dim=" + std::to_string(dim); }
+  std::int64_t dim;
+};
+template <class T = float>
+class LogSoftmax : public Module<T> {
+ public:
+  explicit LogSoftmax(std::int64_t dim = -1) : dim(dim) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return log_softmax(x, dim); }
+  std::string type_name() const override { return "LogSoftmax"; }
+  std::string extra_repr() const override { return "dim=" + std::to_string(dim); }
+  std::int64_t dim;
 };
 
 // The Curvature Tuning unit (ops/curvature.hpp) as a module. beta and c are stored

@@ -63,4 +63,24 @@ class Flatten : public Module<T> {
   std::int64_t start_dim, end_dim;
 };
 
+// Splits dim into `sizes` (torch.nn.Unflatten): [N, 64] -> [N, 4, 4, 4] with (1, {4, 4, 4}).
+template <class T = float>
+class Unflatten : public Module<T> {
+ public:
+  Unflatten(std::int64_t dim, Shape sizes) : dim(dim), sizes(std::move(sizes)) {}
+  Tensor<T> forward(const Tensor<T>& x) override {
+    const std::int64_t d = wrap_dim(dim, x.dim(), "Unflatten");
+    Shape s(x.shape().begin(), x.shape().begin() + d);
+    s.insert(s.end(), sizes.begin(), sizes.end());
+    s.insert(s.end(), x.shape().begin() + d + 1, x.shape().end());
+    check(numel_of(sizes) == x.shape()[std::size_t(d)], "Unflatten", "sizes ", sizes, " do not multiply to dim ", d,
+          " of ", x.shape());
+    return x.reshape(s);
+  }
+  std::string type_name() const override { return "Unflatten"; }
+  std::string extra_repr() const override { return "dim=" + std::to_string(dim) + ", unflattened_size=" + shape_str(sizes); }
+  std::int64_t dim;
+  Shape sizes;
+};
+
 }  // namespace ligm::nn

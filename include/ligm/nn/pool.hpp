@@ -42,4 +42,20 @@ class AdaptiveAvgPool2d : public Module<T> {
   Pair2 output_size;
 };
 
+// interpolate as a module (torch.nn.Upsample): a fixed output size or scale factor, "nearest"
+// or "bilinear".
+template <class T = float>
+class Upsample : public Module<T> {
+ public:
+  explicit Upsample(InterpolateOptions options) : options(std::move(options)) {}
+  Tensor<T> forward(const Tensor<T>& x) override { return interpolate(x, options); }
+  std::string type_name() const override { return "Upsample"; }
+  std::string extra_repr() const override {
+    std::string r = options.size ? "size=(" + std::to_string(options.size->h) + ", " + std::to_string(options.size->w) + ")"
+                                 : "scale_factor=" + repr_number(options.scale_factor.value_or(1.0));
+    return r + ", mode='" + options.mode + "'";
+  }
+  InterpolateOptions options;
+};
+
 }  // namespace ligm::nn
