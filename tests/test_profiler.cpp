@@ -257,3 +257,62 @@ TEST_CASE("profiler: a module's forward holds its output and saved tensors; back
     if (e.name == "backward") backward = e.bytes;
   CHECK(backward > 0);  // the parameters' gradients (32 * 64 + 32 floats) stay allocated
 }
+
+TEST_CASE("FlopCounter and the profiler count the FLOPs of matmuls, convolutions and attention") {
+  Generator g(4);
+  // An MLP 784-256-256-10 on 8 inputs that need no gradient: forward 2 B sum(in out); backward
+  // the same for the weights, and the input gradients of layers 2 and 3 only.
+  nn::Sequential<float> mlp(nn::Linear<float>(784, 256, true, g), nn::ReLU<float>(), nn::Linear<float>(256, 256, true, g),
+                            nn::ReLU<float>(), nn::Linear<float>(256, 10, true, g));
+  const auto x = randn<float>({8, 784}, g);
+  const double fwd = 2.0 * 8 * (784 * 256 + 256 * 256 + 256 * 10);
+  const double dx = 2.0 * 8 * (256 * 256 + 256 * 10);
+  {
+    pf::FlopCounter outer;
+    pf::Profile prof;
+    Tensor<float> loss;
+    {
+      pf::FlopCounter forward;
+      loss = mlp(x).sum();
+      CHECK(forward.total() == fwd);
+    }
+    CHECK(outer.total() == fwd);  // an inner counter's count reaches the outer one
+    loss.backward();
+    CHECK(outer.total() == 2 * fwd + dx);
+    prof.stop();
+    CHECK(prof.total_flops() == 2 * fwd + dx);
+    const auto rows = rows_by_name(prof);
+    CHECK(rows.at("Linear").flops == fwd);
+    CHECK(rows.at("LinearBackward").flops == fwd + dx);
+    CHECK(rows.at("Linear").gflops_per_s() > 0);
+    CHECK(rows.at("ReLU").flops == 0);
+    CHECK(prof.table().find("GFLOP/s") != std::string::npos);
+  }
+  {  // A convolution: three passes when both the input and the weight need gradients.
+    auto img = randn<float>({2, 3, 8, 8}, g).requires_grad_();
+    auto w = randn<float>({4, 3, 3, 3}, g).requires_grad_();
+    pf::FlopCounter flops;
+    auto y = conv2d(img, w, {}, {.padding = 1});
+    const double pass = 2.0 * 2 * 4 * 8 * 8 * 3 * 3 * 3;
+    CHECK(flops.total() == pass);
+    y.sum().backward();
+    CHECK(flops.total() == 3 * pass);
+  }
+  {  // Attention from a packed projection: q k^T and p v forward, four products backward.
+    auto qkv = randn<float>({2, 5, 3 * 2 * 4}, g).requires_grad_();  // B 2, N 5, 2 heads of 4
+    pf::FlopCounter flops;
+    auto out = packed_attention(qkv, 2);
+    const double product = 2.0 * 5 * 5 * 4 * (2 * 2);  // one N x N x Dh product over B H items
+    CHECK(flops.total() == 2 * product);
+    out.sum().backward();
+    CHECK(flops.total() == 6 * product);
+  }
+  // Nothing counts without a counter or a profile, and a counter outside sees nothing after it ends.
+  double seen = 0;
+  {
+    pf::FlopCounter c;
+    { pf::FlopCounter inner; }
+    seen = c.total();
+  }
+  CHECK(seen == 0);
+}

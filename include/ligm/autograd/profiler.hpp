@@ -59,6 +59,9 @@ struct Event {
   std::int64_t bytes = 0, self_bytes = 0;
   int depth = 0;             // 0 for a scope opened outside every other
   bool repeated = false;     // opened inside a scope of the same name (a Sequential in one)
+  // Floating-point operations of the matmuls and convolutions run while this scope was the
+  // innermost one open (count_flops): its own, not those of the scopes inside it.
+  double flops = 0;
 };
 
 // All scopes of one name.
@@ -67,6 +70,9 @@ struct Row {
   std::int64_t calls = 0;
   double self_ms = 0, total_ms = 0;  // total counts a scope nested in one of its own name once
   double self_mb = 0;                // the events' self_bytes, in MB (1e6 bytes)
+  double flops = 0;                  // the events' flops
+  // The rate of the matmuls and convolutions it ran over its self time (0 when it ran none).
+  double gflops_per_s() const { return flops > 0 && self_ms > 0 ? flops / (self_ms * 1e6) : 0.0; }
 };
 
 class Profile;
@@ -76,7 +82,14 @@ inline Profile*& active() {
   thread_local Profile* profile = nullptr;
   return profile;
 }
+// The innermost FlopCounter's total on this thread, or null.
+inline double*& flop_sink() {
+  thread_local double* sink = nullptr;
+  return sink;
+}
 }  // namespace detail
+
+inline void count_flops(double flops);
 
 // True while a profile records on this thread.
 inline bool recording() { return detail::active() != nullptr; }
@@ -120,6 +133,7 @@ class Profile {
       ++r.calls;
       r.self_ms += double(e.self_ns) / 1e6;
       r.self_mb += double(e.self_bytes) / 1e6;
+      r.flops += e.flops;
       if (!e.repeated) r.total_ms += double(e.duration_ns) / 1e6;
     }
     std::vector<Row> rows;
@@ -131,8 +145,16 @@ class Profile {
     return rows;
   }
 
+  // Every matmul's and convolution's floating-point operations counted while recording.
+  double total_flops() const {
+    double total = outside_flops_;
+    for (const Event& e : events_) total += e.flops;
+    return total;
+  }
+
   // The summary as a table: the `max_rows` names with the largest self time, then the time
-  // outside every scope ("(outside scopes)") and the wall time.
+  // outside every scope ("(outside scopes)") and the wall time. "GFLOP/s" is the rate of the
+  // matmuls and convolutions a row ran, over its self time.
   std::string table(std::size_t max_rows = 30) const {
     const auto rows = summary();
     const double wall = wall_ms();
@@ -144,22 +166,23 @@ class Profile {
     std::string out;
     char line[512];
     auto add = [&](const char* name, const char* calls, const char* self, const char* pct, const char* total,
-                   const char* mean, const char* mb = "") {
-      std::snprintf(line, sizeof line, "%-*s %8s %11s %7s %11s %11s %10s\n", int(width), name, calls, self, pct, total,
-                    mean, mb);
+                   const char* mean, const char* mb = "", const char* rate = "") {
+      std::snprintf(line, sizeof line, "%-*s %8s %11s %7s %11s %11s %10s %9s\n", int(width), name, calls, self, pct,
+                    total, mean, mb, rate);
       out += line;
     };
-    add("name", "calls", "self ms", "self %", "total ms", "mean us", "self MB");
+    add("name", "calls", "self ms", "self %", "total ms", "mean us", "self MB", "GFLOP/s");
     for (std::size_t i = 0; i < rows.size() && i < max_rows; ++i) {
       const Row& r = rows[i];
-      char calls[32], self[32], pct[32], total[32], mean[32], mb[32];
+      char calls[32], self[32], pct[32], total[32], mean[32], mb[32], rate[32] = "";
       std::snprintf(calls, sizeof calls, "%lld", static_cast<long long>(r.calls));
       std::snprintf(self, sizeof self, "%.3f", r.self_ms);
       std::snprintf(pct, sizeof pct, "%.1f", wall > 0 ? 100 * r.self_ms / wall : 0.0);
       std::snprintf(total, sizeof total, "%.3f", r.total_ms);
       std::snprintf(mean, sizeof mean, "%.1f", 1e3 * r.total_ms / double(r.calls));
       std::snprintf(mb, sizeof mb, "%+.2f", r.self_mb);
-      add(r.name.c_str(), calls, self, pct, total, mean, mb);
+      if (r.flops > 0) std::snprintf(rate, sizeof rate, "%.1f", r.gflops_per_s());
+      add(r.name.c_str(), calls, self, pct, total, mean, mb, rate);
     }
     if (rows.size() > max_rows) {
       double rest = 0;
@@ -181,13 +204,19 @@ class Profile {
 
  private:
   friend class Scope;
+  friend void count_flops(double);
   using Clock = std::chrono::steady_clock;
   struct Open {
     std::string name;
     std::int64_t start_ns, inner_ns;  // inner: the durations of the scopes closed inside it
     std::int64_t start_bytes, inner_bytes;
     bool repeated;
+    double flops = 0;
   };
+  void add_flops(double flops) {
+    if (stack_.empty()) outside_flops_ += flops;
+    else stack_.back().flops += flops;
+  }
   static std::int64_t bytes_now() { return memory_detail::total().load(std::memory_order_relaxed); }
 
   std::int64_t since_start() const {
@@ -210,7 +239,7 @@ class Profile {
       stack_.back().inner_bytes += bytes;
     }
     events_.push_back({std::move(o.name), o.start_ns, duration, std::max<std::int64_t>(0, duration - o.inner_ns), bytes,
-                       bytes - o.inner_bytes, int(stack_.size()), o.repeated});
+                       bytes - o.inner_bytes, int(stack_.size()), o.repeated, o.flops});
   }
 
   Options options_;
@@ -219,7 +248,41 @@ class Profile {
   std::int64_t wall_ns_ = 0;
   std::vector<Open> stack_;
   std::vector<Event> events_;
+  double outside_flops_ = 0;
 };
+
+// Counts the floating-point operations of the matmuls and convolutions this thread runs while
+// it lives (torch.utils.flop_counter.FlopCounterMode's total): 2 m n k for each m x k by k x n
+// product, 2 N C_out H_out W_out (C_in / groups) kh kw for each pass of a convolution (forward,
+// input gradient, weight gradient), the same for attention's products. Elementwise ops,
+// reductions and normalisations are not counted, as in PyTorch. Nested counters each count
+// what ran inside them.
+//
+//   profiler::FlopCounter flops;
+//   auto loss = cross_entropy(net(x), y); loss.backward();
+//   std::printf("%.2f GFLOP a step\n", flops.total() / 1e9);
+class FlopCounter {
+ public:
+  FlopCounter() : outer_(detail::flop_sink()) { detail::flop_sink() = &total_; }
+  ~FlopCounter() {
+    detail::flop_sink() = outer_;
+    if (outer_) *outer_ += total_;
+  }
+  FlopCounter(const FlopCounter&) = delete;
+  FlopCounter& operator=(const FlopCounter&) = delete;
+  double total() const { return total_; }
+
+ private:
+  double* outer_;
+  double total_ = 0;
+};
+
+// Called by the ops that multiply matrices and convolve, with the operations they are about to
+// run: the innermost FlopCounter and the open profile scope (if any) count them.
+inline void count_flops(double flops) {
+  if (double* sink = detail::flop_sink()) *sink += flops;
+  if (Profile* p = detail::active()) p->add_flops(flops);
+}
 
 // A named span of this thread's work, recorded by the profile recording here (if any) from
 // construction to destruction, and in anomaly mode (autograd/anomaly.hpp) the context of the

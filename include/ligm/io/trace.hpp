@@ -15,7 +15,7 @@
 namespace ligm::io {
 
 // One complete event ("ph": "X") per closed scope, in microseconds from the profile's start;
-// the scope's self time, depth and memory (bytes, self_bytes) go into its "args".
+// the scope's self time, depth, memory (bytes, self_bytes) and FLOPs go into its "args".
 inline nlohmann::json chrome_trace(const profiler::Profile& profile) {
   nlohmann::json events = nlohmann::json::array();
   for (const profiler::Event& e : profile.events())
@@ -25,7 +25,7 @@ inline nlohmann::json chrome_trace(const profiler::Profile& profile) {
                       {"dur", double(e.duration_ns) / 1e3},
                       {"pid", 0},
                       {"tid", 0},
-                      {"args", {{"self_us", double(e.self_ns) / 1e3}, {"depth", e.depth}, {"bytes", e.bytes}, {"self_bytes", e.self_bytes}}}});
+                      {"args", {{"self_us", double(e.self_ns) / 1e3}, {"depth", e.depth}, {"bytes", e.bytes}, {"self_bytes", e.self_bytes}, {"flops", e.flops}}}});
   return {{"traceEvents", std::move(events)}, {"displayTimeUnit", "ms"}};
 }
 

@@ -67,6 +67,17 @@ Ref<const T> broadcast_ref(const Tensor<T>& t, const Shape& shape) {
   return r;
 }
 
+// What the matmuls and convolutions tell profiler::count_flops (the profiler's GFLOP/s column,
+// profiler::FlopCounter): 2 m n k for `batch` products of [m, k] by [k, n]; a convolution
+// pass, 2 N C_out H_out W_out (C_in / groups) kh kw.
+inline void count_gemm_flops(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t batch = 1) {
+  profiler::count_flops(2.0 * double(m) * double(n) * double(k) * double(batch));
+}
+inline void count_conv_flops(const Conv2dGeometry& g, int passes = 1) {
+  profiler::count_flops(2.0 * double(g.n) * double(g.c_out) * double(g.h_out) * double(g.w_out) *
+                        double(g.c_in / g.groups) * double(g.kh) * double(g.kw) * passes);
+}
+
 }  // namespace ops_detail
 
 // Sums `grad` down to `shape` (the adjoint of broadcasting `shape` to grad's shape).

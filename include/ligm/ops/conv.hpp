@@ -106,7 +106,10 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
   const bool empty = xc.numel() == 0 || wc.numel() == 0;
   auto y = empty ? zeros<T>({g.n, g.c_out, g.h_out, g.w_out}, x.device())
                  : Tensor<T>::empty({g.n, g.c_out, g.h_out, g.w_out}, x.device());
-  if (!empty) ops_detail::be(x).conv2d_forward(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
+  if (!empty) {
+    ops_detail::count_conv_flops(g);
+    ops_detail::be(x).conv2d_forward(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
+  }
   autograd::record("Conv2dBackward", y, {x, weight},
                    [g, empty, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
                        -> std::vector<Tensor<T>> {
@@ -117,6 +120,7 @@ Tensor<T> conv2d(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                      Tensor<T> gx, gw;
                      if (n[0]) gx = Tensor<T>::empty(xc.shape(), xc.device());
                      if (n[1]) gw = Tensor<T>::empty(wc.shape(), wc.device());
+                     ops_detail::count_conv_flops(g, int(n[0]) + int(n[1]));
                      ops_detail::be(xc).conv2d_backward(g, xc.data_ptr(), gyc.data_ptr(), wc.data_ptr(),
                                                         n[0] ? gx.data_ptr() : nullptr, n[1] ? gw.data_ptr() : nullptr);
                      return {gx, gw};
@@ -170,7 +174,10 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
   auto xc = x.contiguous(), wc = weight.contiguous();
   const bool empty = xc.numel() == 0 || wc.numel() == 0;  // as in conv2d: empty sums, no kernel
   auto y = empty ? zeros<T>({g.n, c_out, h_out, w_out}, x.device()) : Tensor<T>::empty({g.n, c_out, h_out, w_out}, x.device());
-  if (!empty) ops_detail::be(x).conv2d_backward_input(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
+  if (!empty) {
+    ops_detail::count_conv_flops(g);
+    ops_detail::be(x).conv2d_backward_input(g, xc.data_ptr(), wc.data_ptr(), y.data_ptr());
+  }
   autograd::record("ConvTranspose2dBackward", y, {x, weight},
                    [g, empty, xc = autograd::save(xc), wc = autograd::save(wc)](const Tensor<T>& gy, const NeedsGrad& n)
                        -> std::vector<Tensor<T>> {
@@ -179,6 +186,7 @@ Tensor<T> conv_transpose2d(const Tensor<T>& x, const Tensor<T>& weight, const Te
                                n[1] ? zeros<T>(wc.shape(), wc.device()) : Tensor<T>{}};
                      auto gyc = gy.contiguous();
                      Tensor<T> gx, gw;
+                     ops_detail::count_conv_flops(g, int(n[0]) + int(n[1]));
                      if (n[0]) {
                        gx = Tensor<T>::empty(xc.shape(), xc.device());
                        ops_detail::be(xc).conv2d_forward(g, gyc.data_ptr(), wc.data_ptr(), gx.data_ptr());

@@ -50,6 +50,7 @@ void bmm_into(const Tensor<T>& a, const Tensor<T>& b, T* out_data, T alpha = T(1
   const auto batch = std::max(a.shape()[0], b.shape()[0]);
   const auto m = a.shape()[1], k = a.shape()[2], n = b.shape()[2];
   auto A = gemm_operand(a), B = gemm_operand(b);
+  count_gemm_flops(m, n, k, batch);
   be(a).gemm(A.trans, B.trans, m, n, k, alpha, A.data, A.ld, a.shape()[0] == 1 ? 0 : A.batch_stride,
              B.data, B.ld, b.shape()[0] == 1 ? 0 : B.batch_stride, T(0), out_data, n, m * n, batch);
 }
@@ -87,6 +88,7 @@ void bmm_batch_dims(const Tensor<T>& a, const Tensor<T>& b, Tensor<T>& out, T al
     if (A && B) {
       const GemmBatch2 batch{a.shape()[0], a.shape()[1], a.strides()[0], a.strides()[1], b.strides()[0],
                              b.strides()[1], out.strides()[0], out.strides()[1]};
+      count_gemm_flops(m, n, k, batch.count0 * batch.count1);
       be(a).gemm_batch2(A->trans, B->trans, m, n, k, alpha, a.data_ptr(), A->ld, b.data_ptr(), B->ld, T(0),
                         out.data_ptr(), n, batch);
       return;
@@ -190,6 +192,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     x2 = x.reshape({m, k});
     y = Tensor<T>::empty({m, n}, x.device());
     auto X = ops_detail::gemm_operand(x2.unsqueeze(0)), W = ops_detail::gemm_operand(weight.unsqueeze(0));
+    ops_detail::count_gemm_flops(m, n, k);
     if (bias.defined()) {
       const Tensor<T> b = bias.contiguous();
       ops_detail::be(x).gemm_bias(X.trans, !W.trans, m, n, k, X.data, X.ld, W.data, W.ld, b.data_ptr(), y.data_ptr(), n);

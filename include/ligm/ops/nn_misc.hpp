@@ -169,6 +169,7 @@ Tensor<T> packed_attention(const Tensor<T>& qkv, std::int64_t heads, bool causal
     out = Tensor<T>::empty({B, N, D}, x.device());
     auto& backend = ops_detail::be(x);
     const T *q = x.data_ptr(), *k = q + D, *v = q + 2 * D;
+    ops_detail::count_gemm_flops(N, N, Dh, 2 * B * H);  // q k^T and p v
     backend.gemm_batch2(false, true, N, N, Dh, alpha, q, ld, k, ld, T(0), scores.data_ptr(), N, scores_by_qk);
     backend.softmax_rows(scores.data_ptr(), B * H * N, N, false, causal ? N : 0, probs.data_ptr());
     backend.gemm_batch2(false, false, N, Dh, N, T(1), probs.data_ptr(), N, v, ld, T(0), out.data_ptr(), D,
@@ -188,6 +189,7 @@ Tensor<T> packed_attention(const Tensor<T>& qkv, std::int64_t heads, bool causal
         const GemmBatch2 dout_by_v{B, H, N * D, Dh, N * ld, Dh, H * N * N, N * N};
         const GemmBatch2 p_by_dout{B, H, H * N * N, N * N, N * D, Dh, N * ld, Dh};
         const GemmBatch2 ds_by_qk{B, H, H * N * N, N * N, N * ld, Dh, N * ld, Dh};
+        ops_detail::count_gemm_flops(N, N, Dh, 4 * B * H);  // dp, dv, dq, dk
         backend.gemm_batch2(false, true, N, N, Dh, T(1), dout.data_ptr(), D, v, ld, T(0), dp.data_ptr(), N,
                             dout_by_v);
         backend.gemm_batch2(true, false, N, Dh, N, T(1), probs.data_ptr(), N, dout.data_ptr(), D, T(0), dv, ld, p_by_dout);
