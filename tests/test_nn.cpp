@@ -278,6 +278,9 @@ TEST_CASE("Unflatten, Upsample, Softmax and ELU modules: shapes, printing, error
   CHECK(unflatten(zeros<float>({4, 6, 5})).shape() == Shape{4, 2, 3, 5});
   CHECK(nn::Unflatten<float>(-1, {3, 2})(zeros<float>({4, 6})).shape() == Shape{4, 3, 2});
   check_error([&] { unflatten(zeros<float>({4, 7})); }, {"Unflatten", "[2, 3]", "[4, 7]"});
+  check_error([&] { unflatten(zeros<float>({})); }, {"Unflatten", "0-dim"});  // (the fuzzer's find)
+  check_error([&] { nn::Unflatten<float>(0, {-2, -3})(zeros<float>({6})); }, {"Unflatten", "[-2, -3]"});
+  check_error([&] { nn::Unflatten<float>(0, {1LL << 40, 1LL << 40})(zeros<float>({6})); }, {"Unflatten"});
   nn::Sequential<float> net(nn::Linear<float>(4, 12), nn::Unflatten<float>(1, {3, 2, 2}),
                             nn::Upsample<float>({.scale_factor = 2.0}), nn::Softmax<float>(1));
   const auto y = net(zeros<float>({5, 4}));

@@ -62,7 +62,7 @@ inline void ops(const std::vector<unsigned char>& bytes) {
     if (y.defined() && y.requires_grad() && y.numel() > 0) y.sum().backward();
   };
   for (int step = 0; step < 8 && !in.done(); ++step) {
-    const unsigned op = in.byte() % 40;
+    const unsigned op = in.byte() % 50;
     auto x = floats(in.shape());
     expect_ok_or_error([&] {
       switch (op) {
@@ -151,7 +151,29 @@ inline void ops(const std::vector<unsigned char>& bytes) {
           backward(scaled_dot_product_attention(x, floats(in.shape()), floats(in.shape()), o));
           break;
         }
-        default: backward(ctu(x, floats(in.shape(1)), floats(in.shape(1)), in.arg())); break;
+        case 39: backward(ctu(x, floats(in.shape(1)), floats(in.shape(1)), in.arg())); break;
+        case 40: backward(nan_to_num(x, double(in.arg()), double(in.arg()), double(in.arg()))); break;
+        case 41: {
+          const auto nans = isnan(div(x, floats(in.shape())));
+          (void)(in.byte() & 1 ? any(nans, in.args(), in.byte() & 1) : all(logical_or(nans, isinf(x)), in.args()));
+          break;
+        }
+        case 42: backward(binary_cross_entropy(sigmoid(x), floats(in.shape()).detach(), floats(in.shape()))); break;
+        case 43:
+          backward(multi_margin_loss(x, indices(in.shape()), int(in.arg()), double(in.arg()), floats(in.shape(1))));
+          break;
+        case 44: backward(hinge_embedding_loss(x, floats(in.shape()), double(in.arg()))); break;
+        case 45: backward(margin_ranking_loss(x, floats(in.shape()), floats(in.shape()), double(in.arg()))); break;
+        case 46:
+          backward(triplet_margin_loss(x, floats(in.shape()), floats(in.shape()), double(in.arg()), double(in.arg()),
+                                       1e-6, in.byte() & 1));
+          break;
+        case 47: backward(cosine_embedding_loss(x, floats(in.shape()), floats(in.shape()), double(in.arg()))); break;
+        default: {
+          nn::Unflatten<T> unflatten(in.arg(), in.shape());
+          backward(unflatten(x));
+          break;
+        }
       }
     });
   }

@@ -69,12 +69,15 @@ class Unflatten : public Module<T> {
  public:
   Unflatten(std::int64_t dim, Shape sizes) : dim(dim), sizes(std::move(sizes)) {}
   Tensor<T> forward(const Tensor<T>& x) override {
-    const std::int64_t d = wrap_dim(dim, x.dim(), "Unflatten");
+    const std::int64_t d = wrap_sized_dim(dim, x.dim(), "Unflatten");
+    std::int64_t product = 1;
+    bool fits = true;
+    for (auto n : sizes) fits = fits && n >= 0 && !__builtin_mul_overflow(product, n, &product);
+    check(fits && product == x.shape()[std::size_t(d)], "Unflatten", "sizes ", sizes, " do not multiply to dim ", d,
+          " of ", x.shape());
     Shape s(x.shape().begin(), x.shape().begin() + d);
     s.insert(s.end(), sizes.begin(), sizes.end());
     s.insert(s.end(), x.shape().begin() + d + 1, x.shape().end());
-    check(numel_of(sizes) == x.shape()[std::size_t(d)], "Unflatten", "sizes ", sizes, " do not multiply to dim ", d,
-          " of ", x.shape());
     return x.reshape(s);
   }
   std::string type_name() const override { return "Unflatten"; }
