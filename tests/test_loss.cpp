@@ -43,6 +43,12 @@ TEST_CASE("gradcheck: every loss and option") {
   auto pw = rand<double>({3}) + 0.5;
   check_grad([&](const In& in) { return binary_cross_entropy_with_logits(in[0], y, {.pos_weight = pw}); }, {leaf({4, 3}, 17)});
   check_grad([&](const In& in) { return binary_cross_entropy_with_logits(in[0], in[1]); }, {leaf({4, 3}, 18), leaf({4, 3}, 19, 0, 1)});
+  check_grad([&](const In& in) { return binary_cross_entropy_with_logits(in[0], in[1], {.weight = in[2], .pos_weight = in[3]}); },
+             {leaf({4, 3}, 43), leaf({4, 3}, 44, 0, 1), leaf({4, 1}, 45, 0.5, 2), leaf({3}, 46, 0.5, 2)});
+  // At x = 0 exactly (a zero-initialised probe) the gradient is sigmoid(0) - y, as PyTorch's.
+  auto z = zeros<double>({4}).requires_grad_();
+  binary_cross_entropy_with_logits(z, tensor<double>({1, 0, 1, 1}, {4})).backward();
+  CHECK(z.grad().to_vector() == std::vector<double>{-0.125, 0.125, -0.125, -0.125});
   auto target_p = softmax(randn<double>({3, 4}), 1);
   check_grad([&](const In& in) { return kl_div(log_softmax(in[0], 1), target_p, "batchmean"); }, {leaf({3, 4}, 20)});
   check_grad([&](const In& in) { return kl_div(in[0], log_softmax(in[1], 1), "sum", true); }, {leaf({3, 4}, 21), leaf({3, 4}, 22)});

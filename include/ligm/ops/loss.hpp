@@ -7,6 +7,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ligm/ops/softmax.hpp"
 
@@ -222,22 +223,53 @@ struct BceWithLogitsOptions {
   std::string reduction = "mean";
 };
 
-// Stable form: (1 - y) x + (1 + (pw - 1) y) (log1p(exp(-|x|)) + max(-x, 0)).
+// (1 - y) x + (1 + (pw - 1) y) softplus(-x), times weight, with softplus(-x) = -log sigmoid(x)
+// computed stably as log1p(exp(-|x|)) + max(-x, 0). Its own backward (PyTorch's): dL/dx =
+// (1 - y) - (1 + (pw - 1) y) sigmoid(-x), smooth at x = 0, where the kinks of |x| and max(-x, 0)
+// cancel in value but not in their one-sided derivatives (a composite's gradient there would be
+// 1 - y instead of sigmoid(0) - y: wrong for every zero-initialised probe).
 template <class T>
 Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& input, const Tensor<T>& target,
                                            const BceWithLogitsOptions<T>& opt = {}) {
-  check(input.shape() == target.shape(), "binary_cross_entropy_with_logits", "target of shape ",
-        target.shape(), " must match input of shape ", input.shape());
-  auto log_sig_neg = add(log1p(exp(neg(abs(input)))), relu(neg(input)));  // -log sigmoid(x)
+  const char* op = "binary_cross_entropy_with_logits";
+  ops_detail::floating_only<T>(op);
+  check(input.shape() == target.shape(), op, "target of shape ", target.shape(), " must match input of shape ",
+        input.shape());
+  const Tensor<T>&w = opt.weight, &pw = opt.pos_weight;
+  if (w.defined()) broadcast_shapes(input.shape(), w.shape(), op);
+  if (pw.defined()) broadcast_shapes(input.shape(), pw.shape(), op);
+  // The unweighted loss and softplus(-x), from the saved x, y and pos_weight.
+  auto parts = [](const Tensor<T>& x, const Tensor<T>& y, const Tensor<T>& pos_weight) {
+    const Tensor<T> sp = add(log1p(exp(neg(abs(x)))), relu(neg(x)));
+    const Tensor<T> scaled = pos_weight.defined() ? mul(add(mul(sub(pos_weight, T(1)), y), T(1)), sp) : sp;
+    return std::pair{add(mul(sub(T(1), y), x), scaled), sp};
+  };
   Tensor<T> loss;
-  if (opt.pos_weight.defined()) {
-    auto log_weight = add(mul(sub(opt.pos_weight, T(1)), target), T(1));
-    loss = add(mul(sub(T(1), target), input), mul(log_weight, log_sig_neg));
-  } else {
-    loss = add(mul(sub(T(1), target), input), log_sig_neg);
+  {
+    NoGradGuard no_grad;
+    loss = parts(input, target, pw).first;
+    if (w.defined()) loss = mul(loss, w);
   }
-  if (opt.weight.defined()) loss = mul(loss, opt.weight);
-  return ops_detail::reduce_loss(loss, opt.reduction, "binary_cross_entropy_with_logits");
+  loss = autograd::record(
+      "BinaryCrossEntropyWithLogitsBackward", loss, {input, target, w, pw},
+      [x = autograd::save(input), y = autograd::save(target), w = autograd::save(w), pw = autograd::save(pw),
+       parts](const Tensor<T>& g, const NeedsGrad& n) -> std::vector<Tensor<T>> {
+        const Tensor<T> gw = w.defined() ? mul(g, w) : g;  // the gradient of the unweighted loss
+        Tensor<T> dx, dy, dw, dpw;
+        if (n[0]) {
+          const Tensor<T> sig_neg = sigmoid(neg(x));
+          const Tensor<T> scaled = pw.defined() ? mul(add(mul(sub(pw, T(1)), y), T(1)), sig_neg) : sig_neg;
+          dx = sum_to(mul(gw, sub(sub(T(1), y), scaled)), x.shape());
+        }
+        if (n[1] || n[2] || n[3]) {
+          const auto [unweighted, sp] = parts(x, y, pw);
+          if (n[1]) dy = sum_to(mul(gw, pw.defined() ? sub(mul(sub(pw, T(1)), sp), x) : neg(x)), y.shape());
+          if (n[2]) dw = sum_to(mul(g, unweighted), w.shape());
+          if (n[3]) dpw = sum_to(mul(gw, mul(y, sp)), pw.shape());
+        }
+        return {dx, dy, dw, dpw};
+      });
+  return ops_detail::reduce_loss(loss, opt.reduction, op);
 }
 
 // input holds probabilities in [0, 1]: -(y log x + (1 - y) log(1 - x)), each log clamped at
