@@ -326,6 +326,25 @@ void case_8() {  // the models and the fused AdamW step train on CUDA as on the 
   check_close(steps(kGpu, rmsprop), steps(Device::cpu(), rmsprop), 1e-12, 1e-10, "RMSprop on the device");
   check_close(steps(kGpu, adagrad), steps(Device::cpu(), adagrad), 1e-12, 1e-10, "Adagrad on the device");
   check_close(steps(kGpu, sgd), steps(Device::cpu(), sgd), 1e-12, 1e-10, "SGD on the device");
+  // L-BFGS with the strong Wolfe line search, a logistic regression: the same iterates.
+  auto lbfgs = [](Device device) {
+    const auto X = randn_s<double>({30, 4}, 40).to(device);
+    const auto y = gt(randn_s<double>({30}, 41), 0.0).to<double>().to(device);
+    auto w = zeros<double>({4}, device).requires_grad_();
+    optim::LBFGS<double> opt({w}, {.max_iter = 15, .line_search_fn = "strong_wolfe"});
+    auto closure = [&] {
+      opt.zero_grad();
+      auto loss = add(binary_cross_entropy_with_logits(matmul(X, w), y), mul(sum(mul(w, w)), 0.1));
+      loss.backward();
+      return double(loss.item());
+    };
+    opt.step(closure);
+    return std::pair{w.detach().to(Device::cpu()), opt.func_evals()};
+  };
+  const auto [w_gpu, evals_gpu] = lbfgs(kGpu);
+  const auto [w_cpu, evals_cpu] = lbfgs(Device::cpu());
+  check_close(w_gpu, w_cpu, 1e-10, 1e-8, "L-BFGS on the device");
+  CHECK(evals_gpu == evals_cpu);
 }
 
 // Eidetic learning on the device: old heads' logits stay bit-identical through a later task
@@ -528,7 +547,7 @@ const CrossDeviceCase kCases[] = {
     {"random streams, dropout and in-place ops match the CPU", case_5, false},
     {"device errors name the op and both devices", case_6, true},
     {"a short training run follows the CPU's loss curve", case_7, false},
-    {"the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD", case_8, false},
+    {"the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD, L-BFGS", case_8, false},
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
@@ -577,7 +596,7 @@ TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::s
   case_7();
 }
 
-TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD" * doctest::skip(kNoGpu)) {
+TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD, L-BFGS" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_8();
 }

@@ -185,3 +185,57 @@ TEST_CASE("nn goldens: 2-D sin-cos positions equal MAE's get_2d_sincos_pos_embed
   check_close(pos(x).select(0, 1), pos.weight.narrow(0, 0, 4), 0, 0, "adds the first rows");
   check_error([&] { pos(zeros<double>({1, 11, 8})); }, {"PositionalEmbedding", "[1, 11, 8]"});
 }
+
+TEST_CASE("optim goldens: L-BFGS follows PyTorch's, with and without the strong Wolfe line search") {
+  const D X = golden("lbfgs.X"), y = golden("lbfgs.y");
+  struct Problem {
+    std::vector<D> params;
+    std::function<D()> loss;
+  };
+  auto logreg = [&] {
+    auto w = zeros<double>({5}).requires_grad_(), b = zeros<double>({1}).requires_grad_();
+    return Problem{{w, b}, [=] {
+                     return add(binary_cross_entropy_with_logits(add(matmul(X, w), b), y),
+                                mul(sum(mul(w, w)), 1e-2));
+                   }};
+  };
+  auto rosenbrock = [] {
+    auto x = tensor<double>({-1.5, 2.0}, {2}).requires_grad_();
+    return Problem{{x}, [=] {
+                     auto x0 = x.narrow(0, 0, 1), x1 = x.narrow(0, 1, 1);
+                     return sum(add(square(sub(1.0, x0)), mul(square(sub(x1, square(x0))), 100.0)));
+                   }};
+  };
+  const std::map<std::string, std::pair<std::function<Problem()>, optim::LBFGSOptions>> cases{
+      {"logreg", {logreg, {.lr = 1, .max_iter = 20, .history_size = 5}}},
+      {"logreg_wolfe", {logreg, {.lr = 1, .max_iter = 10, .history_size = 3, .line_search_fn = "strong_wolfe"}}},
+      {"rosen_wolfe", {rosenbrock, {.lr = 1, .max_iter = 30, .history_size = 10, .line_search_fn = "strong_wolfe"}}},
+      {"rosen_wolfe_h2", {rosenbrock, {.lr = 1, .max_iter = 25, .history_size = 2, .line_search_fn = "strong_wolfe"}}},
+  };
+  for (const auto& [name, c] : cases) {
+    CAPTURE(name);
+    Problem problem = c.first();
+    optim::LBFGS<double> opt(problem.params, c.second);
+    auto closure = [&] {
+      opt.zero_grad();
+      auto loss = problem.loss();
+      loss.backward();
+      return double(loss.item());
+    };
+    for (int k = 1; k <= 3; ++k) {
+      CAPTURE(k);
+      const double loss = opt.step(closure);
+      const std::string at = "lbfgs." + name;
+      CHECK(loss == doctest::Approx(golden(at + ".loss" + std::to_string(k)).item()).epsilon(1e-8));
+      CHECK(double(opt.func_evals()) == golden(at + ".evals" + std::to_string(k)).item());
+      std::vector<D> flat;
+      for (auto& p : problem.params) flat.push_back(p.detach().reshape({-1}));
+      check_close(cat(flat, 0), golden(at + ".p" + std::to_string(k)), 1e-10, 1e-8, "parameters");
+    }
+  }
+  // Bad options are refused.
+  auto x = zeros<double>({2}).requires_grad_();
+  check_error([&] { optim::LBFGS<double>({x}, {.line_search_fn = "armijo"}); }, {"LBFGS", "armijo"});
+  check_error([&] { optim::LBFGS<double>({x}, {.history_size = 0}); }, {"LBFGS", "history_size"});
+  check_error([&] { optim::LBFGS<double>({}, {}); }, {"LBFGS", "no parameters"});
+}

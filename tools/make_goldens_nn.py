@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_goldens import randomize, write_safetensors  # noqa: E402
@@ -190,6 +191,52 @@ module_case("log_softmax", nn.LogSoftmax(dim=-1), rn(3, 6))
 module_case("upsample_nearest", nn.Upsample(scale_factor=2, mode="nearest"), rn(2, 3, 4, 5))
 module_case("upsample_bilinear", nn.Upsample(size=(7, 6), mode="bilinear", align_corners=False), rn(2, 3, 4, 5))
 module_case("unflatten", nn.Unflatten(1, (2, 3, 2)), rn(4, 12))
+
+# --- L-BFGS: parameters (flat), returned loss and closure calls after each of 3 step() calls ---
+# lbfgs.<case>.p<k>, .loss<k>, .evals<k>; the problems' data: lbfgs.X, lbfgs.y, lbfgs.w0.
+X = rn(40, 5)
+y_lr = (X @ torch.tensor([1.0, -2.0, 0.5, 0.0, 1.5], dtype=D) + 0.3 * rn(40) > 0).to(D)
+OUT["lbfgs.X"], OUT["lbfgs.y"] = X, y_lr
+OUT["lbfgs.w0"] = torch.zeros(6, dtype=D)
+
+
+def logreg_problem():
+    w = torch.zeros(5, dtype=D, requires_grad=True)
+    b = torch.zeros(1, dtype=D, requires_grad=True)
+
+    def loss_fn():
+        return F.binary_cross_entropy_with_logits(X @ w + b, y_lr) + 1e-2 * (w * w).sum()
+    return [w, b], loss_fn
+
+
+def rosenbrock_problem():
+    x = torch.tensor([-1.5, 2.0], dtype=D, requires_grad=True)
+
+    def loss_fn():
+        return (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2
+    return [x], loss_fn
+
+
+LBFGS_CASES = {
+    "logreg": (logreg_problem, dict(lr=1, max_iter=20, history_size=5)),
+    "logreg_wolfe": (logreg_problem, dict(lr=1, max_iter=10, history_size=3, line_search_fn="strong_wolfe")),
+    "rosen_wolfe": (rosenbrock_problem, dict(lr=1, max_iter=30, history_size=10, line_search_fn="strong_wolfe")),
+    "rosen_wolfe_h2": (rosenbrock_problem, dict(lr=1, max_iter=25, history_size=2, line_search_fn="strong_wolfe")),
+}
+for name, (make_problem, kw) in LBFGS_CASES.items():
+    params, loss_fn = make_problem()
+    opt = torch.optim.LBFGS(params, **kw)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+    for k in range(1, 4):
+        loss = opt.step(closure)
+        OUT[f"lbfgs.{name}.p{k}"] = torch.cat([p.detach().reshape(-1) for p in params]).clone()
+        OUT[f"lbfgs.{name}.loss{k}"] = torch.tensor([float(loss)], dtype=D)
+        OUT[f"lbfgs.{name}.evals{k}"] = torch.tensor([opt.state[params[0]]["func_evals"]], dtype=D)
 
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -3,6 +3,7 @@
 #include "ligm/optim/adagrad.hpp"
 #include "ligm/optim/adam.hpp"
 #include "ligm/optim/lars.hpp"
+#include "ligm/optim/lbfgs.hpp"
 #include "ligm/optim/optimizer.hpp"
 #include "ligm/optim/rmsprop.hpp"
 #include "ligm/optim/schedule.hpp"

@@ -1,0 +1,310 @@
+// L-BFGS (Liu and Nocedal, 1989) as torch.optim.LBFGS: a quasi-Newton method that keeps the
+// last `history_size` steps s and gradient changes y and turns the gradient into a direction
+// with the two-loop recursion, for small full-batch problems (a logistic-regression probe, a
+// curve fit). One step(closure) runs up to max_iter iterations; the closure re-evaluates the
+// model: it clears the gradients, computes the loss, calls backward() and returns the loss.
+//
+//   optim::LBFGS<double> opt(model.parameters(), {.lr = 1, .max_iter = 50, .line_search_fn = "strong_wolfe"});
+//   auto closure = [&] { opt.zero_grad(); auto loss = criterion(model(x), y); loss.backward(); return double(loss.item()); };
+//   for (int k = 0; k < 10; ++k) opt.step(closure);
+//
+// Without a line search each iteration moves by lr along the direction (the first by
+// lr * min(1, 1 / |g|_1)); with "strong_wolfe" a line search (cubic interpolation, the strong
+// Wolfe conditions c1 = 1e-4, c2 = 0.9, at most 25 evaluations) chooses the step. The
+// arithmetic and every stopping rule are PyTorch's (checked against PyTorch 1.13 in float64,
+// tests/test_nn_golden.cpp); scalars are computed in double. All parameters are treated as one
+// flat vector (one group, as PyTorch), on one device.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "ligm/ops/movement.hpp"
+#include "ligm/ops/reduce.hpp"
+
+namespace ligm::optim {
+
+struct LBFGSOptions {
+  double lr = 1;
+  int max_iter = 20;
+  int max_eval = 0;  // 0: max_iter * 5 / 4
+  double tolerance_grad = 1e-7;
+  double tolerance_change = 1e-9;
+  int history_size = 100;
+  std::string line_search_fn = "";  // "" or "strong_wolfe"
+};
+
+template <class T = float>
+class LBFGS {
+ public:
+  using Closure = std::function<double()>;
+  struct Group {
+    std::vector<Tensor<T>> params;
+    LBFGSOptions options;
+  };
+
+  LBFGS(std::vector<Tensor<T>> params, LBFGSOptions o = {}) : groups_{{std::move(params), o}} {
+    check(!groups_[0].params.empty(), "LBFGS", "no parameters");
+    for (const auto& p : groups_[0].params) {
+      check(p.defined(), "LBFGS", "a parameter is an undefined tensor");
+      check(p.device() == groups_[0].params[0].device(), "LBFGS", "all parameters must be on one device, got ",
+            p.device().str(), " and ", groups_[0].params[0].device().str());
+    }
+    check(o.lr > 0 && o.max_iter > 0 && o.history_size > 0 && o.max_eval >= 0, "LBFGS",
+          "lr, max_iter and history_size must be positive, max_eval >= 0");
+    check(o.line_search_fn.empty() || o.line_search_fn == "strong_wolfe", "LBFGS",
+          "line_search_fn must be \"\" or \"strong_wolfe\", got \"", o.line_search_fn, "\"");
+    if (groups_[0].options.max_eval == 0) groups_[0].options.max_eval = o.max_iter * 5 / 4;
+  }
+  const char* name() const { return "LBFGS"; }
+  // One group, as PyTorch's; a schedule may change its lr.
+  std::vector<Group>& param_groups() { return groups_; }
+  void zero_grad() {
+    for (auto& p : groups_[0].params) p.set_grad({});
+  }
+  std::int64_t func_evals() const { return func_evals_; }  // closure calls so far
+  std::int64_t n_iter() const { return n_iter_; }          // iterations so far
+
+  // Up to max_iter iterations; returns the loss the first closure call gave.
+  double step(const Closure& closure) {
+    const LBFGSOptions& o = groups_[0].options;
+    const double orig_loss = evaluate(closure);
+    double loss = orig_loss;
+    int current_evals = 1;
+    ++func_evals_;
+    NoGradGuard no_grad;
+    Tensor<T> flat_grad = gather_flat_grad();
+    if (abs_max(flat_grad) <= o.tolerance_grad) return orig_loss;
+
+    for (int iter = 1; iter <= o.max_iter; ++iter) {
+      ++n_iter_;
+      if (n_iter_ == 1) {
+        d_ = neg(flat_grad);
+        old_dirs_.clear();
+        old_stps_.clear();
+        ro_.clear();
+        h_diag_ = 1;
+      } else {
+        const Tensor<T> y = sub(flat_grad, prev_flat_grad_);
+        const Tensor<T> s = mul(d_, T(t_));
+        const double ys = dot(y, s);
+        if (ys > 1e-10) {  // keep the pair only where the curvature condition holds
+          if (int(old_dirs_.size()) == o.history_size) {
+            old_dirs_.pop_front();
+            old_stps_.pop_front();
+            ro_.pop_front();
+          }
+          old_dirs_.push_back(y);
+          old_stps_.push_back(s);
+          ro_.push_back(1.0 / ys);
+          h_diag_ = ys / dot(y, y);
+        }
+        // The two-loop recursion: d = -H g with H the L-BFGS inverse-Hessian estimate.
+        const std::size_t m = old_dirs_.size();
+        std::vector<double> al(m);
+        Tensor<T> q = neg(flat_grad);
+        for (std::size_t i = m; i-- > 0;) {
+          al[i] = dot(old_stps_[i], q) * ro_[i];
+          q = sub(q, mul(old_dirs_[i], T(al[i])));
+        }
+        Tensor<T> r = mul(q, T(h_diag_));
+        for (std::size_t i = 0; i < m; ++i) {
+          const double be_i = dot(old_dirs_[i], r) * ro_[i];
+          r = add(r, mul(old_stps_[i], T(al[i] - be_i)));
+        }
+        d_ = r;
+      }
+      prev_flat_grad_ = flat_grad.clone();
+      const double prev_loss = loss;
+      t_ = n_iter_ == 1 ? std::min(1.0, 1.0 / abs_sum(flat_grad)) * o.lr : o.lr;
+      const double gtd = dot(flat_grad, d_);
+      if (gtd > -o.tolerance_change) break;  // not a descent direction
+
+      int ls_evals = 0;
+      bool opt_cond = false;
+      if (o.line_search_fn == "strong_wolfe") {
+        const std::vector<Tensor<T>> x0 = clone_params();
+        auto [f_new, g_new, t_new, evals] = strong_wolfe(closure, x0, t_, d_, loss, flat_grad, gtd);
+        loss = f_new;
+        flat_grad = g_new;
+        t_ = t_new;
+        ls_evals = evals;
+        add_to_params(t_, d_);
+        opt_cond = abs_max(flat_grad) <= o.tolerance_grad;
+      } else {
+        add_to_params(t_, d_);
+        if (iter != o.max_iter) {
+          loss = evaluate(closure);
+          flat_grad = gather_flat_grad();
+          opt_cond = abs_max(flat_grad) <= o.tolerance_grad;
+          ls_evals = 1;
+        }
+      }
+      current_evals += ls_evals;
+      func_evals_ += ls_evals;
+      if (iter == o.max_iter || current_evals >= o.max_eval || opt_cond) break;
+      if (abs_max(d_) * std::abs(t_) <= o.tolerance_change) break;  // |d t|_max, t >= 0
+      if (std::abs(loss - prev_loss) < o.tolerance_change) break;
+    }
+    return orig_loss;
+  }
+
+ private:
+  struct Evaluation {
+    double f;
+    Tensor<T> g;
+    double t;
+    int evals;
+  };
+
+  static double dot(const Tensor<T>& a, const Tensor<T>& b) { return double(sum(mul(a, b)).item()); }
+  static double abs_max(const Tensor<T>& a) { return double(amax(abs(a)).item()); }
+  static double abs_sum(const Tensor<T>& a) { return double(sum(abs(a)).item()); }
+
+  // The closure with grad mode on, whatever the caller's.
+  static double evaluate(const Closure& closure) {
+    EnableGradGuard grad;
+    return closure();
+  }
+  // Every parameter's gradient as one flat vector (zeros where a parameter has none).
+  Tensor<T> gather_flat_grad() const {
+    std::vector<Tensor<T>> parts;
+    for (const auto& p : groups_[0].params)
+      parts.push_back(p.grad().defined() ? p.grad().reshape({-1}) : zeros<T>({p.numel()}, p.device()));
+    return cat(parts, 0);
+  }
+  void add_to_params(double step, const Tensor<T>& update) {
+    std::int64_t offset = 0;
+    for (auto& p : groups_[0].params) {
+      Tensor<T> handle = p;
+      handle.add_(update.narrow(0, offset, p.numel()).reshape(p.shape()), T(step));
+      offset += p.numel();
+    }
+  }
+  std::vector<Tensor<T>> clone_params() const {
+    std::vector<Tensor<T>> out;
+    for (const auto& p : groups_[0].params) out.push_back(p.detach().clone());
+    return out;
+  }
+  void set_params(const std::vector<Tensor<T>>& values) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      Tensor<T> handle = groups_[0].params[i];
+      handle.copy_(values[i]);
+    }
+  }
+  // Loss and gradient at x0 + t d; the parameters are put back to x0.
+  std::pair<double, Tensor<T>> directional_evaluate(const Closure& closure, const std::vector<Tensor<T>>& x0, double t,
+                                                    const Tensor<T>& d) {
+    add_to_params(t, d);
+    const double f = evaluate(closure);
+    Tensor<T> g = gather_flat_grad();
+    set_params(x0);
+    return {f, g};
+  }
+
+  // The minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), kept within bounds
+  // (by default the interval between x1 and x2); the bounds' middle if the cubic has none.
+  static double cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2, double lo, double hi) {
+    const double d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2);
+    const double d2_square = d1 * d1 - g1 * g2;
+    if (d2_square < 0) return (lo + hi) / 2;
+    const double d2 = std::sqrt(d2_square);
+    const double min_pos = x1 <= x2 ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+                                    : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2));
+    return std::min(std::max(min_pos, lo), hi);
+  }
+  static double cubic_interpolate(double x1, double f1, double g1, double x2, double f2, double g2) {
+    return cubic_interpolate(x1, f1, g1, x2, f2, g2, std::min(x1, x2), std::max(x1, x2));
+  }
+
+  // A step t along d satisfying the strong Wolfe conditions: first a bracket (growing the step
+  // by cubic extrapolation), then zooming into it. Returns the loss, gradient and step chosen.
+  Evaluation strong_wolfe(const Closure& closure, const std::vector<Tensor<T>>& x0, double t, const Tensor<T>& d,
+                          double f, const Tensor<T>& g, double gtd) {
+    constexpr double c1 = 1e-4, c2 = 0.9;
+    constexpr int max_ls = 25;
+    const double tolerance_change = 1e-9, d_norm = abs_max(d);
+    auto [f_new, g_new] = directional_evaluate(closure, x0, t, d);
+    int evals = 1, ls_iter = 0;
+    double gtd_new = dot(g_new, d);
+    double t_prev = 0, f_prev = f, gtd_prev = gtd;
+    Tensor<T> g_prev = g;
+    bool done = false;
+    // bracket[0..1] with their losses, gradients and directional derivatives.
+    std::vector<double> bt, bf, bgtd;
+    std::vector<Tensor<T>> bg;
+    while (ls_iter < max_ls) {
+      const bool too_far = f_new > f + c1 * t * gtd || (ls_iter > 1 && f_new >= f_prev);
+      if (!too_far && std::abs(gtd_new) <= -c2 * gtd) {  // the strong Wolfe conditions hold at t
+        bt = {t}, bf = {f_new}, bg = {g_new}, bgtd = {gtd_new};
+        done = true;
+        break;
+      }
+      if (too_far || gtd_new >= 0) {  // a minimiser lies between the last two steps
+        bt = {t_prev, t}, bf = {f_prev, f_new}, bg = {g_prev, g_new}, bgtd = {gtd_prev, gtd_new};
+        break;
+      }
+      const double min_step = t + 0.01 * (t - t_prev), max_step = t * 10, previous = t;
+      t = cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new, min_step, max_step);
+      t_prev = previous, f_prev = f_new, g_prev = g_new, gtd_prev = gtd_new;
+      std::tie(f_new, g_new) = directional_evaluate(closure, x0, t, d);
+      ++evals;
+      gtd_new = dot(g_new, d);
+      ++ls_iter;
+    }
+    if (ls_iter == max_ls) bt = {0, t}, bf = {f, f_new}, bg = {g, g_new}, bgtd = {gtd, gtd_new};
+
+    // Zoom: shrink the bracket until a point satisfies the conditions.
+    bool insufficient_progress = false;
+    int low = bf[0] <= bf.back() ? 0 : 1, high = 1 - low;
+    while (!done && ls_iter < max_ls) {
+      if (std::abs(bt[1] - bt[0]) * d_norm < tolerance_change) break;
+      t = cubic_interpolate(bt[0], bf[0], bgtd[0], bt[1], bf[1], bgtd[1]);
+      const double b_max = std::max(bt[0], bt[1]), b_min = std::min(bt[0], bt[1]), eps = 0.1 * (b_max - b_min);
+      if (std::min(b_max - t, t - b_min) < eps) {  // too close to an end: move it inside
+        if (insufficient_progress || t >= b_max || t <= b_min) {
+          t = std::abs(t - b_max) < std::abs(t - b_min) ? b_max - eps : b_min + eps;
+          insufficient_progress = false;
+        } else {
+          insufficient_progress = true;
+        }
+      } else {
+        insufficient_progress = false;
+      }
+      std::tie(f_new, g_new) = directional_evaluate(closure, x0, t, d);
+      ++evals;
+      gtd_new = dot(g_new, d);
+      ++ls_iter;
+      if (f_new > f + c1 * t * gtd || f_new >= bf[std::size_t(low)]) {
+        bt[std::size_t(high)] = t, bf[std::size_t(high)] = f_new, bg[std::size_t(high)] = g_new,
+                          bgtd[std::size_t(high)] = gtd_new;
+        low = bf[0] <= bf[1] ? 0 : 1, high = 1 - low;
+      } else {
+        if (std::abs(gtd_new) <= -c2 * gtd) {
+          done = true;
+        } else if (gtd_new * (bt[std::size_t(high)] - bt[std::size_t(low)]) >= 0) {
+          bt[std::size_t(high)] = bt[std::size_t(low)], bf[std::size_t(high)] = bf[std::size_t(low)],
+                            bg[std::size_t(high)] = bg[std::size_t(low)], bgtd[std::size_t(high)] = bgtd[std::size_t(low)];
+        }
+        bt[std::size_t(low)] = t, bf[std::size_t(low)] = f_new, bg[std::size_t(low)] = g_new,
+                         bgtd[std::size_t(low)] = gtd_new;
+      }
+    }
+    return {bf[std::size_t(low)], bg[std::size_t(low)], bt[std::size_t(low)], evals};
+  }
+
+  std::vector<Group> groups_;
+  std::int64_t func_evals_ = 0, n_iter_ = 0;
+  // Carried from one step() to the next, as PyTorch's state.
+  Tensor<T> d_, prev_flat_grad_;
+  double t_ = 0, h_diag_ = 1;
+  std::deque<Tensor<T>> old_dirs_, old_stps_;
+  std::deque<double> ro_;
+};
+
+}  // namespace ligm::optim
