@@ -224,15 +224,21 @@ std::map<std::string, GoldenFn<S>> golden_ops(Device d) {
 }
 
 
-// The cases in the golden file: name -> (inputs, output, cotangent, gradients) as raw tensors.
-inline const io::SafetensorsFile& golden_file() {
-  static const auto file = io::load_safetensors(LIGM_GOLDEN_DIR "/ops.safetensors");
-  return file;
+// The cases in a golden file (tests/goldens/<which>.safetensors): name -> (inputs, output,
+// cotangent, gradients) as raw tensors. "ops": random inputs; "ops_at_zero": the same cases with
+// every float input zero (index inputs kept), where kinks and removable singularities decide
+// the values (tools/make_goldens.py --at-zero).
+inline const io::SafetensorsFile& golden_file(const std::string& which = "ops") {
+  static std::map<std::string, io::SafetensorsFile> files;
+  auto it = files.find(which);
+  if (it == files.end())
+    it = files.emplace(which, io::load_safetensors(std::string(LIGM_GOLDEN_DIR "/") + which + ".safetensors")).first;
+  return it->second;
 }
 
-inline std::set<std::string> golden_case_names() {
+inline std::set<std::string> golden_case_names(const std::string& which = "ops") {
   std::set<std::string> cases;
-  for (const auto& [key, _] : golden_file().tensors)
+  for (const auto& [key, _] : golden_file(which).tensors)
     if (key.size() > 4 && key.compare(key.size() - 4, 4, ".out") == 0) cases.insert(key.substr(0, key.size() - 4));
   return cases;
 }
@@ -246,8 +252,9 @@ struct GoldenRun {
 };
 
 template <class S>
-GoldenRun<S> run_golden_case(const std::string& name, const GoldenFn<S>& fn, Device device) {
-  const auto& st = golden_file().tensors;
+GoldenRun<S> run_golden_case(const std::string& name, const GoldenFn<S>& fn, Device device,
+                             const std::string& which = "ops") {
+  const auto& st = golden_file(which).tensors;
   GoldenInputs<S> in;
   for (int k = 0; st.count(name + ".in" + std::to_string(k)); ++k) {
     const auto& raw = st.at(name + ".in" + std::to_string(k));
@@ -275,8 +282,9 @@ GoldenRun<S> run_golden_case(const std::string& name, const GoldenFn<S>& fn, Dev
 
 // Checks a run against the PyTorch goldens (converted to S).
 template <class S>
-void check_against_golden(const std::string& name, const GoldenRun<S>& run, double atol, double rtol) {
-  const auto& st = golden_file().tensors;
+void check_against_golden(const std::string& name, const GoldenRun<S>& run, double atol, double rtol,
+                          const std::string& which = "ops") {
+  const auto& st = golden_file(which).tensors;
   check_close(run.out, io::from_raw<double>(st.at(name + ".out")).template to<S>(), atol, rtol, "forward");
   for (std::size_t k = 0; k < run.grads.size(); ++k) {
     const std::string gkey = name + ".grad" + std::to_string(k);

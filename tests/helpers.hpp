@@ -35,7 +35,7 @@ void check_close(const Tensor<T>& actual, const std::vector<double>& expected, d
   REQUIRE_MESSAGE(v.size() == expected.size(), std::string(what), ": ", v.size(), " elements, expected ", expected.size());
   for (std::size_t i = 0; i < v.size(); ++i) {
     const double a = static_cast<double>(v[i]), e = expected[i];
-    const bool ok = (std::isnan(e) && std::isnan(a)) || std::fabs(a - e) <= atol + rtol * std::fabs(e);
+    const bool ok = (std::isnan(e) && std::isnan(a)) || a == e || std::fabs(a - e) <= atol + rtol * std::fabs(e);
     if (!ok) {
       FAIL_CHECK(std::string(what), "[", i, "] = ", a, ", expected ", e);
       return;

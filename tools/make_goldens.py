@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes tests/goldens/ops.safetensors: forward values and gradients from PyTorch.
 
-Run with Debian's PyTorch (python3-torch 1.13):  /usr/bin/python3 tools/make_goldens.py
+Run with Debian's PyTorch (python3-torch 1.13):  /usr/bin/python3 tools/make_goldens.py [--at-zero]
 
 Each case stores, in float64 unless an input is an index tensor:
   <case>.in<i>    the inputs (float inputs require grad unless listed as constant)
@@ -35,10 +35,18 @@ def idx(high, *shape):
     return torch.randint(0, high, shape, dtype=torch.int64)
 
 
+# --at-zero: every float input zero (index inputs kept), written to ops_at_zero.safetensors: the
+# values and gradients at kinks and removable singularities (relu, abs and clamp at 0, norms
+# and attention of zero vectors, losses at zero logits), PyTorch's conventions there.
+AT_ZERO = "--at-zero" in sys.argv
+
+
 def case(name, fn, *inputs, const=()):
     ins = []
     for i, t in enumerate(inputs):
         t = t.clone()
+        if AT_ZERO and t.is_floating_point():
+            t = torch.zeros_like(t)
         if t.is_floating_point() and i not in const:
             t.requires_grad_(True)
         ins.append(t)
@@ -328,7 +336,7 @@ def write_safetensors(path, tensors):
 
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = os.path.join(root, "tests", "goldens", "ops.safetensors")
+    out = os.path.join(root, "tests", "goldens", "ops_at_zero.safetensors" if AT_ZERO else "ops.safetensors")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     flat = {k: v for store in CASES.values() for k, v in store.items()}
     write_safetensors(out, flat)

@@ -159,8 +159,12 @@ Tensor<T> pow(const Tensor<T>& a, const Tensor<T>& b) {
       [a = autograd::save(a), b = autograd::save(b), out = autograd::save(out)](const Tensor<T>& g, const NeedsGrad& n)
           -> std::vector<Tensor<T>> {
         Tensor<T> ga, gb;
-        // d/da a^b = b a^(b-1); d/db a^b = a^b log a (taken as 0 where a == 0 and b >= 0).
-        if (n[0]) ga = sum_to(mul(g, mul(b, pow(a, sub(b, T(1))))), a.shape());
+        // d/da a^b = b a^(b-1) (0 where b == 0, even at a == 0, as PyTorch); d/db a^b = a^b log a
+        // (taken as 0 where a == 0 and b >= 0).
+        if (n[0]) {
+          auto da = where(eq(b, T(0)), scalar_tensor<T>(0, g.device()), mul(b, pow(a, sub(b, T(1)))));
+          ga = sum_to(mul(g, da), a.shape());
+        }
         if (n[1]) {
           auto safe = where(eq(a, T(0)), ones_like(a), a);
           gb = sum_to(mul(g, mul(out, log(safe))), b.shape());

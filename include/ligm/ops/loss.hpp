@@ -274,6 +274,7 @@ Tensor<T> binary_cross_entropy_with_logits(const Tensor<T>& input, const Tensor<
 
 // input holds probabilities in [0, 1]: -(y log x + (1 - y) log(1 - x)), each log clamped at
 // -100 as PyTorch does (so x = 0 or 1 gives a finite loss); weight broadcast to the input.
+// PyTorch's backward: dx = (x - y) / max(x (1 - x), 1e-12), dy = log(1 - x) - log(x).
 template <class T>
 Tensor<T> binary_cross_entropy(const Tensor<T>& input, const Tensor<T>& target, const Tensor<T>& weight = {},
                                std::string_view reduction = "mean") {
@@ -281,14 +282,29 @@ Tensor<T> binary_cross_entropy(const Tensor<T>& input, const Tensor<T>& target, 
   ops_detail::floating_only<T>(op);
   check(input.shape() == target.shape(), op, "target of shape ", target.shape(), " must match input of shape ",
         input.shape());
+  if (weight.defined()) broadcast_shapes(input.shape(), weight.shape(), op);
+  auto unweighted = [](const Tensor<T>& x, const Tensor<T>& y) {
+    return neg(add(mul(y, clamp(log(x), -100.0)), mul(sub(T(1), y), clamp(log(sub(T(1), x)), -100.0))));
+  };
+  Tensor<T> loss;
   {
     NoGradGuard no_grad;
     check(!any(logical_not(logical_and(ge(input, T(0)), le(input, T(1))))).item(), op,
           "all elements of the input must be between 0 and 1 (input ", input.describe(), ")");
+    loss = unweighted(input, target);
+    if (weight.defined()) loss = mul(loss, weight);
   }
-  const auto log_x = clamp(log(input), -100.0), log_1mx = clamp(log(sub(T(1), input)), -100.0);
-  auto loss = neg(add(mul(target, log_x), mul(sub(T(1), target), log_1mx)));
-  if (weight.defined()) loss = mul(loss, weight);
+  loss = autograd::record(
+      "BinaryCrossEntropyBackward", loss, {input, target, weight},
+      [x = autograd::save(input), y = autograd::save(target), w = autograd::save(weight), unweighted](
+          const Tensor<T>& g, const NeedsGrad& n) -> std::vector<Tensor<T>> {
+        const Tensor<T> gw = w.defined() ? mul(g, w) : g;
+        Tensor<T> dx, dy, dw;
+        if (n[0]) dx = sum_to(mul(gw, div(sub(x, y), clamp(mul(x, sub(T(1), x)), 1e-12))), x.shape());
+        if (n[1]) dy = sum_to(mul(gw, sub(log1p(neg(x)), log(x))), y.shape());
+        if (n[2]) dw = sum_to(mul(g, unweighted(x, y)), w.shape());
+        return {dx, dy, dw};
+      });
   return ops_detail::reduce_loss(loss, reduction, op);
 }
 

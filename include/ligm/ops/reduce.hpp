@@ -197,9 +197,20 @@ Tensor<T> var(const Tensor<T>& x, const Dims& dims = {}, bool unbiased = true, b
 }
 
 // Standard deviation (torch.std; named stddev so that `using namespace ligm` keeps std:: usable).
+// sqrt of var, whose derivative is taken as 0 where the deviation is 0 (PyTorch's; sqrt's
+// would be 0 / 0 there).
 template <class T>
 Tensor<T> stddev(const Tensor<T>& x, const Dims& dims = {}, bool unbiased = true, bool keepdim = false) {
-  return sqrt(var(x, dims, unbiased, keepdim));
+  const Tensor<T> v = var(x, dims, unbiased, keepdim);
+  Tensor<T> s;
+  {
+    NoGradGuard no_grad;
+    s = sqrt(v);
+  }
+  return autograd::record("StdBackward", s, {v},
+                          [s = autograd::save(s)](const Tensor<T>& g, const NeedsGrad&) -> std::vector<Tensor<T>> {
+                            return {where(eq(s, T(0)), scalar_tensor<T>(0, g.device()), div(g, mul(s, T(2))))};
+                          });
 }
 
 template <class T>
@@ -224,8 +235,23 @@ Tensor<T> norm(const Tensor<T>& x, double p = 2, const Dims& dims = {}, bool kee
   check(p > 0, "norm", "p must be positive, got ", p);
   if (p == 1) return sum(abs(x), dims, keepdim);
   if (std::isinf(p)) return amax(abs(x), dims, keepdim);
-  if (p != 2) return pow(sum(pow(abs(x), p), dims, keepdim), 1.0 / p);
   const auto plan = ops_detail::plan_reduce(x.shape(), dims, keepdim, "norm");
+  if (p != 2) {  // (sum |x|^p)^(1/p); the gradient sgn(x) |x|^(p-1) (g / y^(p-1)), 0 where y is 0
+    Tensor<T> y;
+    {
+      NoGradGuard g;
+      y = pow(sum(pow(abs(x), p), dims, keepdim), 1.0 / p);
+    }
+    return autograd::record("NormBackward", y, {x},
+                            [plan, p, x = autograd::save(x), y = autograd::save(y)](const Tensor<T>& g, const NeedsGrad&)
+                                -> std::vector<Tensor<T>> {
+                              const auto zero = scalar_tensor<T>(0, g.device());
+                              auto yk = y.reshape(plan.keep);
+                              auto scale = where(eq(yk, T(0)), zero, div(g.reshape(plan.keep), pow(yk, p - 1)));
+                              auto scaled = where(eq(x, T(0)), zero, mul(sign(x), pow(abs(x), p - 1)));
+                              return {mul(scaled, scale)};
+                            });
+  }
   Tensor<T> out;
   {
     NoGradGuard g;
