@@ -222,53 +222,63 @@ class LBFGS {
     return cubic_interpolate(x1, f1, g1, x2, f2, g2, std::min(x1, x2), std::max(x1, x2));
   }
 
+  // A trial step of the line search: its length, the loss and gradient there, and the
+  // derivative along d.
+  struct Trial {
+    double t, f, gtd;
+    Tensor<T> g;
+  };
+
   // A step t along d satisfying the strong Wolfe conditions: first a bracket (growing the step
   // by cubic extrapolation), then zooming into it. Returns the loss, gradient and step chosen.
   Evaluation strong_wolfe(const Closure& closure, const std::vector<Tensor<T>>& x0, double t, const Tensor<T>& d,
                           double f, const Tensor<T>& g, double gtd) {
-    constexpr double c1 = 1e-4, c2 = 0.9;
+    constexpr double c1 = 1e-4, c2 = 0.9, tolerance_change = 1e-9;
     constexpr int max_ls = 25;
-    const double tolerance_change = 1e-9, d_norm = abs_max(d);
-    auto [f_new, g_new] = directional_evaluate(closure, x0, t, d);
-    int evals = 1, ls_iter = 0;
-    double gtd_new = dot(g_new, d);
-    double t_prev = 0, f_prev = f, gtd_prev = gtd;
-    Tensor<T> g_prev = g;
+    const double d_norm = abs_max(d);
+    int evals = 0, ls_iter = 0;
+    auto trial = [&](double step) {
+      auto [f_step, g_step] = directional_evaluate(closure, x0, step, d);
+      ++evals;
+      const double gtd_step = dot(g_step, d);
+      return Trial{step, f_step, gtd_step, g_step};
+    };
+    auto above_armijo = [&](const Trial& p) { return p.f > f + c1 * p.t * gtd; };  // no sufficient decrease
+    auto curvature = [&](const Trial& p) { return std::abs(p.gtd) <= -c2 * gtd; };        // strong Wolfe
+    Trial prev{0, f, gtd, g}, now = trial(t);
     bool done = false;
-    // bracket[0..1] with their losses, gradients and directional derivatives.
-    std::vector<double> bt, bf, bgtd;
-    std::vector<Tensor<T>> bg;
+    std::vector<Trial> bracket;  // one point that satisfies both conditions, or two around one
     while (ls_iter < max_ls) {
-      const bool too_far = f_new > f + c1 * t * gtd || (ls_iter > 1 && f_new >= f_prev);
-      if (!too_far && std::abs(gtd_new) <= -c2 * gtd) {  // the strong Wolfe conditions hold at t
-        bt = {t}, bf = {f_new}, bg = {g_new}, bgtd = {gtd_new};
+      const bool too_far = above_armijo(now) || (ls_iter > 1 && now.f >= prev.f);
+      if (!too_far && curvature(now)) {
+        bracket = {now};
         done = true;
         break;
       }
-      if (too_far || gtd_new >= 0) {  // a minimiser lies between the last two steps
-        bt = {t_prev, t}, bf = {f_prev, f_new}, bg = {g_prev, g_new}, bgtd = {gtd_prev, gtd_new};
+      if (too_far || now.gtd >= 0) {
+        bracket = {prev, now};
         break;
       }
-      const double min_step = t + 0.01 * (t - t_prev), max_step = t * 10, previous = t;
-      t = cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new, min_step, max_step);
-      t_prev = previous, f_prev = f_new, g_prev = g_new, gtd_prev = gtd_new;
-      std::tie(f_new, g_new) = directional_evaluate(closure, x0, t, d);
-      ++evals;
-      gtd_new = dot(g_new, d);
+      const double next = cubic_interpolate(prev.t, prev.f, prev.gtd, now.t, now.f, now.gtd,
+                                            now.t + 0.01 * (now.t - prev.t), now.t * 10);
+      prev = now;
+      now = trial(next);
       ++ls_iter;
     }
-    if (ls_iter == max_ls) bt = {0, t}, bf = {f, f_new}, bg = {g, g_new}, bgtd = {gtd, gtd_new};
+    if (ls_iter == max_ls) bracket = {Trial{0, f, gtd, g}, now};
 
-    // Zoom: shrink the bracket until a point satisfies the conditions.
+    // Zoom: shrink the bracket until a point satisfies both conditions.
     bool insufficient_progress = false;
-    int low = bf[0] <= bf.back() ? 0 : 1, high = 1 - low;
+    std::size_t low = bracket[0].f <= bracket.back().f ? 0 : 1, high = 1 - low;
     while (!done && ls_iter < max_ls) {
-      if (std::abs(bt[1] - bt[0]) * d_norm < tolerance_change) break;
-      t = cubic_interpolate(bt[0], bf[0], bgtd[0], bt[1], bf[1], bgtd[1]);
-      const double b_max = std::max(bt[0], bt[1]), b_min = std::min(bt[0], bt[1]), eps = 0.1 * (b_max - b_min);
-      if (std::min(b_max - t, t - b_min) < eps) {  // too close to an end: move it inside
-        if (insufficient_progress || t >= b_max || t <= b_min) {
-          t = std::abs(t - b_max) < std::abs(t - b_min) ? b_max - eps : b_min + eps;
+      const double lo = std::min(bracket[0].t, bracket[1].t), hi = std::max(bracket[0].t, bracket[1].t);
+      if ((hi - lo) * d_norm < tolerance_change) break;
+      double next = cubic_interpolate(bracket[0].t, bracket[0].f, bracket[0].gtd, bracket[1].t, bracket[1].f,
+                                      bracket[1].gtd);
+      const double eps = 0.1 * (hi - lo);
+      if (std::min(hi - next, next - lo) < eps) {  // too close to an end: move it inside
+        if (insufficient_progress || next >= hi || next <= lo) {
+          next = std::abs(next - hi) < std::abs(next - lo) ? hi - eps : lo + eps;
           insufficient_progress = false;
         } else {
           insufficient_progress = true;
@@ -276,26 +286,23 @@ class LBFGS {
       } else {
         insufficient_progress = false;
       }
-      std::tie(f_new, g_new) = directional_evaluate(closure, x0, t, d);
-      ++evals;
-      gtd_new = dot(g_new, d);
+      now = trial(next);
       ++ls_iter;
-      if (f_new > f + c1 * t * gtd || f_new >= bf[std::size_t(low)]) {
-        bt[std::size_t(high)] = t, bf[std::size_t(high)] = f_new, bg[std::size_t(high)] = g_new,
-                          bgtd[std::size_t(high)] = gtd_new;
-        low = bf[0] <= bf[1] ? 0 : 1, high = 1 - low;
+      if (above_armijo(now) || now.f >= bracket[low].f) {
+        bracket[high] = now;
+        low = bracket[0].f <= bracket[1].f ? 0 : 1;
+        high = 1 - low;
       } else {
-        if (std::abs(gtd_new) <= -c2 * gtd) {
+        if (curvature(now)) {
           done = true;
-        } else if (gtd_new * (bt[std::size_t(high)] - bt[std::size_t(low)]) >= 0) {
-          bt[std::size_t(high)] = bt[std::size_t(low)], bf[std::size_t(high)] = bf[std::size_t(low)],
-                            bg[std::size_t(high)] = bg[std::size_t(low)], bgtd[std::size_t(high)] = bgtd[std::size_t(low)];
+        } else if (now.gtd * (bracket[high].t - bracket[low].t) >= 0) {
+          bracket[high] = bracket[low];  // the old low becomes the high end
         }
-        bt[std::size_t(low)] = t, bf[std::size_t(low)] = f_new, bg[std::size_t(low)] = g_new,
-                         bgtd[std::size_t(low)] = gtd_new;
+        bracket[low] = now;
       }
     }
-    return {bf[std::size_t(low)], bg[std::size_t(low)], bt[std::size_t(low)], evals};
+    const Trial& best = bracket[low];
+    return {best.f, best.g, best.t, evals};
   }
 
   std::vector<Group> groups_;
