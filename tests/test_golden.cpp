@@ -33,3 +33,14 @@ TEST_CASE("every op at zero inputs matches PyTorch: kinks, removable singulariti
                          "ops_at_zero");
   }
 }
+
+TEST_CASE("every op at inputs times 100 matches PyTorch: overflow and saturation") {
+  const auto table = golden_ops<double>(Device::cpu());
+  for (const auto& name : golden_case_names("ops_large")) {
+    CAPTURE(name);
+    auto it = table.find(name);
+    REQUIRE(it != table.end());
+    check_against_golden(name, run_golden_case<double>(name, it->second, Device::cpu(), "ops_large"), 1e-9, 1e-7,
+                         "ops_large");
+  }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes tests/goldens/ops.safetensors: forward values and gradients from PyTorch.
 
-Run with Debian's PyTorch (python3-torch 1.13):  /usr/bin/python3 tools/make_goldens.py [--at-zero]
+Run with Debian's PyTorch (python3-torch 1.13):  /usr/bin/python3 tools/make_goldens.py [--at-zero | --large]
 
 Each case stores, in float64 unless an input is an index tensor:
   <case>.in<i>    the inputs (float inputs require grad unless listed as constant)
@@ -39,6 +39,10 @@ def idx(high, *shape):
 # values and gradients at kinks and removable singularities (relu, abs and clamp at 0, norms
 # and attention of zero vectors, losses at zero logits), PyTorch's conventions there.
 AT_ZERO = "--at-zero" in sys.argv
+# --large: every float input times 100 (probabilities for binary_cross_entropy kept), written to
+# ops_large.safetensors: overflow and saturation (exp, softmax, logsumexp, sigmoid, softplus,
+# the losses at large logits), where a formula that is exact on paper can overflow.
+AT_LARGE = "--large" in sys.argv
 
 
 def case(name, fn, *inputs, const=()):
@@ -47,6 +51,8 @@ def case(name, fn, *inputs, const=()):
         t = t.clone()
         if AT_ZERO and t.is_floating_point():
             t = torch.zeros_like(t)
+        if AT_LARGE and t.is_floating_point() and name != "binary_cross_entropy":
+            t = t * 100
         if t.is_floating_point() and i not in const:
             t.requires_grad_(True)
         ins.append(t)
@@ -336,7 +342,7 @@ def write_safetensors(path, tensors):
 
 if __name__ == "__main__":
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = os.path.join(root, "tests", "goldens", "ops_at_zero.safetensors" if AT_ZERO else "ops.safetensors")
+    out = os.path.join(root, "tests", "goldens", "ops_at_zero.safetensors" if AT_ZERO else "ops_large.safetensors" if AT_LARGE else "ops.safetensors")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     flat = {k: v for store in CASES.values() for k, v in store.items()}
     write_safetensors(out, flat)
