@@ -16,6 +16,7 @@
 #include "ligm/core/threads.hpp"
 
 #include "ligm/autograd/anomaly.hpp"
+#include "ligm/autograd/checkpoint.hpp"
 #include "ligm/autograd/engine.hpp"
 #include "ligm/autograd/gradcheck.hpp"
 #include "ligm/autograd/graph.hpp"

@@ -1,6 +1,7 @@
 // nn: modules, layers, containers and initialisers (included by ligm.hpp).
 #pragma once
 #include "ligm/nn/activation.hpp"
+#include "ligm/nn/checkpoint.hpp"
 #include "ligm/nn/container.hpp"
 #include "ligm/nn/conv.hpp"
 #include "ligm/nn/embedding.hpp"
