@@ -348,6 +348,20 @@ void case_8() {  // the models and the fused AdamW step train on CUDA as on the 
   const auto [w_cpu, evals_cpu] = lbfgs(Device::cpu());
   check_close(w_gpu, w_cpu, 1e-10, 1e-8, "L-BFGS on the device");
   CHECK(evals_gpu == evals_cpu);
+  // Activation checkpointing on the device: the gradients of the plain run.
+  auto checkpointed = [](Device device, bool use_checkpoint) {
+    Generator g(42);
+    nn::Sequential<double> block(nn::Linear<double>(16, 32, true, g), nn::GELU<double>(), nn::Linear<double>(32, 16, true, g));
+    block.to(device);
+    auto x = randn_s<double>({8, 16}, 43).to(device).requires_grad_();
+    auto y = use_checkpoint ? nn::checkpoint(block, x) : block(x);
+    mul(y, y).sum().backward();
+    return std::pair{x.grad().to(Device::cpu()), block.parameters()[0].grad().to(Device::cpu())};
+  };
+  const auto [gx_plain, gw_plain] = checkpointed(kGpu, false);
+  const auto [gx_ckpt, gw_ckpt] = checkpointed(kGpu, true);
+  check_close(gx_ckpt, gx_plain, 0, 0, "checkpointed input gradient on the device");
+  check_close(gw_ckpt, gw_plain, 0, 0, "checkpointed weight gradient on the device");
 }
 
 // Eidetic learning on the device: old heads' logits stay bit-identical through a later task
@@ -550,7 +564,7 @@ const CrossDeviceCase kCases[] = {
     {"random streams, dropout and in-place ops match the CPU", case_5, false},
     {"device errors name the op and both devices", case_6, true},
     {"a short training run follows the CPU's loss curve", case_7, false},
-    {"the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD, L-BFGS", case_8, false},
+    {"the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD, L-BFGS, checkpointing", case_8, false},
     {"Eidetic learning keeps old heads bit-identical on the device", case_9, false},
     {"the Curvature Tuning unit matches the CPU, per channel and shared", case_10, false},
     {"LoRA, DoRA and ALLoRA adapters match the CPU, merged and not", case_11, false},
@@ -599,7 +613,7 @@ TEST_CASE("cuda: a short training run follows the CPU's loss curve" * doctest::s
   case_7();
 }
 
-TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD, L-BFGS" * doctest::skip(kNoGpu)) {
+TEST_CASE("cuda: the models and the fused AdamW step train on CUDA as on the CPU; RMSprop, Adagrad, SGD, L-BFGS, checkpointing" * doctest::skip(kNoGpu)) {
   kGpu = Device::cuda();
   case_8();
 }
